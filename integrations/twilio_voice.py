@@ -1,0 +1,148 @@
+"""Twilio Programmable Voice: request signatures, webhook forms, and TwiML answers.
+
+Everything Twilio-specific about calls lives here (form field names, TwiML verbs, the
+signature scheme); the core only ever sees a :class:`~router.contact.Contact`. Field names
+follow Twilio's "TwiML Voice: <Gather>", "<Dial>" and "<Record>" references and the
+"Webhooks security" page (X-Twilio-Signature over the full URL plus sorted POST params).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from router.contact import Channel, Contact
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+VOICE_PATH = "/webhooks/twilio/voice"
+ROUTE_PATH = f"{VOICE_PATH}/route"
+DIAL_STATUS_PATH = f"{VOICE_PATH}/dial-status"
+RECORDED_PATH = f"{VOICE_PATH}/recorded"
+STATUS_PATH = f"{VOICE_PATH}/status"
+
+#: DialCallStatus values after which the caller was connected (Twilio's <Dial> action docs).
+ANSWERED = frozenset({"completed", "answered"})
+#: Values that mean the destination did not take the call: fallback, then voicemail.
+UNANSWERED = frozenset({"busy", "no-answer", "failed", "canceled"})
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_DIAL_TIMEOUT_SECONDS = 20
+_VOICEMAIL_MAX_SECONDS = 180
+
+
+def signature_valid(auth_token: str, url: str, form: Mapping[str, str], signature: str) -> bool:
+    """True when *signature* is Twilio's HMAC of *url* and *form* under *auth_token*."""
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, dict(form), signature))
+
+
+def customer_key(caller: str) -> str:
+    """The caller's stable identity: E.164 number, a SIP URI, or "" (withheld number)."""
+    caller = caller.strip().replace(" ", "")
+    if _E164.match(caller):
+        return caller
+    if caller.lower().startswith("sip:"):
+        return caller.lower()
+    return ""
+
+
+def call_sid(form: Mapping[str, str]) -> str:
+    sid = form.get("CallSid", "").strip()
+    if not sid:
+        raise ValueError("CallSid is missing")
+    return sid
+
+
+def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:
+    """The contact behind a <Gather> result (or the redirect after no input)."""
+    digits = form.get("Digits", "").strip() or None
+    return Contact(
+        channel=Channel.PHONE,
+        provider_id=call_sid(form),
+        customer_key=customer_key(form.get("From", "")),
+        received_at=received_at,
+        digits=digits[:1] if digits else None,
+        text=form.get("SpeechResult", "").strip(),
+    )
+
+
+def dial_status(form: Mapping[str, str]) -> str:
+    status = form.get("DialCallStatus", "").strip().lower()
+    if status not in ANSWERED | UNANSWERED:
+        raise ValueError(f"DialCallStatus {status!r} is not one Twilio sends")
+    return status
+
+
+def action_url(base: str, path: str, **query: str | int) -> str:
+    return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def _xml(response: VoiceResponse) -> str:
+    return str(response.to_xml())
+
+
+def render_gather(*, prompt: str, language: str, base: str) -> str:
+    """The IVR menu: one key or a spoken answer; no input falls through to /route."""
+    response = VoiceResponse()
+    gather = Gather(
+        input="dtmf speech",
+        num_digits=1,
+        action=action_url(base, ROUTE_PATH),
+        method="POST",
+        language=language,
+        timeout=6,
+        speech_timeout="auto",
+    )
+    gather.say(prompt, language=language)
+    response.append(gather)
+    response.redirect(action_url(base, ROUTE_PATH), method="POST")
+    return _xml(response)
+
+
+def render_dial(*, address: str, action: str) -> str:
+    """Connect the caller to a number or SIP URI; Twilio posts the outcome to *action*."""
+    response = VoiceResponse()
+    dial = response.dial(
+        action=action, method="POST", timeout=_DIAL_TIMEOUT_SECONDS, answer_on_bridge=True
+    )
+    if address.lower().startswith("sip:"):
+        dial.sip(address)
+    else:
+        dial.number(address)
+    return _xml(response)
+
+
+def render_voicemail(*, prompt: str, language: str, action: str) -> str:
+    response = VoiceResponse()
+    response.say(prompt, language=language)
+    response.record(
+        action=action,
+        method="POST",
+        max_length=_VOICEMAIL_MAX_SECONDS,
+        play_beep=True,
+        timeout=5,
+    )
+    return _xml(response)
+
+
+def render_goodbye(*, message: str, language: str) -> str:
+    response = VoiceResponse()
+    response.say(message, language=language)
+    response.hangup()
+    return _xml(response)
+
+
+def render_hangup() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return _xml(response)
+
+
+def render_empty() -> str:
+    return _xml(VoiceResponse())

@@ -1,0 +1,1 @@
+"""Switchboard: routes customer contacts between an outsourced partner and the in-house hotline."""

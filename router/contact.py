@@ -1,0 +1,66 @@
+"""The channel-neutral vocabulary of a contact.
+
+Everything a provider sends is turned into a :class:`Contact` before any routing logic sees
+it, so nothing here may mention a vendor (no CallSid, no TwiML, no MIME). Pure values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    CHAT = "chat"
+
+
+class Category(StrEnum):
+    ADMIN = "admin"
+    PRODUCT = "product"
+    UNKNOWN = "unknown"
+
+
+class Side(StrEnum):
+    BASELINE = "baseline"
+    TARGET = "target"
+
+
+class Reason(StrEnum):
+    """Why a contact went where it went; the first two simply name the side used."""
+
+    TARGET = "target"
+    BASELINE = "baseline"
+    AFTER_HOURS = "after_hours"
+    CLOSED = "closed"
+    UNANSWERED = "unanswered"
+
+
+class CategorySource(StrEnum):
+    """How the category of a contact was decided (logged and stored for audits)."""
+
+    DIGIT = "digit"  # IVR key press
+    SPEECH = "speech"  # IVR speech result through the text classifier
+    NO_INPUT = "no_input"  # IVR timed out or an unmapped key: ivr.no_input
+    TEXT = "text"  # email or chat text through the text classifier
+    THREAD = "thread"  # a reply keeps the category of its thread's first contact
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One inbound contact, as the core sees it.
+
+    ``customer_key`` is already normalised (E.164 number, lower-cased address, chat id) and
+    may be empty when the provider gave nothing usable; the bucket is derived from it alone.
+    """
+
+    channel: Channel
+    provider_id: str
+    customer_key: str
+    received_at: datetime
+    digits: str | None = None
+    text: str = ""
+    language: str | None = None
+    thread_category: Category | None = None

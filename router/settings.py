@@ -1,0 +1,165 @@
+"""Settings from the environment (SPEC §5), validated once at start-up.
+
+Only ``SWITCHBOARD_DATABASE_URL`` has to be valid for the service to start; a provider
+secret left unset disables just the endpoints that need it.
+
+Where data lives when nothing says otherwise (``var/``): ``SWITCHBOARD_VAR_DIR``, else the
+``var/`` directory of the source checkout the code runs from, else
+``~/.local/state/switchboard``. It never depends on the working directory, so an on-call
+person running ``switchboard rollback`` from anywhere acts on the same database as the
+service.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+LogFormat = Literal["json", "console"]
+
+
+class SettingsError(ValueError):
+    """Every problem with the environment, one ``NAME: message`` per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    var_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    log_format: LogFormat | None = None  # None: console on a terminal, else json
+    customer_key_secret: str | None = None  # None: generated under var/ on first use
+    twilio_auth_token: str | None = None
+    #: How long a write may wait for a busy or unreachable database before a call gets its
+    #: safe answer anyway (Twilio gives up on a webhook after 15 s).
+    db_timeout_seconds: float = 8.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def default_var_dir(environ: Mapping[str, str]) -> Path:
+    if environ.get("SWITCHBOARD_VAR_DIR"):
+        return Path(environ["SWITCHBOARD_VAR_DIR"]).expanduser().resolve()
+    if (_SOURCE_ROOT / "pyproject.toml").is_file() and os.access(_SOURCE_ROOT, os.W_OK):
+        return _SOURCE_ROOT / "var"
+    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "switchboard"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the settings; raises :class:`SettingsError` listing every problem."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    var_dir = default_var_dir(env)
+
+    database_url = env.get("SWITCHBOARD_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{var_dir / 'switchboard.db'}"
+    )
+    try:
+        url = make_url(database_url)
+        if url.drivername not in _SUPPORTED_DRIVERS:
+            problems.append(
+                f"SWITCHBOARD_DATABASE_URL: driver {url.drivername!r} is not supported; "
+                f"use one of {', '.join(_SUPPORTED_DRIVERS)}"
+            )
+    except ArgumentError as exc:
+        problems.append(f"SWITCHBOARD_DATABASE_URL: not a database URL ({exc})")
+
+    host = env.get("SWITCHBOARD_HOST") or "127.0.0.1"
+    port = 8080
+    if env.get("SWITCHBOARD_PORT"):
+        try:
+            port = int(env["SWITCHBOARD_PORT"])
+            if not 0 <= port <= 65535:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                f"SWITCHBOARD_PORT: {env['SWITCHBOARD_PORT']!r} is not a port number (0-65535)"
+            )
+
+    public_url = (env.get("SWITCHBOARD_PUBLIC_URL") or "").rstrip("/") or None
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            problems.append(
+                f"SWITCHBOARD_PUBLIC_URL: {public_url!r} must be http(s)://host[:port][/prefix]"
+            )
+
+    log_format: LogFormat | None = None
+    raw_format = env.get("SWITCHBOARD_LOG_FORMAT")
+    if raw_format:
+        if raw_format == "json":
+            log_format = "json"
+        elif raw_format == "console":
+            log_format = "console"
+        else:
+            problems.append(f"SWITCHBOARD_LOG_FORMAT: {raw_format!r} is not 'json' or 'console'")
+
+    db_timeout = 8.0
+    if env.get("SWITCHBOARD_DB_TIMEOUT"):
+        try:
+            db_timeout = float(env["SWITCHBOARD_DB_TIMEOUT"])
+            if not 0 < db_timeout <= 60:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                f"SWITCHBOARD_DB_TIMEOUT: {env['SWITCHBOARD_DB_TIMEOUT']!r} is not a number of "
+                "seconds between 0 and 60"
+            )
+
+    secret = env.get("SWITCHBOARD_CUSTOMER_KEY_SECRET") or None
+    if secret is not None and len(secret) < 16:
+        problems.append("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters")
+
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        database_url=database_url,
+        var_dir=var_dir,
+        host=host,
+        port=port,
+        public_url=public_url,
+        log_format=log_format,
+        customer_key_secret=secret,
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+        db_timeout_seconds=db_timeout,
+    )
+
+
+def customer_key_secret(settings: Settings) -> bytes:
+    """The key of the keyed customer hash: the setting, or one generated once under var/.
+
+    Generated with O_EXCL so two processes starting together agree on one key.
+    """
+    if settings.customer_key_secret is not None:
+        return settings.customer_key_secret.encode("utf-8")
+    path = settings.var_dir / "customer_key_secret"
+    if not path.exists():
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip().encode("utf-8")
