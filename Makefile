@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+LINT_PATHS := router integrations tests $(wildcard bench/*.py)
 
 .PHONY: run test lint bench soak clean
 
@@ -15,14 +16,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: install, then serve on SQLite (var/) with config/routing.yaml
+# A local run accepts calls signed with a development token unless you bring your own.
+run: export TWILIO_AUTH_TOKEN ?= dev-only-token
+run: export SWITCHBOARD_PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: $(STAMP)
 	@echo ""
 	@echo "Switchboard on http://$(HOST):$(PORT)  (database: $${SWITCHBOARD_DATABASE_URL:-SQLite under var/})"
-	@echo "Try it:"
+	@echo "Try it from another terminal:"
 	@echo "  curl -s http://$(HOST):$(PORT)/readyz"
+	@echo "  TWILIO_AUTH_TOKEN=$$TWILIO_AUTH_TOKEN $(BIN)/switchboard try-call --url http://$(HOST):$(PORT) --digits 1"
+	@echo "  TWILIO_AUTH_TOKEN=$$TWILIO_AUTH_TOKEN $(BIN)/switchboard try-call --url http://$(HOST):$(PORT) --speech 'jak nastavit tento vyrobek'"
+	@echo "  $(BIN)/switchboard interactions"
 	@echo "  $(BIN)/switchboard status"
-	@echo "  TWILIO_AUTH_TOKEN=dev-token $(BIN)/python -m router.try_call --url http://$(HOST):$(PORT) --digits 1"
-	@echo "  (start with TWILIO_AUTH_TOKEN=dev-token make run to accept the signed test call)"
 	@echo ""
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
@@ -32,9 +37,9 @@ test: $(STAMP)
 
 ## lint: ruff and mypy
 lint: $(STAMP)
-	$(BIN)/ruff check router integrations tests bench
-	$(BIN)/ruff format --check router integrations tests bench
-	$(BIN)/mypy router integrations
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy $(LINT_PATHS)
 
 ## bench: measured side by side, ratios printed; see bench/RESULTS.md
 bench: $(STAMP)

@@ -42,6 +42,11 @@ def signature_valid(auth_token: str, url: str, form: Mapping[str, str], signatur
     return bool(RequestValidator(auth_token).validate(url, dict(form), signature))
 
 
+def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
+    """The X-Twilio-Signature Twilio would send (for simulated calls and tests)."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(form)))
+
+
 def customer_key(caller: str) -> str:
     """The caller's stable identity: E.164 number, a SIP URI, or "" (withheld number)."""
     caller = caller.strip().replace(" ", "")

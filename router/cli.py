@@ -459,3 +459,51 @@ def config_revert(version: int, reason: str, actor: str, output_format: str) -> 
 
 def main() -> None:
     cli(prog_name="switchboard")
+
+
+# -- trying it out -----------------------------------------------------------------------------
+
+
+@cli.command("try-call")
+@click.option("--url", default=None, help="The service [default: $SWITCHBOARD_PUBLIC_URL].")
+@click.option("--from", "caller", default="+420601234567", show_default=True)
+@click.option("--digits", default=None, help="The key the caller presses (1 admin, 2 product).")
+@click.option("--speech", default=None, help="What the caller says instead of pressing a key.")
+@click.option("--call-sid", default=None, help="Reuse a CallSid to see a retry answered alike.")
+def try_call(
+    url: str | None, caller: str, digits: str | None, speech: str | None, call_sid: str | None
+) -> None:
+    """Simulate a Twilio call against a running service, signed with $TWILIO_AUTH_TOKEN."""
+    import secrets
+
+    import aiohttp
+
+    from integrations.twilio_voice import ROUTE_PATH, SIGNATURE_HEADER, VOICE_PATH, sign
+
+    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    if not token:
+        raise click.ClickException("set TWILIO_AUTH_TOKEN to the token the service uses")
+    base = (url or os.environ.get("SWITCHBOARD_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+    sid = call_sid or f"CA{secrets.token_hex(16)}"
+    form = {"CallSid": sid, "From": caller, "To": "+420555000111", "CallStatus": "ringing"}
+    answer: dict[str, str] = {}
+    if digits:
+        answer["Digits"] = digits
+    if speech:
+        answer["SpeechResult"] = speech
+
+    async def call() -> None:
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for path, fields in ((VOICE_PATH, form), (ROUTE_PATH, {**form, **answer})):
+                headers = {SIGNATURE_HEADER: sign(token, base + path, fields)}
+                async with session.post(base + path, data=fields, headers=headers) as response:
+                    click.echo(f"POST {path} -> {response.status}")
+                    click.echo(await response.text())
+                    if response.status != 200:
+                        raise click.ClickException(f"{path} answered {response.status}")
+
+    try:
+        asyncio.run(call())
+    except aiohttp.ClientError as exc:
+        raise click.ClickException(f"cannot reach {base}: {exc}") from exc

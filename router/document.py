@@ -115,7 +115,7 @@ _EMAIL = re.compile(
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # no dots: names appear in dotted paths
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")  # BCP 47, as Twilio takes it
 _PHONE_PREFIX = re.compile(r"\+[0-9]{1,15}")
-_CLASSIFIER_LANG = re.compile(r"[a-z]{2,3}")  # ISO 639, as `classify --lang` takes it
+_CLASSIFIER_LANG = re.compile(r"^[a-z]{2,3}$")  # ISO 639, as `classify --lang` takes it
 _DTMF_KEYS = frozenset("0123456789*#")
 
 
@@ -123,7 +123,8 @@ def _phone(value: str) -> str:
     if _E164.fullmatch(value) or _SIP.fullmatch(value):
         return value
     raise ValueError(
-        f"not an E.164 number ('+' and 8 to 15 digits, e.g. +420800100200) or a sip: URI: {value!r}"
+        f"not an E.164 number ('+' and 8 to 15 digits, e.g. +420800100200) "
+        f"nor a sip: URI: {value!r}"
     )
 
 
@@ -516,7 +517,7 @@ def validate_document(data: object) -> RoutingDocument:
     try:
         document = RoutingDocument.model_validate(data)
     except ValidationError as error:
-        problems.extend(_problems(error))
+        problems.extend(_problems(error, data))
         # The model's own reference check only runs when every field is valid; run it on
         # the raw data so one report lists everything.
         problems.extend(_reference_problems(data))
@@ -526,10 +527,10 @@ def validate_document(data: object) -> RoutingDocument:
     return document
 
 
-def _problems(error: ValidationError) -> Iterator[Problem]:
+def _problems(error: ValidationError, data: object) -> Iterator[Problem]:
     """pydantic errors as Problems with dotted paths and plain messages."""
     for item in error.errors(include_url=False):
-        path, on_key = _dotted(item["loc"])
+        path, on_key = _dotted(item["loc"], data)
         context = item.get("ctx") or {}
         if item["type"] == "hours":
             for sub_path, message in context["problems"]:
@@ -553,21 +554,27 @@ def _problems(error: ValidationError) -> Iterator[Problem]:
         yield Problem(path, f"invalid key: {message}" if on_key else message)
 
 
-def _dotted(loc: tuple[int | str, ...]) -> tuple[str, bool]:
+def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, bool]:
     """``("classifier", "rules", 2, "weight")`` -> ``"classifier.rules[2].weight"``.
 
+    The loc is walked through *data* because pydantic gives a list index and an integer
+    mapping key (YAML's unquoted ``420:``) alike: only a list index is written ``[2]``.
     pydantic marks a problem with a mapping's key (rather than its value) by a trailing
     ``"[key]"``; that is returned as the flag.
     """
     text = ""
     on_key = False
+    node: object = data
     for part in loc:
         if part == "[key]":
             on_key = True
-        elif isinstance(part, int):
+            continue
+        if isinstance(part, int) and isinstance(node, list | tuple):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
+            node = node[part] if 0 <= part < len(node) else None
+            continue
+        text += f".{part}" if text else str(part)
+        node = node.get(part) if isinstance(node, Mapping) else None
     return text or DOCUMENT_PATH, on_key
 
 
@@ -578,7 +585,6 @@ def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     """
     problems: list[Problem] = []
     destinations = data.get("destinations")
-    names = set(destinations) if isinstance(destinations, Mapping) else None
 
     # Every (path, destination name) that routes to a destination.
     routing: list[tuple[str, str]] = []
@@ -602,8 +608,9 @@ def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                 if target == source:
                     problems.append(Problem(path, "a destination cannot be its own fallback"))
 
-    if names is None:
+    if not isinstance(destinations, Mapping):
         return problems  # destinations is missing or not a mapping: reported by the fields
+    names = set(destinations)
     known = ", ".join(sorted(map(str, names))) or "none"
     for path, name in uses:
         if name not in names:
@@ -651,7 +658,13 @@ def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                 )
             prompts = ivr.get("prompts")
             if isinstance(prompts, Mapping):
-                used = {language for language in languages.values() if isinstance(language, str)}
+                # A malformed tag is reported by the field check; asking for its prompt too
+                # would only add noise.
+                used = {
+                    language
+                    for language in languages.values()
+                    if isinstance(language, str) and _LANGUAGE_TAG.fullmatch(language)
+                }
                 for language in sorted(used - set(prompts)):
                     problems.append(
                         Problem(f"ivr.prompts.{language}", "required: ivr.languages uses it")

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
@@ -65,7 +65,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, clock: Clock) -> AsyncIterator[TestClient[object, object]]:
+async def client(
+    settings: Settings, clock: Clock
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async with TestClient(TestServer(make_app(settings, clock=clock))) as test_client:
         yield test_client
 
@@ -83,7 +85,7 @@ def twilio_signature(url: str, form: Mapping[str, str], token: str = TWILIO_TOKE
 
 
 async def post_twilio(
-    client: TestClient[object, object],
+    client: TestClient[web.Request, web.Application],
     path_qs: str,
     form: Mapping[str, str],
     *,

@@ -51,9 +51,7 @@ def test_format_duration_uses_the_largest_exact_unit(seconds: int, expected: str
     assert format_duration(timedelta(seconds=seconds)) == expected
 
 
-@pytest.mark.parametrize(
-    "duration", [timedelta(0), timedelta(seconds=-60), timedelta(seconds=1.5)]
-)
+@pytest.mark.parametrize("duration", [timedelta(0), timedelta(seconds=-60), timedelta(seconds=1.5)])
 def test_format_duration_refuses_what_cannot_be_written(duration: timedelta) -> None:
     with pytest.raises(ValueError, match="positive whole number of seconds"):
         format_duration(duration)

@@ -1,0 +1,94 @@
+"""The same store and phone flow on a real PostgreSQL server (started by the test setup)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router import migrate
+from router.app import make_app
+from router.document import shipped_document
+from router.service import apply_document
+from router.store import StaleVersion, Store, create_engine
+
+from .conftest import Clock, make_settings, post_twilio
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+async def pg_store(postgres_database_url: str) -> AsyncIterator[Store]:
+    engine = create_engine(postgres_database_url)
+    await migrate.upgrade(engine)
+    yield Store(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def pg_client(
+    postgres_database_url: str, tmp_path: Path, clock: Clock
+) -> AsyncIterator[Client]:
+    settings = make_settings(tmp_path, database_url=postgres_database_url)
+    async with TestClient(TestServer(make_app(settings, clock=clock))) as client:
+        yield client
+
+
+async def test_migrations_are_idempotent_and_concurrent_safe(postgres_database_url: str) -> None:
+    engines = [create_engine(postgres_database_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        assert await migrate.is_current(engines[0])
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_concurrent_version_writers_never_lose_a_change(pg_store: Store) -> None:
+    now = datetime.now(UTC)
+    document = shipped_document()
+    await apply_document(pg_store, document, actor="a", reason="first", now=now)
+
+    async def write(n: int) -> int | None:
+        try:
+            row = await pg_store.add_version(
+                document="{}",
+                kind="apply",
+                actor=f"w{n}",
+                reason="race",
+                now=now,
+                expected_current=1,
+            )
+            return row.version
+        except StaleVersion:
+            return None
+
+    results = await asyncio.gather(*(write(n) for n in range(5)))
+    assert sorted(r for r in results if r is not None) == [2]  # exactly one winner
+    assert [row.version for row in await pg_store.history()] == [2, 1]
+
+
+async def test_a_call_is_routed_and_recorded_once_on_postgres(
+    pg_client: Client, postgres_database_url: str
+) -> None:
+    form = {"CallSid": "CA-pg", "From": "+420601234567", "Digits": "1"}
+    responses = await asyncio.gather(
+        *(post_twilio(pg_client, "/webhooks/twilio/voice/route", form) for _ in range(10))
+    )
+    bodies = {await response.text() for response in responses}
+    assert all(response.status == 200 for response in responses)
+    assert len(bodies) == 1 and "<Number>+420222333444</Number>" in bodies.pop()
+    engine = create_engine(postgres_database_url)
+    try:
+        rows = await Store(engine).interactions()
+    finally:
+        await engine.dispose()
+    assert [(r.provider_id, r.category, r.destination, r.version) for r in rows] == [
+        ("CA-pg", "admin", "hotline", 1)
+    ]
+    assert rows[0].received_at.tzinfo is not None

@@ -1,0 +1,143 @@
+"""`switchboard serve` as a real process: first start on an empty database, JSON logs,
+one contact.routed line per call, and the CLI reading what the service recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .conftest import twilio_signature
+
+TOKEN = "serve-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "SWITCHBOARD_VAR_DIR": str(tmp_path / "var"),
+        "SWITCHBOARD_PORT": str(port),
+        "SWITCHBOARD_PUBLIC_URL": base,
+        "SWITCHBOARD_LOG_FORMAT": "json",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+    }
+    log_path = tmp_path / "serve.log"
+    command = str(Path(sys.executable).with_name("switchboard"))
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [command, "serve"], env=env, stderr=log, stdout=log, cwd=tmp_path
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    if process.poll() is not None:
+                        pytest.fail(f"serve exited early:\n{log_path.read_text()}")
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"serve did not listen within 30 s:\n{log_path.read_text()}")
+            yield base, env, log_path
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def test_serve_routes_a_signed_call_and_logs_it_once(
+    service: tuple[str, dict[str, str], Path],
+) -> None:
+    base, env, log_path = service
+    form = {"CallSid": "CA-serve-1", "From": "+420601234567", "Digits": "2"}
+    async with aiohttp.ClientSession() as session:
+        ready = await session.get(f"{base}/readyz")
+        assert ready.status == 200, await ready.text()
+        assert (await ready.json())["version"] == 1  # config/routing.yaml loaded on first start
+        for _ in range(2):  # Twilio retries: one interaction, one log line
+            response = await session.post(
+                f"{base}/webhooks/twilio/voice/route",
+                data=form,
+                headers={
+                    "X-Twilio-Signature": twilio_signature(
+                        f"{base}/webhooks/twilio/voice/route", form, TOKEN
+                    ),
+                    "X-Request-Id": "req-42",
+                },
+            )
+            assert response.status == 200
+            body = await response.text()
+            # the real clock decides: hotline in office hours, else its fallback, the partner
+            dialled = "hotline" if "<Number>+420222333444</Number>" in body else "partner"
+            assert dialled == "hotline" or "<Number>+420800100200</Number>" in body
+            assert response.headers["X-Request-Id"] == "req-42"
+
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("switchboard")), "interactions", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [record] = json.loads(listing.stdout)
+    for key in (
+        "id",
+        "channel",
+        "provider_id",
+        "category",
+        "side",
+        "destination",
+        "reason",
+        "version",
+        "received_at",
+    ):
+        assert key in record
+    assert (record["provider_id"], record["category"], record["destination"]) == (
+        "CA-serve-1",
+        "product",
+        dialled,
+    )
+
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    routed = [line for line in lines if line["event"] == "contact.routed"]
+    assert len(routed) == 1
+    event = routed[0]
+    assert event["request_id"] == "req-42"
+    for key in (
+        "channel",
+        "category",
+        "category_source",
+        "side",
+        "destination",
+        "reason",
+        "version",
+        "latency_ms",
+    ):
+        assert key in event
+    assert "+420601234567" not in log_path.read_text()  # the caller's number is never logged
