@@ -148,18 +148,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def customer_key_secret(settings: Settings) -> bytes:
     """The key of the keyed customer hash: the setting, or one generated once under var/.
 
-    Generated with O_EXCL so two processes starting together agree on one key.
+    Created with O_EXCL and written before it is renamed into place, so two processes
+    starting together agree on one key and neither ever reads a half-written file.
     """
     if settings.customer_key_secret is not None:
         return settings.customer_key_secret.encode("utf-8")
     path = settings.var_dir / "customer_key_secret"
     if not path.exists():
         settings.var_dir.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(draft, path)  # fails if another process got there first: keep theirs
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+        finally:
+            draft.unlink()
     return path.read_text(encoding="utf-8").strip().encode("utf-8")
