@@ -6,6 +6,7 @@ through ``request.app[...]``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -24,3 +25,5 @@ metrics_key = web.AppKey("metrics_key", Metrics)
 store_key = web.AppKey("store_key", Store)
 routing_key = web.AppKey("routing_key", RoutingState)
 customer_secret_key = web.AppKey("customer_secret_key", bytes)
+#: Set to make the routing follower look for a new version now (after a local change).
+wake_key = web.AppKey("wake_key", asyncio.Event)

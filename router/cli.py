@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import logging
 import os
 import re
 import sys
@@ -24,7 +25,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from router import migrate
+from router import migrate, service
 from router.contact import Category, Channel
 from router.document import (
     DocumentInvalid,
@@ -34,9 +35,12 @@ from router.document import (
     load_document,
 )
 from router.durations import parse_duration
-from router.service import apply_document, stored_document
+from router.logging import configure_logging
+from router.migration import Impact, MigrationError, PlanInvalid, cut_over, parse_for, parse_plan
+from router.service import apply_document, preview_impact, routing_status, stored_document
 from router.settings import Settings, SettingsError, load_settings
-from router.store import RoutingVersion, StaleVersion, Store, create_engine
+from router.store import PlanStepRow, RoutingVersion, Store, create_engine
+from router.tokens import Role, TokenError, create_token
 
 T = TypeVar("T")
 
@@ -100,6 +104,8 @@ def run(work: Callable[[Store], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except service.NoRouting as exc:
+        raise click.ClickException(NO_ROUTING) from exc
     except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(
             f"database {redacted(settings.database_url)} is unavailable: {exc}"
@@ -124,20 +130,10 @@ def version_json(row: RoutingVersion) -> dict[str, Any]:
     }
 
 
-def share_matrix(document: RoutingDocument) -> dict[str, dict[str, float]]:
-    return {
-        channel.value: {category.value: document.share(channel, category) for category in Category}
-        for channel in Channel
-    }
-
-
 async def require_current(store: Store) -> RoutingVersion:
     row = await store.current_version()
     if row is None:
-        raise click.ClickException(
-            "the database holds no routing version yet: start the service "
-            "(it loads config/routing.yaml) or run `switchboard config apply FILE --reason …`"
-        )
+        raise click.ClickException(NO_ROUTING)
     return row
 
 
@@ -161,6 +157,12 @@ def require_reason(reason: str) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Switchboard: route contacts between the partner and the in-house hotline."""
+    # stdout carries the data; log lines (e.g. routing.rolled_back) go to stderr
+    settings_format = os.environ.get("SWITCHBOARD_LOG_FORMAT")
+    configure_logging(
+        json=None if settings_format not in ("json", "console") else settings_format == "json",
+        level=logging.WARNING,
+    )
 
 
 # -- serve and db ---------------------------------------------------------------------------
@@ -176,7 +178,6 @@ def serve(host: str | None, port: int | None) -> None:
     from aiohttp import web
 
     from router.app import make_app
-    from router.logging import configure_logging
 
     settings = _settings()
     configure_logging(json=None if settings.log_format is None else settings.log_format == "json")
@@ -214,28 +215,58 @@ def db_upgrade() -> None:
 @cli.command()
 @FORMAT
 def status(output_format: str) -> None:
-    """What routing is in force now."""
+    """What routing is in force now: version, shares, rollback, plan, partner's threads."""
 
-    async def work(store: Store) -> RoutingVersion:
-        return await require_current(store)
+    async def work(store: Store) -> dict[str, Any]:
+        return await routing_status(store, datetime.now(UTC))
 
-    row = run(work)
-    document = stored_document(row)
-    payload = {
-        **version_json(row),
-        "cutover": share_matrix(document),
-        "rollback": None,
-    }
+    payload = run(work)
     if output_format == "json":
         emit_json(payload)
         return
-    click.echo(f"version {row.version} ({row.kind}) by {row.actor} at {iso(row.created_at)}")
-    click.echo(f"reason: {row.reason}")
+    click.echo(
+        f"version {payload['version']} ({payload['kind']}) by {payload['actor']} "
+        f"at {payload['created_at']}"
+    )
+    click.echo(f"reason: {payload['reason']}")
     click.echo("cut-over shares (% of customers on target routing):")
     click.echo(f"  {'':8}" + "".join(f"{c.value:>9}" for c in Category))
     for channel, shares in payload["cutover"].items():
         click.echo(f"  {channel:8}" + "".join(f"{shares[c.value]:>9g}" for c in Category))
-    click.echo("rollback: none")
+    rollback = payload["rollback"]
+    if rollback is None:
+        click.echo("rollback: none in force")
+    else:
+        scope = rollback["channel"] or "all channels"
+        ends = (
+            f"until {rollback['until']}, then version {rollback['restores']} comes back"
+            if rollback["until"]
+            else "until someone changes routing (`switchboard resume` brings back "
+            f"version {rollback['restores']})"
+        )
+        click.echo(
+            f"ROLLBACK IN FORCE ({scope}) since {rollback['since']} by {rollback['actor']}: "
+            f"{rollback['reason']}; {ends}"
+        )
+    cancelled = payload["rollback_return_cancelled"]
+    if cancelled is not None:
+        click.echo(
+            f"note: the automatic return planned for {cancelled['would_have_ended']} "
+            f"(rollback version {cancelled['rollback_version']}) was cancelled by version "
+            f"{cancelled['cancelled_by_version']} ({cancelled['actor']}: {cancelled['reason']})"
+        )
+    steps = payload["plan"]
+    click.echo(f"plan: {len(steps)} pending step(s)")
+    for step in steps:
+        held = "  [held: rollback in force]" if step["held_by_rollback"] else ""
+        click.echo(f"  #{step['id']} at {step['at']}: {step['reason']} {step['cutover']}{held}")
+    held_conversations = payload["partner_conversations"]
+    click.echo(f"conversations the partner still holds: {len(held_conversations)}")
+    for item in held_conversations:
+        click.echo(
+            f"  {item['channel']} {item['conversation_id']} last contact "
+            f"{item['last_contact_at']} -> {item['destination']}"
+        )
 
 
 _RELATIVE = re.compile(r"^\d+[smhd]$")
@@ -402,15 +433,31 @@ async def _document_of(store: Store, ref: str) -> RoutingDocument:
 @config.command("diff")
 @click.argument("a")
 @click.argument("b")
+@click.option("--impact", is_flag=True, help="Replay recorded contacts through A and B.")
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
 @FORMAT
-def config_diff(a: str, b: str, output_format: str) -> None:
+def config_diff(a: str, b: str, impact: bool, days: int, output_format: str) -> None:
     """What changes from A to B (each a version number or a document file)."""
 
-    async def work(store: Store) -> tuple[RoutingDocument, RoutingDocument]:
-        return await _document_of(store, a), await _document_of(store, b)
+    async def work(store: Store) -> tuple[RoutingDocument, RoutingDocument, Impact | None]:
+        old, new = await _document_of(store, a), await _document_of(store, b)
+        preview = None
+        if impact:
+            preview = await preview_impact(store, old, new, days=days, now=datetime.now(UTC))
+        return old, new, preview
 
-    old, new = run(work)
+    old, new, preview = run(work)
     changes = diff_documents(old, new)
+    if preview is not None:
+        if output_format == "json":
+            emit_json(
+                {
+                    "changes": [{"path": c.path, "from": c.old, "to": c.new} for c in changes],
+                    "impact": {"days": days, **preview.as_json()},
+                }
+            )
+            return
+        print_impact(preview, days)
     if output_format == "json":
         emit_json([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
         return
@@ -434,27 +481,332 @@ def config_revert(version: int, reason: str, actor: str, output_format: str) -> 
     reason = require_reason(reason)
 
     async def work(store: Store) -> RoutingVersion:
-        old = await store.version(version)
-        if old is None:
-            raise click.ClickException(f"there is no version {version}")
-        current = await require_current(store)
         try:
-            return await store.add_version(
-                document=old.document,
-                kind="revert",
-                actor=actor,
-                reason=reason,
-                now=datetime.now(UTC),
-                expected_current=current.version,
+            return await service.revert(
+                store, version, actor=actor, reason=reason, now=datetime.now(UTC)
             )
-        except StaleVersion as exc:
-            raise click.ClickException(f"{exc}; try again") from exc
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from exc
 
     row = run(work)
     if output_format == "json":
         emit_json(version_json(row))
     else:
         click.echo(f"version {version} is current again as version {row.version}")
+
+
+def print_impact(preview: Impact, days: int) -> None:
+    click.echo(
+        f"impact: replaying the {preview.contacts} contacts recorded in the last {days} day(s)"
+    )
+    if not preview.moved:
+        click.echo("  no contact would have gone elsewhere")
+    for channel, per_day in preview.moved.items():
+        total = sum(per_day.values())
+        click.echo(f"  {channel}: {total} contact(s) would have gone elsewhere")
+        for day, count in per_day.items():
+            click.echo(f"    {day}: {count}")
+        for move, count in preview.moves[channel].items():
+            click.echo(f"    {move}: {count}")
+
+
+# -- migration: cut-over, rollback, resume, plans ------------------------------------------------
+
+NO_ROUTING = (
+    "the database holds no routing version yet: start the service "
+    "(it loads config/routing.yaml) or run `switchboard config apply FILE --reason …`"
+)
+CHANNEL_OR_ALL = click.Choice([*(c.value for c in Channel), "all"])
+CATEGORY_OR_ALL = click.Choice([*(c.value for c in Category), "all"])
+
+
+def change_json(row: RoutingVersion) -> dict[str, Any]:
+    payload = version_json(row)
+    if row.expires_at is not None:
+        payload["until"] = iso(row.expires_at)
+    return payload
+
+
+@cli.command("cutover")
+@click.argument("channel", type=CHANNEL_OR_ALL)
+@click.argument("category", type=CATEGORY_OR_ALL)
+@click.argument("percent", type=click.FloatRange(0, 100))
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@click.option("--dry-run", is_flag=True, help="Change nothing; show who would go elsewhere.")
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
+@ACTOR
+@FORMAT
+def cutover_command(
+    channel: str,
+    category: str,
+    percent: float,
+    reason: str,
+    dry_run: bool,
+    days: int,
+    actor: str,
+    output_format: str,
+) -> None:
+    """Route PERCENT of CHANNEL × CATEGORY customers by target ("all" for every one)."""
+    reason = require_reason(reason)
+    chosen_channel = None if channel == "all" else Channel(channel)
+    chosen_category = None if category == "all" else Category(category)
+    now = datetime.now(UTC)
+
+    async def work(store: Store) -> RoutingVersion | Impact:
+        if dry_run:
+            current = stored_document(await require_current(store))
+            proposed = cut_over(current, chosen_channel, chosen_category, percent)
+            return await preview_impact(store, current, proposed, days=days, now=now)
+        return await service.cutover(
+            store,
+            chosen_channel,
+            chosen_category,
+            percent,
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+
+    result = run(work)
+    if isinstance(result, Impact):
+        if output_format == "json":
+            emit_json({"dry_run": True, "days": days, **result.as_json()})
+        else:
+            click.echo("dry run: nothing changed")
+            print_impact(result, days)
+        return
+    if output_format == "json":
+        emit_json(change_json(result))
+    else:
+        click.echo(f"{channel} {category} at {percent:g} % as version {result.version}")
+
+
+@cli.command("rollback")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@click.option(
+    "--channel",
+    type=click.Choice([c.value for c in Channel]),
+    default=None,
+    help="Only this channel [default: all].",
+)
+@click.option(
+    "--for",
+    "for_",
+    default=None,
+    metavar="DURATION",
+    help="Return to the current routing by itself after 90s, 15m, 24h, 2d, …",
+)
+@ACTOR
+@FORMAT
+def rollback_command(
+    reason: str, channel: str | None, for_: str | None, actor: str, output_format: str
+) -> None:
+    """Send every new contact (of one channel, or all) to baseline, at once.
+
+    Works on the database directly, so it works while the HTTP service is down."""
+    reason = require_reason(reason)
+    try:
+        duration = parse_for(for_)
+    except MigrationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--for") from exc
+    chosen = Channel(channel) if channel else None
+
+    async def work(store: Store) -> RoutingVersion:
+        try:
+            return await service.rollback(
+                store,
+                actor=actor,
+                reason=reason,
+                now=datetime.now(UTC),
+                channel=chosen,
+                duration=duration,
+            )
+        except MigrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    row = run(work)
+    if output_format == "json":
+        emit_json(change_json(row))
+        return
+    scope = channel or "all channels"
+    ends = (
+        f"; version {row.restores} comes back at {iso(row.expires_at)}"
+        if row.expires_at
+        else "; it stands until routing is changed (`switchboard resume` to undo)"
+    )
+    click.echo(f"rolled back {scope} as version {row.version}{ends}")
+
+
+@cli.command("resume")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@ACTOR
+@FORMAT
+def resume_command(reason: str, actor: str, output_format: str) -> None:
+    """End the rollback in force: the routing from before it comes back."""
+    reason = require_reason(reason)
+
+    async def work(store: Store) -> RoutingVersion:
+        try:
+            return await service.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
+        except service.NothingToResume as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    row = run(work)
+    if output_format == "json":
+        emit_json(change_json(row))
+    else:
+        click.echo(f"resumed: version {row.restores} is current again as version {row.version}")
+
+
+@cli.group()
+def plan() -> None:
+    """Scheduled cut-over steps, executed by the service."""
+
+
+def step_json(row: PlanStepRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": iso(row.due_at),
+        "reason": row.reason,
+        "cutover": json.loads(row.cutover),
+        "status": row.status,
+        "created_by": row.created_by,
+        "version": row.version,
+    }
+
+
+@plan.command("apply")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@ACTOR
+@FORMAT
+def plan_apply(file: Path, actor: str, output_format: str) -> None:
+    """Schedule the steps in FILE (a YAML list of {at, reason, cutover})."""
+    try:
+        steps = parse_plan(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{file}: no such file") from exc
+    except PlanInvalid as exc:
+        raise click.ClickException(f"{file} is not a valid plan:\n{exc}") from exc
+
+    async def work(store: Store) -> list[PlanStepRow]:
+        return await service.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
+
+    rows = run(work)
+    if output_format == "json":
+        emit_json([step_json(row) for row in rows])
+        return
+    for row in rows:
+        click.echo(f"scheduled #{row.id} at {iso(row.due_at)}: {row.reason}")
+
+
+@plan.command("show")
+@click.option("--all", "show_all", is_flag=True, help="Also executed and cancelled steps.")
+@FORMAT
+def plan_show(show_all: bool, output_format: str) -> None:
+    """Pending plan steps (in order)."""
+
+    async def work(store: Store) -> Sequence[PlanStepRow]:
+        return await store.plan_steps(status=None if show_all else "pending")
+
+    rows = run(work)
+    if output_format == "json":
+        emit_json([step_json(row) for row in rows])
+        return
+    if not rows:
+        click.echo("no pending plan steps")
+    for row in rows:
+        click.echo(
+            f"#{row.id} {iso(row.due_at)} {row.status:9} {row.reason}  {row.cutover}"
+            + (f"  -> v{row.version}" if row.version else "")
+        )
+
+
+@plan.command("cancel")
+@click.argument("step", type=int, required=False)
+@FORMAT
+def plan_cancel(step: int | None, output_format: str) -> None:
+    """Drop every pending step (or just STEP)."""
+
+    async def work(store: Store) -> int:
+        return await store.cancel_plan_steps(datetime.now(UTC), step)
+
+    count = run(work)
+    if step is not None and count == 0:
+        raise click.ClickException(f"there is no pending step #{step}")
+    if output_format == "json":
+        emit_json({"cancelled": count})
+    else:
+        click.echo(f"cancelled {count} pending step(s)")
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def token() -> None:
+    """Bearer tokens for the operators' HTTP API."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who uses it; recorded as the actor of changes.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@FORMAT
+def token_create(name: str, role: str, output_format: str) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+
+    async def work(store: Store) -> str:
+        try:
+            return await create_token(store, name, Role(role), datetime.now(UTC))
+        except TokenError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    secret = run(work)
+    if output_format == "json":
+        emit_json({"name": name, "role": role, "token": secret})
+    else:
+        click.echo(secret)
+        click.echo(
+            f"(token for {name}, role {role}: store it now, it is not shown again)", err=True
+        )
+
+
+@token.command("list")
+@FORMAT
+def token_list(output_format: str) -> None:
+    """Tokens by name, with role and whether revoked (never the token itself)."""
+
+    async def work(store: Store) -> Sequence[Any]:
+        return await store.tokens()
+
+    rows = run(work)
+    records = [
+        {
+            "name": row.name,
+            "role": row.role,
+            "created_at": iso(row.created_at),
+            "revoked_at": iso(row.revoked_at) if row.revoked_at else None,
+        }
+        for row in rows
+    ]
+    if output_format == "json":
+        emit_json(records)
+        return
+    for record in records:
+        state = f"revoked {record['revoked_at']}" if record["revoked_at"] else "active"
+        click.echo(f"{record['name']:24} {record['role']:9} {record['created_at']}  {state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke a token at once."""
+
+    async def work(store: Store) -> bool:
+        return await store.revoke_token(name, datetime.now(UTC))
+
+    if not run(work):
+        raise click.ClickException(f"there is no active token named {name!r}")
+    click.echo(f"revoked {name}")
 
 
 def main() -> None:

@@ -85,20 +85,12 @@ def decide(
     version: int,
 ) -> Decision:
     """Steps 2–4: side from the bucket and the cut-over share, destination, opening hours."""
-    category = classification.category
     customer_bucket = bucket(contact.customer_key)
-    share = document.share(contact.channel, category)
-    side = Side.TARGET if customer_bucket < share else Side.BASELINE
-    destination = document.route(side, category)
-    reason = Reason.TARGET if side is Side.TARGET else Reason.BASELINE
-    if not document.is_open(destination, now):
-        fallback = document.fallback_for(destination)
-        if fallback is not None and document.is_open(fallback, now):
-            destination, reason = fallback, Reason.AFTER_HOURS
-        else:
-            reason = Reason.CLOSED
+    side, destination, reason = place(
+        contact.channel, classification.category, customer_bucket, document, now
+    )
     return Decision(
-        category=category,
+        category=classification.category,
         category_source=classification.source,
         side=side,
         destination=destination,
@@ -108,6 +100,28 @@ def decide(
         rule=classification.rule,
         confidence=classification.confidence,
     )
+
+
+def place(
+    channel: Channel,
+    category: Category,
+    customer_bucket: float,
+    document: RoutingDocument,
+    now: datetime,
+) -> tuple[Side, str, Reason]:
+    """Side, destination and reason for a customer in *customer_bucket* (steps 2–4).
+
+    Impact previews replay recorded contacts through this with their stored bucket."""
+    side = Side.TARGET if customer_bucket < document.share(channel, category) else Side.BASELINE
+    destination = document.route(side, category)
+    reason = Reason.TARGET if side is Side.TARGET else Reason.BASELINE
+    if not document.is_open(destination, now):
+        fallback = document.fallback_for(destination)
+        if fallback is not None and document.is_open(fallback, now):
+            destination, reason = fallback, Reason.AFTER_HOURS
+        else:
+            reason = Reason.CLOSED
+    return side, destination, reason
 
 
 def unanswered_fallback(destination: str, document: RoutingDocument, now: datetime) -> str | None:

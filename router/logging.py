@@ -36,7 +36,8 @@ def configure_logging(*, json: bool | None = None, level: int = logging.INFO) ->
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # not cached: reconfiguring (CLI, tests capturing logs) must reach every logger
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -8,28 +8,49 @@ retried webhook can be answered byte-for-byte the same (SPEC §3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from router.contact import Contact
+from router.contact import Category, Channel, Contact
 from router.decide import Decision
 from router.document import RoutingDocument, document_json, shipped_document, validate_document
+from router.migration import (
+    ChannelHealth,
+    Impact,
+    PlanStep,
+    Recorded,
+    cancelled_return,
+    cut_over,
+    guard_trips,
+    impact,
+    plan_rollback,
+    return_due,
+    rollback_in_force,
+    shares_of,
+    with_shares,
+)
 from router.store import (
     DatabaseUnavailable,
     Interaction,
+    PlanStepRow,
     RoutingVersion,
     StaleVersion,
     Store,
     WebhookReply,
+    claim_plan_step,
     find_interaction,
+    insert_version,
+    mark_step_version,
+    newest_version,
 )
 
 log = structlog.get_logger(__name__)
@@ -215,3 +236,381 @@ def _reply_row(reply: Reply, now: datetime) -> WebhookReply:
     return WebhookReply(
         provider_id=reply.provider_id, step=reply.step, body=reply.body, created_at=now
     )
+
+
+# -- migration: cut-over, rollback, resume, plans, the guard ---------------------------------
+
+#: Who the service records for the changes it makes by itself.
+SCHEDULER_ACTOR = "scheduler"
+GUARD_ACTOR = "guard"
+_CHANGE_ATTEMPTS = 5
+
+
+class NothingToResume(RuntimeError):
+    """``resume`` without a rollback in force."""
+
+
+async def _current(store: Store) -> RoutingVersion:
+    row = await store.current_version()
+    if row is None:
+        raise NoRouting("the database holds no routing version yet")
+    return row
+
+
+class NoRouting(RuntimeError):
+    """The database holds no routing version (the service has never started on it)."""
+
+
+async def _change(
+    store: Store,
+    build: Callable[[RoutingVersion], Awaitable[NewVersion]],
+    now: datetime,
+) -> RoutingVersion:
+    """Compute a new version from the current one and store it, starting again when someone
+    else changed routing in between, so concurrent changes are never lost or merged blindly."""
+    for _ in range(_CHANGE_ATTEMPTS):
+        current = await _current(store)
+        change = await build(current)
+        try:
+            return await store.add_version(
+                document=document_json(change.document),
+                kind=change.kind,
+                actor=change.actor,
+                reason=change.reason,
+                now=now,
+                expected_current=current.version,
+                restores=change.restores,
+                expires_at=change.expires_at,
+                channel=change.channel,
+            )
+        except StaleVersion:
+            continue
+    raise StaleVersion(None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    document: RoutingDocument
+    kind: str
+    actor: str
+    reason: str
+    restores: int | None = None
+    expires_at: datetime | None = None
+    channel: str | None = None
+
+
+async def cutover(
+    store: Store,
+    channel: Channel | None,
+    category: Category | None,
+    percent: float,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> RoutingVersion:
+    """Set one share (None: every channel or category) as a new version of kind cutover."""
+
+    async def build(current: RoutingVersion) -> NewVersion:
+        document = cut_over(stored_document(current), channel, category, percent)
+        return NewVersion(document, "cutover", actor, reason)
+
+    return await _change(store, build, now)
+
+
+async def rollback(
+    store: Store,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    channel: Channel | None = None,
+    duration: timedelta | None = None,
+) -> RoutingVersion:
+    """Every share (of *channel*, or all) to 0 at once; with *duration*, the version from
+    before comes back by itself when the time is up, unless routing changes meanwhile."""
+
+    async def build(current: RoutingVersion) -> NewVersion:
+        plan = plan_rollback(current, stored_document(current), channel, now, duration)
+        return NewVersion(
+            plan.document,
+            "rollback",
+            actor,
+            reason,
+            restores=plan.restores,
+            expires_at=plan.expires_at,
+            channel=channel.value if channel is not None else None,
+        )
+
+    row = await _change(store, build, now)
+    log.warning(
+        "routing.rolled_back",
+        version=row.version,
+        actor=actor,
+        reason=reason,
+        channel=row.channel or "all",
+        until=row.expires_at.isoformat() if row.expires_at else None,
+    )
+    return row
+
+
+async def resume(
+    store: Store, *, actor: str, reason: str, now: datetime, expected: int | None = None
+) -> RoutingVersion:
+    """Bring back the version from before the rollback in force, as a version of kind resume.
+
+    With *expected*, only if that rollback is still current (the scheduler's expiry)."""
+
+    async def build(current: RoutingVersion) -> NewVersion:
+        in_force = rollback_in_force(current)
+        if in_force is None or in_force.restores is None:
+            raise NothingToResume(
+                f"no rollback is in force (version {current.version} is a {current.kind})"
+            )
+        if expected is not None and current.version != expected:
+            raise NothingToResume(f"version {expected} is no longer current")
+        earlier = await store.version(in_force.restores)
+        if earlier is None:
+            raise NothingToResume(f"version {in_force.restores} is missing")
+        return NewVersion(
+            stored_document(earlier), "resume", actor, reason, restores=earlier.version
+        )
+
+    row = await _change(store, build, now)
+    log.info("routing.resumed", version=row.version, restores=row.restores, actor=actor)
+    return row
+
+
+async def revert(
+    store: Store, number: int, *, actor: str, reason: str, now: datetime
+) -> RoutingVersion:
+    """Make version *number*'s document current again, as a new version of kind revert."""
+    old = await store.version(number)
+    if old is None:
+        raise LookupError(f"there is no version {number}")
+
+    async def build(current: RoutingVersion) -> NewVersion:
+        return NewVersion(stored_document(old), "revert", actor, reason, restores=number)
+
+    return await _change(store, build, now)
+
+
+async def schedule_plan(
+    store: Store, steps: Sequence[PlanStep], *, actor: str, now: datetime
+) -> list[PlanStepRow]:
+    rows = [
+        PlanStepRow(
+            due_at=step.at,
+            reason=step.reason,
+            cutover=json.dumps(
+                {
+                    ch.value: {cat.value: pct for cat, pct in cats.items()}
+                    for ch, cats in step.cutover.items()
+                },
+                sort_keys=True,
+            ),
+            created_by=actor,
+            created_at=now,
+        )
+        for step in steps
+    ]
+    return await store.add_plan_steps(rows)
+
+
+def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
+    data = json.loads(row.cutover)
+    return {
+        Channel(channel): {Category(cat): float(pct) for cat, pct in cats.items()}
+        for channel, cats in data.items()
+    }
+
+
+async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> RoutingVersion | None:
+    """Execute one due step, exactly once across replicas: the step is claimed and the
+    version stored in one transaction, so a second replica finds it done."""
+    assert step.id is not None
+    try:
+        async with store.writing() as session:
+            if not await claim_plan_step(session, step.id, now):
+                return None
+            current = await newest_version(session)
+            if current is None:
+                raise NoRouting("the database holds no routing version yet")
+            document = with_shares(stored_document(current), step_shares(step))
+            row = await insert_version(
+                session,
+                after=current.version,
+                document=document_json(document),
+                kind="plan",
+                actor=SCHEDULER_ACTOR,
+                reason=step.reason,
+                now=now,
+            )
+            await mark_step_version(session, step.id, row.version)
+    except IntegrityError:  # another replica stored a version at the same moment: next tick
+        return None
+    log.info("plan.step_executed", step=step.id, version=row.version, reason=step.reason)
+    return row
+
+
+async def run_due_work(store: Store, now: datetime) -> list[RoutingVersion]:
+    """Everything due now: a timed rollback's return, plan steps, the guard.
+
+    Plan steps wait while a rollback is in force: a scheduled step must not undo an
+    incident rollback behind the on-call person's back (status lists them as held)."""
+    made: list[RoutingVersion] = []
+    current = await store.current_version()
+    if current is None:
+        return made
+    if return_due(current, now):
+        # another replica may have resumed, or someone changed routing, a moment ago
+        with contextlib.suppress(NothingToResume, StaleVersion):
+            made.append(
+                await resume(
+                    store,
+                    actor=SCHEDULER_ACTOR,
+                    reason=f"rollback of version {current.version} ended ({current.reason})",
+                    now=now,
+                    expected=current.version,
+                )
+            )
+        return made
+    if rollback_in_force(current) is None:
+        for step in await store.plan_steps():
+            if step.due_at > now:
+                break
+            row = await run_plan_step(store, step, now)
+            if row is not None:
+                made.append(row)
+        if made:
+            return made
+    tripped = await guard_check(store, now)
+    if tripped is not None:
+        made.append(tripped)
+    return made
+
+
+async def guard_check(store: Store, now: datetime) -> RoutingVersion | None:
+    current = await store.current_version()
+    if current is None:
+        return None
+    document = stored_document(current)
+    guard = document.guard
+    if guard is None:
+        return None
+    since = now - guard.window_duration
+    if current.kind == "resume":  # failures from before a resume were already acted on
+        since = max(since, current.created_at)
+    external = [name for name in document.destinations if document.is_external(name)]
+    health = [
+        ChannelHealth(Channel(channel), contacts, failures)
+        for channel, contacts, failures in await store.external_contacts(since, external)
+    ]
+    tripped = guard_trips(document, health)
+    if not tripped:
+        return None
+    channel = tripped[0]
+    item = next(h for h in health if h.channel is channel)
+    reason = (
+        f"guard: {item.failures} of {item.contacts} {channel.value} contacts to external "
+        f"destinations failed within {guard.window} (limit {guard.max_failure_rate:.0%})"
+    )
+    try:
+        return await rollback(
+            store,
+            actor=GUARD_ACTOR,
+            reason=reason,
+            now=now,
+            channel=channel,
+            duration=guard.rollback_duration,
+        )
+    except StaleVersion:
+        return None
+
+
+# -- status and impact -----------------------------------------------------------------------
+
+
+async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
+    """What `status --format json` and GET /api/status show."""
+    history = await store.history()
+    if not history:
+        raise NoRouting("the database holds no routing version yet")
+    current = history[0]
+    document = stored_document(current)
+    in_force = rollback_in_force(current)
+    rollback_json: dict[str, Any] | None = None
+    if in_force is not None:
+        rollback_json = {
+            "version": in_force.version,
+            "reason": in_force.reason,
+            "actor": in_force.actor,
+            "since": iso(in_force.created_at),
+            "until": iso(in_force.expires_at) if in_force.expires_at else None,
+            "channel": in_force.channel,
+            "restores": in_force.restores,
+        }
+    cancelled = cancelled_return(history, now)
+    last_rollback = next((row for row in history if row.kind == "rollback"), None)
+    since = last_rollback.created_at if last_rollback is not None else history[-1].created_at
+    external = [name for name in document.destinations if document.is_external(name)]
+    held = await store.conversations_held(since, external)
+    steps = await store.plan_steps()
+    return {
+        "version": current.version,
+        "kind": current.kind,
+        "actor": current.actor,
+        "reason": current.reason,
+        "created_at": iso(current.created_at),
+        "cutover": shares_of(document),
+        "rollback": rollback_json,
+        "rollback_return_cancelled": None
+        if cancelled is None
+        else {
+            "rollback_version": cancelled.rollback,
+            "would_have_ended": iso(cancelled.would_have_ended),
+            "cancelled_by_version": cancelled.cancelled_by,
+            "actor": cancelled.actor,
+            "reason": cancelled.reason,
+        },
+        "plan": [
+            {
+                "id": step.id,
+                "at": iso(step.due_at),
+                "reason": step.reason,
+                "cutover": json.loads(step.cutover),
+                "held_by_rollback": in_force is not None and step.due_at <= now,
+            }
+            for step in steps
+        ],
+        "partner_conversations": [
+            {
+                "conversation_id": row.conversation_id,
+                "channel": row.channel,
+                "destination": row.destination,
+                "last_contact_at": iso(row.received_at),
+                "interaction_id": row.id,
+            }
+            for row in held
+        ],
+    }
+
+
+async def preview_impact(
+    store: Store,
+    before: RoutingDocument,
+    after: RoutingDocument,
+    *,
+    days: int,
+    now: datetime,
+) -> Impact:
+    rows = await store.replay_rows(now - timedelta(days=days))
+    recorded = [
+        Recorded(Channel(channel), Category(category), bucket_value, received_at)
+        for channel, category, bucket_value, received_at in rows
+    ]
+    return impact(recorded, before, after)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()

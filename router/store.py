@@ -56,6 +56,10 @@ class RoutingVersion(SQLModel, table=True):
     reason: str
     document: str  # canonical JSON of the routing document
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # rollback: the version resume brings back; resume: the version it brought back
+    restores: int | None = None
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # timed rollback
+    channel: str | None = None  # a rollback of one channel only
 
 
 class Interaction(SQLModel, table=True):
@@ -89,6 +93,35 @@ class Interaction(SQLModel, table=True):
     call_status: str | None = None
     duration_seconds: int | None = None
     recording_url: str | None = None
+    conversation_id: str | None = Field(default=None, index=True)  # email thread, chat
+
+
+class PlanStepRow(SQLModel, table=True):
+    """One scheduled cut-over step; executed once, by whichever replica claims it first."""
+
+    __tablename__ = "plan_steps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    reason: str
+    cutover: str  # JSON {channel: {category: percent}}
+    status: str = "pending"  # pending | done | cancelled
+    created_by: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int | None = None  # the version the step became
+
+
+class ApiToken(SQLModel, table=True):
+    """An operator's bearer token; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    name: str = Field(primary_key=True)
+    role: str
+    token_hash: str = Field(unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class WebhookReply(SQLModel, table=True):
@@ -207,6 +240,9 @@ class Store:
         reason: str,
         now: datetime,
         expected_current: int | None = None,
+        restores: int | None = None,
+        expires_at: datetime | None = None,
+        channel: str | None = None,
     ) -> RoutingVersion:
         """Store a new version numbered after the current one.
 
@@ -216,22 +252,130 @@ class Store:
         """
         try:
             async with self.writing() as session:
-                result = await session.exec(select(sa.func.max(RoutingVersion.version)))
-                current = result.one() or 0
-                if expected_current is not None and current != expected_current:
-                    raise StaleVersion(expected_current, current)
-                row = RoutingVersion(
-                    version=current + 1,
+                current = await newest_version(session)
+                number = current.version if current is not None else 0
+                if expected_current is not None and number != expected_current:
+                    raise StaleVersion(expected_current, number)
+                return await insert_version(
+                    session,
+                    after=number,
+                    document=document,
                     kind=kind,
                     actor=actor,
                     reason=reason,
-                    document=document,
-                    created_at=now,
+                    now=now,
+                    restores=restores,
+                    expires_at=expires_at,
+                    channel=channel,
                 )
-                session.add(row)
-            return row
         except IntegrityError as exc:
             raise StaleVersion(expected_current, None) from exc
+
+    # -- plans ---------------------------------------------------------------------------
+
+    async def add_plan_steps(self, steps: Sequence[PlanStepRow]) -> list[PlanStepRow]:
+        async with self.writing() as session:
+            for step in steps:
+                session.add(step)
+        return list(steps)
+
+    async def plan_steps(self, *, status: str | None = "pending") -> Sequence[PlanStepRow]:
+        async with self.reading() as session:
+            query = select(PlanStepRow).order_by(col(PlanStepRow.due_at), col(PlanStepRow.id))
+            if status is not None:
+                query = query.where(PlanStepRow.status == status)
+            return (await session.exec(query)).all()
+
+    async def cancel_plan_steps(self, now: datetime, step_id: int | None = None) -> int:
+        async with self.writing() as session:
+            query = sa.update(PlanStepRow).where(col(PlanStepRow.status) == "pending")
+            if step_id is not None:
+                query = query.where(col(PlanStepRow.id) == step_id)
+            result = await session.exec(query.values(status="cancelled", finished_at=now))
+            return int(result.rowcount)
+
+    # -- tokens --------------------------------------------------------------------------
+
+    async def add_token(self, token: ApiToken) -> None:
+        async with self.writing() as session:
+            session.add(token)
+
+    async def tokens(self) -> Sequence[ApiToken]:
+        async with self.reading() as session:
+            return (await session.exec(select(ApiToken).order_by(col(ApiToken.name)))).all()
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        async with self.reading() as session:
+            query = select(ApiToken).where(ApiToken.token_hash == token_hash)
+            return (await session.exec(query)).first()
+
+    async def revoke_token(self, name: str, now: datetime) -> bool:
+        async with self.writing() as session:
+            query = (
+                sa.update(ApiToken)
+                .where(col(ApiToken.name) == name, col(ApiToken.revoked_at).is_(None))
+                .values(revoked_at=now)
+            )
+            return int((await session.exec(query)).rowcount) > 0
+
+    # -- questions the migration logic asks ------------------------------------------------
+
+    async def external_contacts(
+        self, since: datetime, external: Sequence[str]
+    ) -> list[tuple[str, int, int]]:
+        """(channel, contacts, failures) of contacts first sent to *external* since then."""
+        if not external:
+            return []
+        async with self.reading() as session:
+            failed = sa.func.sum(sa.case((col(Interaction.delivery_failed), 1), else_=0))
+            query = (
+                select(Interaction.channel, sa.func.count(), failed)
+                .where(
+                    Interaction.received_at >= since,
+                    col(Interaction.first_destination).in_(external),
+                )
+                .group_by(Interaction.channel)
+            )
+            rows = (await session.exec(query)).all()
+            return [(channel, int(count), int(fails or 0)) for channel, count, fails in rows]
+
+    async def replay_rows(
+        self, since: datetime, channel: str | None = None
+    ) -> list[tuple[str, str, float, datetime]]:
+        """(channel, category, bucket, received_at) of every interaction since then."""
+        async with self.reading() as session:
+            query = select(
+                Interaction.channel,
+                Interaction.category,
+                Interaction.bucket,
+                Interaction.received_at,
+            ).where(Interaction.received_at >= since)
+            if channel is not None:
+                query = query.where(Interaction.channel == channel)
+            return [tuple(row) for row in (await session.exec(query)).all()]  # type: ignore[misc]
+
+    async def conversations_held(
+        self, since: datetime, external: Sequence[str]
+    ) -> Sequence[Interaction]:
+        """The last contact of each email thread or chat since *since*, where it went to an
+        external destination: what the partner still holds."""
+        if not external:
+            return []
+        async with self.reading() as session:
+            latest = (
+                select(sa.func.max(Interaction.id))
+                .where(
+                    col(Interaction.conversation_id).is_not(None),
+                    Interaction.received_at >= since,
+                )
+                .group_by(Interaction.conversation_id)
+            )
+            query = (
+                select(Interaction)
+                .where(col(Interaction.id).in_(latest), col(Interaction.destination).in_(external))
+                .order_by(col(Interaction.received_at).desc())
+            )
+            return (await session.exec(query)).all()
 
     # -- webhook replies and interactions ---------------------------------------------
 
@@ -280,6 +424,66 @@ class StaleVersion(RuntimeError):
 
 def metadata() -> sa.MetaData:
     return SQLModel.metadata
+
+
+async def newest_version(session: AsyncSession) -> RoutingVersion | None:
+    query = select(RoutingVersion).order_by(col(RoutingVersion.version).desc()).limit(1)
+    return (await session.exec(query)).first()
+
+
+#: PostgreSQL channel on which every new routing version is announced (LISTEN/NOTIFY).
+ROUTING_CHANNEL = "switchboard_routing"
+
+
+async def insert_version(
+    session: AsyncSession,
+    *,
+    after: int,
+    document: str,
+    kind: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    restores: int | None = None,
+    expires_at: datetime | None = None,
+    channel: str | None = None,
+) -> RoutingVersion:
+    """Add version *after* + 1 in *session*'s transaction; on PostgreSQL, announce it to
+    every replica when the transaction commits."""
+    row = RoutingVersion(
+        version=after + 1,
+        kind=kind,
+        actor=actor,
+        reason=reason,
+        document=document,
+        created_at=now,
+        restores=restores,
+        expires_at=expires_at,
+        channel=channel,
+    )
+    session.add(row)
+    await session.flush()
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(
+            sa.select(sa.func.pg_notify(ROUTING_CHANNEL, str(row.version)))  # type: ignore[call-overload]
+        )
+    return row
+
+
+async def claim_plan_step(session: AsyncSession, step_id: int, now: datetime) -> bool:
+    """Mark a pending step done; False when another replica (or a cancel) got there first."""
+    query = (
+        sa.update(PlanStepRow)
+        .where(col(PlanStepRow.id) == step_id, col(PlanStepRow.status) == "pending")
+        .values(status="done", finished_at=now)
+    )
+    return int((await session.exec(query)).rowcount) == 1
+
+
+async def mark_step_version(session: AsyncSession, step_id: int, version: int) -> None:
+    await session.exec(
+        sa.update(PlanStepRow).where(col(PlanStepRow.id) == step_id).values(version=version)
+    )
 
 
 async def find_interaction(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router import migrate
 from router.app import make_app
+from router.contact import Category, Channel
 from router.document import shipped_document
-from router.service import apply_document
+from router.migration import PlanStep, cut_over
+from router.service import apply_document, resume, rollback, schedule_plan
 from router.store import StaleVersion, Store, create_engine
 
 from .conftest import Clock, make_settings, post_twilio
+from .test_rollback import HOTLINE, PARTNER, call, eventually
 
 Client = TestClient[Any, Any]
 
@@ -92,3 +95,46 @@ async def test_a_call_is_routed_and_recorded_once_on_postgres(
         ("CA-pg", "admin", "hotline", 1)
     ]
     assert rows[0].received_at.tzinfo is not None
+
+
+async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
+    postgres_database_url: str, tmp_path: Path, clock: Clock, pg_store: Store
+) -> None:
+    await apply_document(
+        pg_store,
+        cut_over(shipped_document(), None, None, 100),
+        actor="t",
+        reason="t",
+        now=clock(),
+    )
+    settings = make_settings(tmp_path, database_url=postgres_database_url)
+    async with (
+        TestClient(TestServer(make_app(settings, clock=clock))) as first,
+        TestClient(TestServer(make_app(settings, clock=clock))) as second,
+    ):
+        assert PARTNER in await call(first) and PARTNER in await call(second)
+        await rollback(pg_store, actor="on-call", reason="incident", now=clock())
+        for replica in (first, second):
+
+            async def on_baseline(client: Client = replica) -> bool:
+                return HOTLINE in await call(client)
+
+            await eventually(on_baseline, within=1.0)
+
+        step = PlanStep(
+            clock() - timedelta(seconds=1), "step", {Channel.EMAIL: {Category.ADMIN: 30.0}}
+        )
+        # due already, but held until the rollback ends
+        await schedule_plan(pg_store, [step], actor="t", now=clock())
+        await asyncio.sleep(0.6)
+        assert (await pg_store.current_version()).kind == "rollback"  # type: ignore[union-attr]
+        await resume(pg_store, actor="on-call", reason="over", now=clock())
+
+        async def executed() -> bool:
+            current = await pg_store.current_version()
+            return current is not None and current.kind == "plan"
+
+        await eventually(executed, within=2.5)
+        await asyncio.sleep(1.0)
+    kinds = [row.kind for row in await pg_store.history()]
+    assert kinds == ["plan", "resume", "rollback", "apply"]

@@ -1,0 +1,358 @@
+"""Cut-over, rollback, resume, plans, the guard and impact previews, as pure functions.
+
+Every migration move is a function from one routing document to the next, so each change
+is simply a new version and a rollback is just another document. State questions (is a
+rollback in force? is its automatic return due? did the guard trip?) are answered from
+values the caller read from the store; nothing here does I/O or reads the clock.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import yaml
+
+from router.contact import Category, Channel
+from router.decide import place
+from router.document import Problem, RoutingDocument, document_data, validate_document
+from router.durations import parse_duration
+
+Shares = Mapping[Channel, Mapping[Category, float]]
+
+
+class MigrationError(ValueError):
+    """A migration move that cannot be made (the message says why)."""
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+def with_shares(document: RoutingDocument, shares: Shares) -> RoutingDocument:
+    """*document* with the named shares changed; every other share stays as it was."""
+    data = copy.deepcopy(document_data(document))
+    cutover: dict[str, dict[str, float]] = data.setdefault("cutover", {})
+    for channel, categories in shares.items():
+        row = cutover.setdefault(channel.value, {})
+        for category, percent in categories.items():
+            row[category.value] = percent
+    return validate_document(data)
+
+
+def cut_over(
+    document: RoutingDocument,
+    channel: Channel | None,
+    category: Category | None,
+    percent: float,
+) -> RoutingDocument:
+    """Set one share, or several with None meaning "all" channels or categories."""
+    if not 0 <= percent <= 100:
+        raise MigrationError(f"a share is a percentage from 0 to 100, not {percent:g}")
+    channels = [channel] if channel is not None else list(Channel)
+    categories = [category] if category is not None else list(Category)
+    return with_shares(document, {ch: dict.fromkeys(categories, percent) for ch in channels})
+
+
+def rolled_back(document: RoutingDocument, channel: Channel | None = None) -> RoutingDocument:
+    """Every share of *channel* (or of all channels) at 0: new contacts follow baseline."""
+    return cut_over(document, channel, None, 0)
+
+
+def shares_of(document: RoutingDocument) -> dict[str, dict[str, float]]:
+    """The full share matrix; whole percentages as integers, as people write them."""
+    return {
+        channel.value: {
+            category.value: _compact(document.share(channel, category)) for category in Category
+        }
+        for channel in Channel
+    }
+
+
+def _compact(percent: float) -> float:
+    return int(percent) if percent == int(percent) else percent
+
+
+# -- rollback state -----------------------------------------------------------------------------
+
+
+class VersionRecord(Protocol):
+    """What the rollback logic needs to know of a stored version."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def restores(self) -> int | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def channel(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    """How a new rollback version is to be stored."""
+
+    document: RoutingDocument
+    restores: int  # the version that comes back on resume (the one before the rollback)
+    expires_at: datetime | None
+
+
+def plan_rollback(
+    current: VersionRecord,
+    document: RoutingDocument,
+    channel: Channel | None,
+    now: datetime,
+    duration: timedelta | None,
+) -> RollbackPlan:
+    """The rollback of *current*. Rolling back during a rollback keeps the original return
+    point, so ``resume`` always brings back the routing from before the incident."""
+    restores = current.version
+    if current.kind == "rollback" and current.restores is not None:
+        restores = current.restores
+    if duration is not None and duration <= timedelta(0):
+        raise MigrationError("a rollback's --for must be a positive duration")
+    expires_at = now + duration if duration is not None else None
+    return RollbackPlan(rolled_back(document, channel), restores, expires_at)
+
+
+def rollback_in_force(current: VersionRecord) -> VersionRecord | None:
+    """The rollback that is in force now: the current version, if it is one."""
+    return current if current.kind == "rollback" else None
+
+
+def return_due(current: VersionRecord, now: datetime) -> bool:
+    """True when *current* is a timed rollback whose time is up."""
+    return (
+        current.kind == "rollback"
+        and current.expires_at is not None
+        and current.restores is not None
+        and current.expires_at <= now
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledReturn:
+    rollback: int
+    would_have_ended: datetime
+    cancelled_by: int
+    actor: str
+    reason: str
+
+
+def cancelled_return(history: Sequence[VersionRecord], now: datetime) -> CancelledReturn | None:
+    """A timed rollback whose automatic return was cancelled by a later change and whose
+    period has not run out yet (newest-first *history*): status shows it so nobody waits
+    for a return that will not come."""
+    for index, record in enumerate(history):
+        if record.kind != "rollback":
+            continue
+        if index == 0 or record.expires_at is None or record.expires_at <= now:
+            return None
+        later = history[index - 1]
+        if later.kind == "resume":  # ended on purpose (by hand), nothing was cancelled
+            return None
+        return CancelledReturn(
+            record.version, record.expires_at, later.version, later.actor, later.reason
+        )
+    return None
+
+
+# -- plans ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    at: datetime
+    reason: str
+    cutover: dict[Channel, dict[Category, float]] = field(default_factory=dict)
+
+
+class PlanInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def parse_plan(text: str) -> list[PlanStep]:
+    """A plan file: a YAML list of ``{at, reason, cutover}``; every problem by path."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanInvalid([Problem("(plan)", f"not YAML: {exc}")]) from exc
+    if not isinstance(data, list) or not data:
+        raise PlanInvalid([Problem("(plan)", "expected a non-empty list of steps")])
+    problems: list[Problem] = []
+    steps: list[PlanStep] = []
+    for index, raw in enumerate(data):
+        where = f"[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(where, "expected a map with at, reason and cutover"))
+            continue
+        for key in raw:
+            if key not in ("at", "reason", "cutover"):
+                problems.append(Problem(f"{where}.{key}", "unknown key"))
+        at = _plan_time(raw.get("at"), f"{where}.at", problems)
+        reason = raw.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            problems.append(Problem(f"{where}.reason", "a step needs a reason (audit trail)"))
+            reason = ""
+        shares = _plan_shares(raw.get("cutover"), f"{where}.cutover", problems)
+        if at is not None:
+            steps.append(PlanStep(at, reason.strip(), shares))
+    if problems:
+        raise PlanInvalid(problems)
+    return sorted(steps, key=lambda step: step.at)
+
+
+def _plan_time(value: object, where: str, problems: list[Problem]) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            problems.append(Problem(where, f"not an ISO 8601 time: {value!r}"))
+            return None
+    else:
+        problems.append(Problem(where, "required: an ISO 8601 time with offset"))
+        return None
+    if moment.tzinfo is None:
+        problems.append(Problem(where, "give the UTC offset (e.g. 2026-12-01T08:00:00+01:00)"))
+        return None
+    return moment
+
+
+def _plan_shares(
+    value: object, where: str, problems: list[Problem]
+) -> dict[Channel, dict[Category, float]]:
+    if not isinstance(value, Mapping) or not value:
+        problems.append(Problem(where, "required: the shares this step changes"))
+        return {}
+    shares: dict[Channel, dict[Category, float]] = {}
+    for channel_name, categories in value.items():
+        try:
+            channel = Channel(channel_name)
+        except ValueError:
+            problems.append(Problem(f"{where}.{channel_name}", "unknown channel"))
+            continue
+        if not isinstance(categories, Mapping):
+            problems.append(Problem(f"{where}.{channel_name}", "expected category: percent"))
+            continue
+        for category_name, percent in categories.items():
+            path = f"{where}.{channel_name}.{category_name}"
+            try:
+                category = Category(category_name)
+            except ValueError:
+                problems.append(Problem(path, "unknown category"))
+                continue
+            if isinstance(percent, bool) or not isinstance(percent, int | float):
+                problems.append(Problem(path, "a share is a number from 0 to 100"))
+            elif not 0 <= percent <= 100:
+                problems.append(Problem(path, f"a share is from 0 to 100, not {percent:g}"))
+            else:
+                shares.setdefault(channel, {})[category] = float(percent)
+    return shares
+
+
+# -- the guard ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """Contacts sent to external destinations on one channel within the guard window."""
+
+    channel: Channel
+    contacts: int
+    failures: int
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.contacts if self.contacts else 0.0
+
+
+def guard_trips(document: RoutingDocument, health: Iterable[ChannelHealth]) -> list[Channel]:
+    """Channels to roll back automatically: enough external contacts, too many failed, and
+    something left to roll back (a channel already at 0 % is not rolled back again)."""
+    guard = document.guard
+    if guard is None:
+        return []
+    tripped: list[Channel] = []
+    for item in health:
+        if item.contacts < guard.min_contacts or item.failure_rate <= guard.max_failure_rate:
+            continue
+        if all(document.share(item.channel, category) == 0 for category in Category):
+            continue
+        tripped.append(item.channel)
+    return tripped
+
+
+def parse_for(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise MigrationError(str(exc)) from exc
+
+
+# -- impact preview ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What replaying one recorded interaction needs: no text, no customer key."""
+
+    channel: Channel
+    category: Category
+    bucket: float
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """Per channel and day, how many recorded contacts would go elsewhere, and where."""
+
+    contacts: int
+    moved: dict[str, dict[str, int]]  # channel -> day -> moved contacts
+    moves: dict[str, dict[str, int]]  # channel -> "from -> to" -> contacts
+
+    def as_json(self) -> dict[str, Any]:
+        return {"contacts": self.contacts, "moved": self.moved, "moves": self.moves}
+
+
+def impact(recorded: Iterable[Recorded], before: RoutingDocument, after: RoutingDocument) -> Impact:
+    """Replay *recorded* contacts through both documents at their own times."""
+    moved: dict[str, Counter[str]] = {}
+    moves: dict[str, Counter[str]] = {}
+    total = 0
+    for item in recorded:
+        total += 1
+        old = _destination(item, before)
+        new = _destination(item, after)
+        if old == new:
+            continue
+        day = item.received_at.astimezone(after.zone).date().isoformat()
+        moved.setdefault(item.channel.value, Counter())[day] += 1
+        moves.setdefault(item.channel.value, Counter())[f"{old} -> {new}"] += 1
+    return Impact(
+        total,
+        {channel: dict(sorted(days.items())) for channel, days in sorted(moved.items())},
+        {channel: dict(counts.most_common()) for channel, counts in sorted(moves.items())},
+    )
+
+
+def _destination(item: Recorded, document: RoutingDocument) -> str:
+    _, destination, _ = place(item.channel, item.category, item.bucket, document, item.received_at)
+    return destination

@@ -1,0 +1,832 @@
+"""The operators' HTTP API under ``/api/`` (SPEC §5): JSON in, JSON out, bearer tokens.
+
+This module owns the HTTP side of operating Switchboard: the route table with each
+endpoint's least role, authentication, request bodies and query strings (pydantic models:
+every problem by path, 422), the mapping of service errors to status codes, and the JSON
+shape of the answers. Decisions and changes are made by ``router.service`` and
+``router.migration``; a handler is parse → one service call → JSON.
+
+It must not import ``integrations/`` or open database sessions itself (``router.store``
+only for its row types and errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import structlog
+from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import ErrorDetails
+from sqlalchemy.exc import SQLAlchemyError
+
+from router.appkeys import clock_key, routing_key, store_key, wake_key
+from router.classify import Classification, classify
+from router.contact import Category, Channel
+from router.document import (
+    DocumentInvalid,
+    Problem,
+    RoutingDocument,
+    diff_documents,
+    document_data,
+    validate_document,
+)
+from router.durations import parse_duration
+from router.migration import MigrationError, PlanInvalid, cut_over, parse_plan
+from router.openapi import Operation, openapi_document
+from router.service import (
+    NoRouting,
+    NothingToResume,
+    apply_document,
+    cutover,
+    iso,
+    preview_impact,
+    resume,
+    revert,
+    rollback,
+    routing_status,
+    schedule_plan,
+    stored_document,
+)
+from router.store import (
+    ApiToken,
+    DatabaseUnavailable,
+    Interaction,
+    PlanStepRow,
+    RoutingVersion,
+    StaleVersion,
+    Store,
+)
+from router.tokens import Role, authenticate
+
+log = structlog.get_logger(__name__)
+
+BODY_PATH = "(body)"  # the path of a problem with the body (or query) as a whole
+ALL = "all"
+DEFAULT_PUT_REASON = "applied through the API"
+#: How long a change waits for this process to route by the new version before answering.
+ADOPT_SECONDS = 1.0
+
+M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=StrEnum)
+ApiHandler = Callable[[web.Request, ApiToken], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An answer other than 200, with a JSON body ``{"error", "problems"?}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        problems: Sequence[Problem] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"error": self.message}
+        if self.problems is not None:
+            body["problems"] = [{"path": p.path, "message": p.message} for p in self.problems]
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+_OUTAGES = (DatabaseUnavailable, SQLAlchemyError, OSError, TimeoutError)
+_MAPPED = (
+    ApiError,
+    DocumentInvalid,
+    PlanInvalid,
+    MigrationError,
+    NoRouting,
+    NothingToResume,
+    StaleVersion,
+    *_OUTAGES,
+)
+
+
+def api_error(exc: Exception) -> ApiError:
+    """The answer for an error the service layer raised (one of ``_MAPPED``)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, DocumentInvalid):
+        return ApiError(422, "not a valid routing document", problems=exc.problems)
+    if isinstance(exc, PlanInvalid):
+        return ApiError(422, "not a valid plan", problems=exc.problems)
+    if isinstance(exc, MigrationError):
+        return ApiError(422, str(exc), problems=[Problem(BODY_PATH, str(exc))])
+    if isinstance(exc, StaleVersion):
+        return ApiError(409, f"{exc}; read the routing again and retry")
+    if isinstance(exc, NoRouting | NothingToResume):
+        return ApiError(409, str(exc))
+    log.error("api.database_unavailable", error=str(exc), error_type=type(exc).__name__)
+    return ApiError(503, "the database is unavailable; nothing was changed, retry later")
+
+
+# -- authentication --------------------------------------------------------------------------
+
+_CHALLENGE = 'Bearer realm="switchboard"'
+
+
+def bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticated(request: web.Request, needed: Role) -> ApiToken:
+    """The caller's live token, if its role allows *needed*; else 401 or 403."""
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(
+            401,
+            "send a token: Authorization: Bearer <token> (see `switchboard token create`)",
+            headers={"WWW-Authenticate": _CHALLENGE},
+        )
+    record = await authenticate(request.app[store_key], token)
+    if record is None:
+        log.warning("api.token_refused", method=request.method)
+        raise ApiError(
+            401,
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    structlog.contextvars.bind_contextvars(actor=record.name)
+    if not Role(record.role).allows(needed):
+        log.warning("api.forbidden", method=request.method, role=record.role, needed=needed.value)
+        raise ApiError(
+            403,
+            f"token {record.name!r} has role {record.role}; "
+            f"{request.method} {request.path} needs {needed.value} or stronger",
+        )
+    return record
+
+
+def guarded(needed: Role, handler: ApiHandler) -> Handler:
+    """*handler* behind a bearer token of at least *needed*, with errors answered as JSON."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        try:
+            token = await authenticated(request, needed)
+            return await handler(request, token)
+        except _MAPPED as exc:
+            return api_error(exc).response()
+
+    return endpoint
+
+
+# -- request parsing -------------------------------------------------------------------------
+
+
+def problems_of(error: ValidationError) -> list[Problem]:
+    return [Problem(dotted(item["loc"]), message_of(item)) for item in error.errors()]
+
+
+def dotted(loc: tuple[int | str, ...]) -> str:
+    """``("steps", 0, "at")`` -> ``"steps[0].at"``; the empty loc is the body itself."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or BODY_PATH
+
+
+def message_of(item: ErrorDetails) -> str:
+    if item["type"] == "missing":
+        return "required"
+    if item["type"] == "extra_forbidden":
+        return "unknown key"
+    if item["type"] == "model_type":
+        return "expected a JSON object"
+    message = item["msg"].removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def validated(model: type[M], data: object, what: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(422, f"invalid {what}", problems=problems_of(error)) from error
+
+
+async def json_body(request: web.Request) -> object:
+    try:
+        return json.loads(await request.read())
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ApiError(
+            422, "the body is not JSON", problems=[Problem(BODY_PATH, f"not JSON: {exc}")]
+        ) from exc
+
+
+async def body_of(request: web.Request, model: type[M]) -> M:
+    return validated(model, await json_body(request), "request body")
+
+
+def query_of(request: web.Request, model: type[M]) -> M:
+    return validated(model, dict(request.query), "query parameters")
+
+
+# -- request models --------------------------------------------------------------------------
+
+
+class Body(BaseModel):
+    """A request body or query: unknown keys are refused, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _reason(value: str) -> str:
+    if not value.strip():
+        raise ValueError("give a reason: it is kept in the audit trail")
+    return value.strip()
+
+
+def _one_or_all(enum: type[E], what: str) -> Callable[[object], E | None]:
+    known = ", ".join([*(member.value for member in enum), ALL])
+
+    def parse(value: object) -> E | None:
+        if value == ALL:
+            return None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return enum(value)
+        raise ValueError(f"unknown {what} {value!r} (known: {known})")
+
+    return parse
+
+
+def _enum_schema(enum: type[StrEnum], description: str) -> WithJsonSchema:
+    values = [member.value for member in enum]
+    return WithJsonSchema({"type": "string", "enum": [*values, ALL], "description": description})
+
+
+def _duration(value: object) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError("a duration is a string such as 90s, 15m, 24h or 2d")
+    return parse_duration(value)
+
+
+# A '+' in a query string arrives as a space (form encoding): "…T08:00:00 01:00".
+_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
+
+
+def _since(value: object) -> datetime | timedelta:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return parse_duration(value)
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", value.strip()))
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    raise ValueError("use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)")
+
+
+AuditReason = Annotated[
+    str,
+    Field(
+        strict=True,
+        description="Why: kept in the audit trail.",
+        json_schema_extra={"minLength": 1},
+    ),
+    AfterValidator(_reason),
+]
+ChannelOrAll = Annotated[
+    Channel | None,
+    PlainValidator(_one_or_all(Channel, "channel")),
+    _enum_schema(Channel, "A channel, or all of them."),
+]
+CategoryOrAll = Annotated[
+    Category | None,
+    PlainValidator(_one_or_all(Category, "category")),
+    _enum_schema(Category, "A category, or all of them."),
+]
+Duration = Annotated[
+    timedelta,
+    PlainValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["24h"]}),
+]
+Since = Annotated[
+    datetime | timedelta,
+    PlainValidator(_since),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "An ISO 8601 time, or a duration back from now (24h, 7d).",
+            "examples": ["24h", "2026-11-23T08:00:00+01:00"],
+        }
+    ),
+]
+Percent = Annotated[
+    float,
+    Field(strict=True, ge=0, le=100, allow_inf_nan=False, description="0-100 % on target"),
+]
+
+
+class CutoverRequest(Body):
+    channel: ChannelOrAll
+    category: CategoryOrAll
+    percent: Percent
+    reason: AuditReason
+    dry_run: bool = Field(
+        default=False, strict=True, description="Change nothing; answer the impact instead."
+    )
+    days: int = Field(
+        default=7, strict=True, ge=1, le=366, description="Dry run: days of contacts to replay."
+    )
+
+
+class RollbackRequest(Body):
+    reason: AuditReason
+    channel: ChannelOrAll = None
+    for_: Duration | None = Field(
+        default=None,
+        alias="for",
+        description="A timed (incident) rollback: the routing from before returns after this.",
+    )
+
+
+class ResumeRequest(Body):
+    reason: AuditReason
+
+
+class RevertRequest(Body):
+    version: int = Field(strict=True, ge=1, description="The version whose document returns.")
+    reason: AuditReason
+
+
+class ClassifyRequest(Body):
+    text: str = Field(strict=True, max_length=100_000)
+    lang: str | None = Field(default=None, strict=True, pattern=r"^[a-z]{2,3}$")
+
+
+class RoutingQuery(Body):
+    reason: AuditReason = DEFAULT_PUT_REASON
+
+
+class HistoryQuery(Body):
+    limit: int | None = Field(default=None, ge=1)
+
+
+class DiffQuery(Body):
+    from_: int = Field(alias="from", ge=1, description="A version number.")
+    to: int = Field(ge=1, description="A version number.")
+
+
+class InteractionsQuery(Body):
+    since: Since | None = None
+    channel: Channel | None = None
+    limit: int = Field(default=100, ge=1, description="No upper cap.")
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def version_json(row: RoutingVersion) -> dict[str, Any]:
+    """A version as ``config history --format json`` prints it."""
+    return {
+        "version": row.version,
+        "kind": row.kind,
+        "actor": row.actor,
+        "reason": row.reason,
+        "created_at": iso(row.created_at),
+    }
+
+
+def change_json(row: RoutingVersion) -> dict[str, Any]:
+    data = version_json(row)
+    if row.expires_at is not None:
+        data["until"] = iso(row.expires_at)
+    return data
+
+
+def interaction_json(row: Interaction) -> dict[str, Any]:
+    """Every column, as ``interactions --format json`` prints it."""
+    data: dict[str, Any] = row.model_dump()
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = iso(value)
+    return data
+
+
+def classification_json(result: Classification, language: str | None) -> dict[str, Any]:
+    return {
+        "category": result.category.value,
+        "confidence": result.confidence,
+        "language": language,
+        "matches": [
+            {"rule": m.rule, "category": m.category.value, "weight": m.weight}
+            for m in result.matches
+        ],
+    }
+
+
+def step_json(row: PlanStepRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": iso(row.due_at),
+        "reason": row.reason,
+        "cutover": json.loads(row.cutover),
+        "created_by": row.created_by,
+        "created_at": iso(row.created_at),
+    }
+
+
+async def in_force_here(app: web.Application, version: int) -> None:
+    """Wake the routing follower and wait, briefly, until this process routes by *version*:
+    the operator's next contact already follows the change. Other replicas follow within a
+    second by themselves; if this one is slow the version is committed all the same."""
+    app[wake_key].set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ADOPT_SECONDS):
+            # RoutingState announces nothing, so look; the follower adopts within a tick
+            while app[routing_key].active.version < version:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+
+async def changed(
+    request: web.Request, token: ApiToken, row: RoutingVersion, **extra: Any
+) -> web.Response:
+    log.info(
+        "api.change",
+        actor=token.name,
+        method=request.method,
+        path=request.path,
+        version=row.version,
+        kind=row.kind,
+    )
+    await in_force_here(request.app, row.version)
+    return web.json_response({**extra, **change_json(row)}, headers={"ETag": etag(row.version)})
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def now_of(request: web.Request) -> datetime:
+    return request.app[clock_key]()
+
+
+async def current_row(store: Store) -> RoutingVersion:
+    row = await store.current_version()
+    if row is None:
+        raise NoRouting("the database holds no routing version yet")
+    return row
+
+
+async def document_at(store: Store, number: int) -> RoutingDocument:
+    row = await store.version(number)
+    if row is None:
+        raise ApiError(404, f"there is no version {number}")
+    return stored_document(row)
+
+
+def if_match(request: web.Request) -> int:
+    """The version named by If-Match (``"12"``); 428 when absent or not one of our ETags."""
+    header = request.headers.get("If-Match", "").strip()
+    match = re.fullmatch(r'"([0-9]{1,18})"', header)
+    if match is None:
+        raise ApiError(
+            428,
+            'send If-Match with the ETag of the version you edited (GET /api/routing), e.g. "12"'
+            + (f"; {header!r} is not one" if header else ""),
+        )
+    return int(match.group(1))
+
+
+async def get_status(request: web.Request, token: ApiToken) -> web.Response:
+    return web.json_response(await routing_status(request.app[store_key], now_of(request)))
+
+
+async def get_routing(request: web.Request, token: ApiToken) -> web.Response:
+    row = await current_row(request.app[store_key])
+    document = document_data(stored_document(row))
+    return web.json_response(document, headers={"ETag": etag(row.version)})
+
+
+async def put_routing(request: web.Request, token: ApiToken) -> web.Response:
+    expected = if_match(request)
+    reason = query_of(request, RoutingQuery).reason
+    document = validate_document(await json_body(request))
+    store = request.app[store_key]
+    row = await apply_document(
+        store,
+        document,
+        actor=token.name,
+        reason=reason,
+        now=now_of(request),
+        expected_current=expected,
+    )
+    if row is None:
+        current = await current_row(store)
+        body = {"changed": False, **change_json(current)}
+        return web.json_response(body, headers={"ETag": etag(current.version)})
+    return await changed(request, token, row, changed=True)
+
+
+async def get_history(request: web.Request, token: ApiToken) -> web.Response:
+    query = query_of(request, HistoryQuery)
+    rows = await request.app[store_key].history(query.limit)
+    return web.json_response([version_json(row) for row in rows])
+
+
+async def get_diff(request: web.Request, token: ApiToken) -> web.Response:
+    query = query_of(request, DiffQuery)
+    store = request.app[store_key]
+    old, new = await document_at(store, query.from_), await document_at(store, query.to)
+    changes = diff_documents(old, new)
+    return web.json_response([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
+
+
+async def post_revert(request: web.Request, token: ApiToken) -> web.Response:
+    body = await body_of(request, RevertRequest)
+    try:
+        row = await revert(
+            request.app[store_key],
+            body.version,
+            actor=token.name,
+            reason=body.reason,
+            now=now_of(request),
+        )
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from exc
+    return await changed(request, token, row)
+
+
+async def post_cutover(request: web.Request, token: ApiToken) -> web.Response:
+    body = await body_of(request, CutoverRequest)
+    if body.dry_run:
+        return await cutover_preview(request, body)
+    row = await cutover(
+        request.app[store_key],
+        body.channel,
+        body.category,
+        body.percent,
+        actor=token.name,
+        reason=body.reason,
+        now=now_of(request),
+    )
+    return await changed(request, token, row)
+
+
+async def cutover_preview(request: web.Request, body: CutoverRequest) -> web.Response:
+    """What the cut-over would have changed over the last *days*; nothing is stored."""
+    store = request.app[store_key]
+    current = await current_row(store)
+    before = stored_document(current)
+    after = cut_over(before, body.channel, body.category, body.percent)
+    result = await preview_impact(store, before, after, days=body.days, now=now_of(request))
+    return web.json_response({"dry_run": True, "version": current.version, **result.as_json()})
+
+
+async def post_rollback(request: web.Request, token: ApiToken) -> web.Response:
+    body = await body_of(request, RollbackRequest)
+    row = await rollback(
+        request.app[store_key],
+        actor=token.name,
+        reason=body.reason,
+        now=now_of(request),
+        channel=body.channel,
+        duration=body.for_,
+    )
+    return await changed(request, token, row)
+
+
+async def post_resume(request: web.Request, token: ApiToken) -> web.Response:
+    body = await body_of(request, ResumeRequest)
+    row = await resume(
+        request.app[store_key], actor=token.name, reason=body.reason, now=now_of(request)
+    )
+    return await changed(request, token, row)
+
+
+async def post_classify(request: web.Request, token: ApiToken) -> web.Response:
+    body = await body_of(request, ClassifyRequest)
+    active = request.app[routing_key].active
+    min_confidence = active.document.classifier.min_confidence
+    result = classify(body.text, active.rules, min_confidence=min_confidence)
+    return web.json_response(classification_json(result, body.lang))
+
+
+async def get_interactions(request: web.Request, token: ApiToken) -> web.Response:
+    query = query_of(request, InteractionsQuery)
+    since = query.since
+    if isinstance(since, timedelta):
+        since = now_of(request) - since
+    rows = await request.app[store_key].interactions(
+        since=since,
+        channel=query.channel.value if query.channel is not None else None,
+        limit=query.limit,
+    )
+    return web.json_response([interaction_json(row) for row in rows])
+
+
+async def get_plan(request: web.Request, token: ApiToken) -> web.Response:
+    steps = await request.app[store_key].plan_steps()
+    return web.json_response([step_json(step) for step in steps])
+
+
+async def post_plan(request: web.Request, token: ApiToken) -> web.Response:
+    # parse_plan reads YAML, and JSON is YAML: the file format and the API share one parser
+    steps = parse_plan(json.dumps(await json_body(request)))
+    rows = await schedule_plan(request.app[store_key], steps, actor=token.name, now=now_of(request))
+    log.info("api.change", actor=token.name, method="POST", path=request.path, steps=len(rows))
+    return web.json_response({"scheduled": [step_json(row) for row in rows]})
+
+
+async def delete_plan(request: web.Request, token: ApiToken) -> web.Response:
+    cancelled = await request.app[store_key].cancel_plan_steps(now_of(request))
+    log.info("api.change", actor=token.name, method="DELETE", path=request.path, steps=cancelled)
+    return web.json_response({"cancelled": cancelled})
+
+
+@functools.cache
+def published_openapi() -> dict[str, Any]:
+    return openapi_document([operation for operation, _ in ROUTES] + [OPENAPI])
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(published_openapi())
+
+
+# -- the route table -------------------------------------------------------------------------
+
+OPENAPI = Operation("GET", "/api/openapi.json", "This document (no token needed)", "OpenApi")
+
+ROUTES: list[tuple[Operation, ApiHandler]] = [
+    (
+        Operation("GET", "/api/status", "Routing in force", "Status", Role.VIEWER, errors=(409,)),
+        get_status,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/routing",
+            "The current routing document (shape of routing.yaml)",
+            "RoutingDocument",
+            Role.VIEWER,
+            errors=(409,),
+            etag=True,
+        ),
+        get_routing,
+    ),
+    (
+        Operation(
+            "PUT",
+            "/api/routing",
+            "Make a document current as a new version",
+            "Change",
+            Role.ADMIN,
+            body=RoutingDocument.__name__,
+            query=RoutingQuery,
+            if_match=True,
+            etag=True,
+            description="Answers `changed: false` when the document equals the current one.",
+        ),
+        put_routing,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/routing/history",
+            "Every version, newest first",
+            "History",
+            Role.VIEWER,
+            query=HistoryQuery,
+        ),
+        get_history,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/routing/diff",
+            "What changes from one version to another",
+            "Diff",
+            Role.VIEWER,
+            query=DiffQuery,
+            errors=(404,),
+        ),
+        get_diff,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/routing/revert",
+            "Make an earlier version's document current again",
+            "Change",
+            Role.ADMIN,
+            body=RevertRequest,
+            errors=(404, 409),
+        ),
+        post_revert,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/cutover",
+            "Set a cut-over share, or preview its impact (dry_run)",
+            "CutoverResult",
+            Role.OPERATOR,
+            body=CutoverRequest,
+            errors=(409,),
+        ),
+        post_cutover,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/rollback",
+            "Every share (of one channel, or all) to 0 at once",
+            "Change",
+            Role.OPERATOR,
+            body=RollbackRequest,
+            errors=(409,),
+        ),
+        post_rollback,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/resume",
+            "Bring back the routing from before the rollback",
+            "Change",
+            Role.OPERATOR,
+            body=ResumeRequest,
+            errors=(409,),
+        ),
+        post_resume,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/classify",
+            "Classify a text, explained",
+            "Classification",
+            Role.VIEWER,
+            body=ClassifyRequest,
+        ),
+        post_classify,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/interactions",
+            "What was routed where, and why (newest first)",
+            "Interactions",
+            Role.VIEWER,
+            query=InteractionsQuery,
+        ),
+        get_interactions,
+    ),
+    (Operation("GET", "/api/plan", "Pending plan steps", "PlanSteps", Role.VIEWER), get_plan),
+    (
+        Operation(
+            "POST",
+            "/api/plan",
+            "Schedule plan steps (executed by the service)",
+            "PlanScheduled",
+            Role.ADMIN,
+            body="Plan",
+        ),
+        post_plan,
+    ),
+    (
+        Operation("DELETE", "/api/plan", "Cancel every pending step", "PlanCancelled", Role.ADMIN),
+        delete_plan,
+    ),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(OPENAPI.path, get_openapi)
+    for operation, handler in ROUTES:
+        assert operation.role is not None, operation.path
+        app.router.add_route(operation.method, operation.path, guarded(operation.role, handler))
