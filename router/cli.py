@@ -12,7 +12,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,13 +33,14 @@ from router.document import (
     document_data,
     load_document,
 )
-from router.durations import parse_duration
+from router.durations import parse_since
 from router.logging import configure_logging
-from router.migration import Impact, MigrationError, PlanInvalid, cut_over, parse_for, parse_plan
+from router.migration import Impact, MigrationError, PlanInvalid, parse_for, parse_plan
 from router.service import apply_document, preview_impact, routing_status, stored_document
 from router.settings import Settings, SettingsError, load_settings
 from router.store import PlanStepRow, RoutingVersion, Store, create_engine
 from router.tokens import Role, TokenError, create_token
+from router.views import change_json, interaction_json, iso, step_json, version_json
 
 T = TypeVar("T")
 
@@ -114,20 +114,6 @@ def run(work: Callable[[Store], Awaitable[T]]) -> T:
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def version_json(row: RoutingVersion) -> dict[str, Any]:
-    return {
-        "version": row.version,
-        "kind": row.kind,
-        "actor": row.actor,
-        "reason": row.reason,
-        "created_at": iso(row.created_at),
-    }
 
 
 async def require_current(store: Store) -> RoutingVersion:
@@ -269,22 +255,13 @@ def status(output_format: str) -> None:
         )
 
 
-_RELATIVE = re.compile(r"^\d+[smhd]$")
-
-
-def parse_since(text: str | None, now: datetime) -> datetime | None:
+def since_option(text: str | None, now: datetime) -> datetime | None:
     if text is None:
         return None
-    if _RELATIVE.match(text):
-        return now - parse_duration(text)
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_since(text, now)
     except ValueError as exc:
-        raise click.BadParameter(
-            "use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)",
-            param_hint="--since",
-        ) from exc
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 @cli.command()
@@ -294,7 +271,7 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
 @FORMAT
 def interactions(since: str | None, channel: str | None, limit: int, output_format: str) -> None:
     """What was routed where, and why (newest first)."""
-    since_at = parse_since(since, datetime.now(UTC))
+    since_at = since_option(since, datetime.now(UTC))
 
     async def work(store: Store) -> Sequence[Any]:
         return await store.interactions(since=since_at, channel=channel, limit=limit)
@@ -313,14 +290,6 @@ def interactions(since: str | None, channel: str | None, limit: int, output_form
             f"{record['category']:8} {record['side']:9} -> {record['destination']:10} "
             f"{record['reason']:12} v{record['version']}  {record['outcome'] or ''}"
         )
-
-
-def interaction_json(row: Any) -> dict[str, Any]:
-    data: dict[str, Any] = row.model_dump()
-    for key in ("received_at", "decided_at", "updated_at"):
-        if data.get(key) is not None:
-            data[key] = iso(data[key])
-    return data
 
 
 # -- config -------------------------------------------------------------------------------
@@ -457,7 +426,7 @@ def config_diff(a: str, b: str, impact: bool, days: int, output_format: str) -> 
                 }
             )
             return
-        print_impact(preview, days)
+        print_impact(preview.as_json(), days)
     if output_format == "json":
         emit_json([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
         return
@@ -495,18 +464,19 @@ def config_revert(version: int, reason: str, actor: str, output_format: str) -> 
         click.echo(f"version {version} is current again as version {row.version}")
 
 
-def print_impact(preview: Impact, days: int) -> None:
+def print_impact(preview: dict[str, Any], days: int) -> None:
+    """*preview* as Impact.as_json() gives it."""
     click.echo(
-        f"impact: replaying the {preview.contacts} contacts recorded in the last {days} day(s)"
+        f"impact: replaying the {preview['contacts']} contacts recorded in the last {days} day(s)"
     )
-    if not preview.moved:
+    if not preview["moved"]:
         click.echo("  no contact would have gone elsewhere")
-    for channel, per_day in preview.moved.items():
+    for channel, per_day in preview["moved"].items():
         total = sum(per_day.values())
         click.echo(f"  {channel}: {total} contact(s) would have gone elsewhere")
         for day, count in per_day.items():
             click.echo(f"    {day}: {count}")
-        for move, count in preview.moves[channel].items():
+        for move, count in preview["moves"][channel].items():
             click.echo(f"    {move}: {count}")
 
 
@@ -518,13 +488,6 @@ NO_ROUTING = (
 )
 CHANNEL_OR_ALL = click.Choice([*(c.value for c in Channel), "all"])
 CATEGORY_OR_ALL = click.Choice([*(c.value for c in Category), "all"])
-
-
-def change_json(row: RoutingVersion) -> dict[str, Any]:
-    payload = version_json(row)
-    if row.expires_at is not None:
-        payload["until"] = iso(row.expires_at)
-    return payload
 
 
 @cli.command("cutover")
@@ -552,11 +515,11 @@ def cutover_command(
     chosen_category = None if category == "all" else Category(category)
     now = datetime.now(UTC)
 
-    async def work(store: Store) -> RoutingVersion | Impact:
+    async def work(store: Store) -> RoutingVersion | dict[str, Any]:
         if dry_run:
-            current = stored_document(await require_current(store))
-            proposed = cut_over(current, chosen_channel, chosen_category, percent)
-            return await preview_impact(store, current, proposed, days=days, now=now)
+            return await service.cutover_preview(
+                store, chosen_channel, chosen_category, percent, days=days, now=now
+            )
         return await service.cutover(
             store,
             chosen_channel,
@@ -568,11 +531,11 @@ def cutover_command(
         )
 
     result = run(work)
-    if isinstance(result, Impact):
+    if isinstance(result, dict):
         if output_format == "json":
-            emit_json({"dry_run": True, "days": days, **result.as_json()})
+            emit_json(result)
         else:
-            click.echo("dry run: nothing changed")
+            click.echo(f"dry run against version {result['version']}: nothing changed")
             print_impact(result, days)
         return
     if output_format == "json":
@@ -661,18 +624,6 @@ def resume_command(reason: str, actor: str, output_format: str) -> None:
 @cli.group()
 def plan() -> None:
     """Scheduled cut-over steps, executed by the service."""
-
-
-def step_json(row: PlanStepRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "at": iso(row.due_at),
-        "reason": row.reason,
-        "cutover": json.loads(row.cutover),
-        "status": row.status,
-        "created_by": row.created_by,
-        "version": row.version,
-    }
 
 
 @plan.command("apply")

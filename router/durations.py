@@ -8,8 +8,9 @@ rest of the package.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["format_duration", "parse_duration"]
 
@@ -57,3 +58,18 @@ def format_duration(duration: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     raise AssertionError("unreachable: every whole number of seconds is a multiple of 1 s")
+
+
+# A '+' in a URL query arrives as a space (form encoding): "2026-11-23T08:00:00 01:00".
+_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A moment given as ISO 8601 (UTC when it has no offset) or as a duration back from
+    *now* ("24h", "7d"); ValueError with a hint otherwise."""
+    with contextlib.suppress(ValueError):
+        return now - parse_duration(text)
+    with contextlib.suppress(ValueError):
+        moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text.strip()))
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    raise ValueError("use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)")

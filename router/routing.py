@@ -9,6 +9,7 @@ starts, calls still get a safe ``<Dial>`` to the last-known route (SPEC §7).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ class RoutingState:
     def __init__(self, active: ActiveRouting, *, from_database: bool) -> None:
         self.active = active
         self.from_database = from_database
+        self._changed = asyncio.Event()
 
     def use(self, active: ActiveRouting) -> None:
         previous = self.active.version
@@ -61,6 +63,14 @@ class RoutingState:
         self.from_database = True
         if active.version != previous:
             log.info("routing.loaded", version=active.version, previous=previous)
+            # wake everyone waiting, and give later waiters a fresh event
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    async def wait_for(self, version: int) -> None:
+        """Return once this process routes by *version* or a newer one."""
+        while self.active.version < version:
+            await self._changed.wait()
 
 
 def cache_path(var_dir: Path) -> Path:

@@ -14,7 +14,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,18 +40,16 @@ from router.migration import (
 )
 from router.store import (
     DatabaseUnavailable,
-    Interaction,
     PlanStepRow,
     RoutingVersion,
     StaleVersion,
     Store,
-    WebhookReply,
     claim_plan_step,
-    find_interaction,
     insert_version,
     mark_step_version,
     newest_version,
 )
+from router.views import iso
 
 log = structlog.get_logger(__name__)
 
@@ -148,44 +146,41 @@ async def record_routed_contact(
     customer_hash: str,
     reply: Reply,
     now: datetime,
-) -> str:
-    """Store the interaction and our answer together; returns the answer to send.
+) -> tuple[str, bool]:
+    """Store the interaction and our answer together.
 
-    A concurrent duplicate (same provider id) loses on the unique key and gets the answer
-    the winner stored. Raises :class:`DatabaseUnavailable` when nothing could be written.
+    Returns the answer to send and whether this request was new: a retry of a request
+    already recorded (same provider id), even one racing the first delivery, gets the
+    answer stored the first time. Raises :class:`DatabaseUnavailable` when nothing could
+    be written.
     """
-    row = Interaction(
-        channel=contact.channel.value,
-        provider_id=contact.provider_id,
-        customer_hash=customer_hash,
-        category=decision.category.value,
-        category_source=decision.category_source.value,
-        rule=decision.rule,
-        confidence=decision.confidence,
-        side=decision.side.value,
-        destination=decision.destination,
-        first_destination=decision.destination,
-        reason=decision.reason.value,
-        version=decision.version,
-        bucket=decision.bucket,
-        language=contact.language,
-        received_at=contact.received_at,
-        decided_at=now,
-        updated_at=now,
-        outcome="routed",
-    )
+    interaction = {
+        "channel": contact.channel.value,
+        "provider_id": contact.provider_id,
+        "customer_hash": customer_hash,
+        "category": decision.category.value,
+        "category_source": decision.category_source.value,
+        "rule": decision.rule,
+        "confidence": decision.confidence,
+        "side": decision.side.value,
+        "destination": decision.destination,
+        "first_destination": decision.destination,
+        "reason": decision.reason.value,
+        "version": decision.version,
+        "bucket": decision.bucket,
+        "language": contact.language,
+        "received_at": contact.received_at,
+        "decided_at": now,
+        "updated_at": now,
+        "outcome": "routed",
+        "delivery_failed": False,
+    }
     try:
         async with asyncio.timeout(store.timeout_seconds):
-            try:
-                async with store.writing() as session:
-                    session.add(row)
-                    session.add(_reply_row(reply, now))
-                return reply.body
-            except IntegrityError:
-                earlier = await store.stored_reply(reply.provider_id, reply.step)
-                return earlier if earlier is not None else reply.body
+            earlier = await store.record_contact(interaction, _reply_row(reply, now))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc)) from exc
+    return (reply.body, True) if earlier is None else (earlier, False)
 
 
 async def record_call_progress(
@@ -204,38 +199,28 @@ async def record_call_progress(
     """
     try:
         async with asyncio.timeout(store.timeout_seconds):
-            try:
-                async with store.writing() as session:
-                    if reply is not None:
-                        earlier = await session.get(WebhookReply, (reply.provider_id, reply.step))
-                        if earlier is not None:
-                            return earlier.body
-                    interaction = await find_interaction(session, channel, provider_id)
-                    if interaction is not None:
-                        for field, value in changes.items():
-                            setattr(interaction, field, value)
-                        interaction.updated_at = now
-                        session.add(interaction)
-                    else:
-                        log.warning(
-                            "call.unknown", provider_id=provider_id, step=reply and reply.step
-                        )
-                    if reply is not None:
-                        session.add(_reply_row(reply, now))
-                return None if reply is None else reply.body
-            except IntegrityError:
-                if reply is None:
-                    return None
-                earlier_body = await store.stored_reply(reply.provider_id, reply.step)
-                return earlier_body if earlier_body is not None else reply.body
+            found, earlier = await store.record_progress(
+                channel=channel,
+                provider_id=provider_id,
+                changes={**changes, "updated_at": now},
+                reply=None if reply is None else _reply_row(reply, now),
+            )
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc)) from exc
+    if not found:
+        log.warning("call.unknown", provider_id=provider_id, step=reply and reply.step)
+    if earlier is not None:
+        return earlier
+    return None if reply is None else reply.body
 
 
-def _reply_row(reply: Reply, now: datetime) -> WebhookReply:
-    return WebhookReply(
-        provider_id=reply.provider_id, step=reply.step, body=reply.body, created_at=now
-    )
+def _reply_row(reply: Reply, now: datetime) -> dict[str, Any]:
+    return {
+        "provider_id": reply.provider_id,
+        "step": reply.step,
+        "body": reply.body,
+        "created_at": now,
+    }
 
 
 # -- migration: cut-over, rollback, resume, plans, the guard ---------------------------------
@@ -596,6 +581,23 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
     }
 
 
+async def cutover_preview(
+    store: Store,
+    channel: Channel | None,
+    category: Category | None,
+    percent: float,
+    *,
+    days: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """What a cut-over would have changed over the last *days*; nothing is stored."""
+    current = await _current(store)
+    before = stored_document(current)
+    after = cut_over(before, channel, category, percent)
+    result = await preview_impact(store, before, after, days=days, now=now)
+    return {"dry_run": True, "version": current.version, "days": days, **result.as_json()}
+
+
 async def preview_impact(
     store: Store,
     before: RoutingDocument,
@@ -610,7 +612,3 @@ async def preview_impact(
         for channel, category, bucket_value, received_at in rows
     ]
     return impact(recorded, before, after)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -135,6 +135,11 @@ class WebhookReply(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+# Built once: the hot path passes only parameters, so each insert is a compiled-cache hit.
+_INSERT_INTERACTION = sa.insert(Interaction.__table__)  # type: ignore[attr-defined]
+_INSERT_REPLY = sa.insert(WebhookReply.__table__)  # type: ignore[attr-defined]
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or written (an outage, not bad input)."""
 
@@ -203,6 +208,16 @@ class Store:
         ):
             yield session
             await session.commit()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core-level write transaction: the hot path (one contact) skips the ORM."""
+        if self._write_lock is None:
+            async with self._write_engine.begin() as connection:
+                yield connection
+            return
+        async with self._write_lock, self._write_engine.begin() as connection:
+            yield connection
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -379,10 +394,69 @@ class Store:
 
     # -- webhook replies and interactions ---------------------------------------------
 
+    async def record_contact(
+        self, interaction: dict[str, Any], reply: dict[str, Any]
+    ) -> str | None:
+        """Insert an interaction and the answer given for it, together.
+
+        Returns None when stored, or the earlier answer when this provider id was recorded
+        before (a provider's retry, maybe racing the first delivery)."""
+        try:
+            async with self.transaction() as connection:
+                await connection.execute(_INSERT_INTERACTION, interaction)
+                await connection.execute(_INSERT_REPLY, reply)
+            return None
+        except IntegrityError:
+            earlier = await self.stored_reply(reply["provider_id"], reply["step"])
+            return earlier if earlier is not None else reply["body"]
+
+    async def record_progress(
+        self,
+        *,
+        channel: str,
+        provider_id: str,
+        changes: dict[str, Any],
+        reply: dict[str, Any] | None,
+    ) -> tuple[bool, str | None]:
+        """Update an interaction and store the answer given, together.
+
+        Returns (found, earlier answer): the answer given before to the very same request,
+        if any, in which case nothing is changed."""
+        try:
+            async with self.transaction() as connection:
+                if reply is not None:
+                    earlier = await connection.scalar(
+                        select(WebhookReply.body).where(
+                            WebhookReply.provider_id == reply["provider_id"],
+                            WebhookReply.step == reply["step"],
+                        )
+                    )
+                    if earlier is not None:
+                        return True, earlier
+                result = await connection.execute(
+                    sa.update(Interaction)
+                    .where(
+                        col(Interaction.channel) == channel,
+                        col(Interaction.provider_id) == provider_id,
+                    )
+                    .values(**changes)
+                )
+                if reply is not None:
+                    await connection.execute(_INSERT_REPLY, reply)
+                return result.rowcount > 0, None
+        except IntegrityError:
+            if reply is None:
+                return True, None
+            return True, await self.stored_reply(reply["provider_id"], reply["step"])
+
     async def stored_reply(self, provider_id: str, step: str) -> str | None:
-        async with self.reading() as session:
-            row = await session.get(WebhookReply, (provider_id, step))
-            return None if row is None else row.body
+        async with self.engine.connect() as connection:
+            body: str | None = await connection.scalar(
+                select(WebhookReply.body).where(
+                    WebhookReply.provider_id == provider_id, WebhookReply.step == step
+                )
+            )
+            return body
 
     async def interaction_by_provider_id(
         self, channel: str, provider_id: str

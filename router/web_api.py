@@ -37,7 +37,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.exc import SQLAlchemyError
 
 from router.appkeys import clock_key, routing_key, store_key, wake_key
-from router.classify import Classification, classify
+from router.classify import classify
 from router.contact import Category, Channel
 from router.document import (
     DocumentInvalid,
@@ -47,16 +47,14 @@ from router.document import (
     document_data,
     validate_document,
 )
-from router.durations import parse_duration
-from router.migration import MigrationError, PlanInvalid, cut_over, parse_plan
+from router.durations import parse_duration, parse_since
+from router.migration import MigrationError, PlanInvalid, parse_plan
 from router.openapi import Operation, openapi_document
 from router.service import (
     NoRouting,
     NothingToResume,
     apply_document,
     cutover,
-    iso,
-    preview_impact,
     resume,
     revert,
     rollback,
@@ -64,16 +62,22 @@ from router.service import (
     schedule_plan,
     stored_document,
 )
+from router.service import cutover_preview as service_cutover_preview
 from router.store import (
     ApiToken,
     DatabaseUnavailable,
-    Interaction,
-    PlanStepRow,
     RoutingVersion,
     StaleVersion,
     Store,
 )
 from router.tokens import Role, authenticate
+from router.views import (
+    change_json,
+    classification_json,
+    interaction_json,
+    step_json,
+    version_json,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -239,7 +243,7 @@ def validated(model: type[M], data: object, what: str) -> M:
 async def json_body(request: web.Request) -> object:
     try:
         return json.loads(await request.read())
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+    except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError; absurd nesting
         raise ApiError(
             422, "the body is not JSON", problems=[Problem(BODY_PATH, f"not JSON: {exc}")]
         ) from exc
@@ -293,18 +297,11 @@ def _duration(value: object) -> timedelta:
     return parse_duration(value)
 
 
-# A '+' in a query string arrives as a space (form encoding): "…T08:00:00 01:00".
-_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
-
-
-def _since(value: object) -> datetime | timedelta:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return parse_duration(value)
-        with contextlib.suppress(ValueError):
-            moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", value.strip()))
-            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    raise ValueError("use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)")
+def _since(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("use an ISO 8601 time or a duration (24h, 7d)")
+    parse_since(value, datetime.now(UTC))  # checked here, resolved against the app's clock
+    return value
 
 
 AuditReason = Annotated[
@@ -332,7 +329,7 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["24h"]}),
 ]
 Since = Annotated[
-    datetime | timedelta,
+    str,
     PlainValidator(_since),
     WithJsonSchema(
         {
@@ -363,7 +360,7 @@ class CutoverRequest(Body):
 
 class RollbackRequest(Body):
     reason: AuditReason
-    channel: ChannelOrAll = None
+    channel: ChannelOrAll = Field(default=None, json_schema_extra={"default": ALL})
     for_: Duration | None = Field(
         default=None,
         alias="for",
@@ -411,56 +408,6 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def version_json(row: RoutingVersion) -> dict[str, Any]:
-    """A version as ``config history --format json`` prints it."""
-    return {
-        "version": row.version,
-        "kind": row.kind,
-        "actor": row.actor,
-        "reason": row.reason,
-        "created_at": iso(row.created_at),
-    }
-
-
-def change_json(row: RoutingVersion) -> dict[str, Any]:
-    data = version_json(row)
-    if row.expires_at is not None:
-        data["until"] = iso(row.expires_at)
-    return data
-
-
-def interaction_json(row: Interaction) -> dict[str, Any]:
-    """Every column, as ``interactions --format json`` prints it."""
-    data: dict[str, Any] = row.model_dump()
-    for key, value in data.items():
-        if isinstance(value, datetime):
-            data[key] = iso(value)
-    return data
-
-
-def classification_json(result: Classification, language: str | None) -> dict[str, Any]:
-    return {
-        "category": result.category.value,
-        "confidence": result.confidence,
-        "language": language,
-        "matches": [
-            {"rule": m.rule, "category": m.category.value, "weight": m.weight}
-            for m in result.matches
-        ],
-    }
-
-
-def step_json(row: PlanStepRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "at": iso(row.due_at),
-        "reason": row.reason,
-        "cutover": json.loads(row.cutover),
-        "created_by": row.created_by,
-        "created_at": iso(row.created_at),
-    }
-
-
 async def in_force_here(app: web.Application, version: int) -> None:
     """Wake the routing follower and wait, briefly, until this process routes by *version*:
     the operator's next contact already follows the change. Other replicas follow within a
@@ -468,9 +415,7 @@ async def in_force_here(app: web.Application, version: int) -> None:
     app[wake_key].set()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(ADOPT_SECONDS):
-            # RoutingState announces nothing, so look; the follower adopts within a tick
-            while app[routing_key].active.version < version:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await app[routing_key].wait_for(version)
 
 
 async def changed(
@@ -599,12 +544,15 @@ async def post_cutover(request: web.Request, token: ApiToken) -> web.Response:
 
 async def cutover_preview(request: web.Request, body: CutoverRequest) -> web.Response:
     """What the cut-over would have changed over the last *days*; nothing is stored."""
-    store = request.app[store_key]
-    current = await current_row(store)
-    before = stored_document(current)
-    after = cut_over(before, body.channel, body.category, body.percent)
-    result = await preview_impact(store, before, after, days=body.days, now=now_of(request))
-    return web.json_response({"dry_run": True, "version": current.version, **result.as_json()})
+    preview = await service_cutover_preview(
+        request.app[store_key],
+        body.channel,
+        body.category,
+        body.percent,
+        days=body.days,
+        now=now_of(request),
+    )
+    return web.json_response(preview)
 
 
 async def post_rollback(request: web.Request, token: ApiToken) -> web.Response:
@@ -638,9 +586,7 @@ async def post_classify(request: web.Request, token: ApiToken) -> web.Response:
 
 async def get_interactions(request: web.Request, token: ApiToken) -> web.Response:
     query = query_of(request, InteractionsQuery)
-    since = query.since
-    if isinstance(since, timedelta):
-        since = now_of(request) - since
+    since = parse_since(query.since, now_of(request)) if query.since is not None else None
     rows = await request.app[store_key].interactions(
         since=since,
         channel=query.channel.value if query.channel is not None else None,

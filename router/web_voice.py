@@ -106,10 +106,7 @@ async def route_call(request: web.Request) -> web.Response:
     sid = _call_sid(form)
     app = request.app
     store, step = app[store_key], request.raw_path
-    earlier = await stored_reply(store, sid, step)
-    if earlier is not None:
-        return twiml(earlier)
-
+    # No look-up first: a retry loses on the unique provider id and gets the first answer.
     now = app[clock_key]()
     active = app[routing_key].active
     document = active.document
@@ -146,9 +143,9 @@ async def route_call(request: web.Request) -> web.Response:
         "language": contact.language,
     }
     secret_hash = customer_hash(app[customer_secret_key], contact.customer_key)
-    recorded = True
+    recorded, fresh = True, True
     try:
-        body = await record_routed_contact(
+        body, fresh = await record_routed_contact(
             store,
             contact,
             decision,
@@ -171,6 +168,8 @@ async def route_call(request: web.Request) -> web.Response:
             twiml=body,
             error=str(exc),
         )
+    if not fresh:  # a retry: answered as the first time, already counted and logged
+        return twiml(body)
     latency = time.perf_counter() - started
     app[metrics_key].decision_seconds.labels(_PHONE).observe(latency)
     app[metrics_key].contacts_routed.labels(
@@ -186,9 +185,6 @@ async def dial_finished(request: web.Request) -> web.Response:
     sid = _call_sid(form)
     app = request.app
     store, step = app[store_key], request.raw_path
-    earlier = await stored_reply(store, sid, step)
-    if earlier is not None:
-        return twiml(earlier)
     try:
         status = tv.dial_status(form)
     except ValueError as exc:

@@ -138,3 +138,7 @@ async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
         await asyncio.sleep(1.0)
     kinds = [row.kind for row in await pg_store.history()]
     assert kinds == ["plan", "resume", "rollback", "apply"]
+
+
+def test_the_known_head_matches_the_migration_scripts() -> None:
+    assert migrate.HEAD == migrate.script_head()

@@ -1,0 +1,302 @@
+"""Shared pieces of the benchmarks: server processes, the load generator, statistics, tables.
+
+Rules every benchmark keeps:
+
+* servers run as real processes on 127.0.0.1, never in the load generator's process, so the
+  client's work is not billed to the server (nor the other way round);
+* whatever the client must compute per request (signatures, bodies) is done before timing;
+* a request that does not succeed is an error, counted and reported; a run with errors fails;
+* nothing is compared with an absolute time: results are ratios against a baseline measured
+  in the same run, with rounds alternated so machine noise hits both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Bounds of the wait for a server to answer its readiness URL, and for it to stop.
+READY_SECONDS = 30.0
+STOP_SECONDS = 15.0
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1 (a server needs its port before it starts: the
+    public URL it checks signatures against names it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerFailed(RuntimeError):
+    """A server process exited early or did not become ready in time."""
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@asynccontextmanager
+async def server_process(
+    kind: str, *, port: int, env: Mapping[str, str], log_path: Path, ready_url: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``python -m bench.servers KIND`` until the block ends; its output goes to
+    *log_path*. Yields once *ready_url* answers 200; stops it with SIGTERM (then SIGKILL)."""
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.servers",
+            kind,
+            "--port",
+            str(port),
+            env=dict(env),
+            cwd=REPO_ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            await wait_ready(process, ready_url, log_path)
+            yield process
+        finally:
+            await stop(process)
+
+
+async def wait_ready(process: asyncio.subprocess.Process, url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise ServerFailed(
+                    f"{url}: server exited with {process.returncode}:\n{log_tail(log_path)}"
+                )
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise ServerFailed(f"{url}: not ready within {READY_SECONDS:.0f} s:\n{log_tail(log_path)}")
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+# -- load --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """The load every request/response benchmark applies (flags of ``bench.run``)."""
+
+    requests: int = 3000
+    warmup: int = 200
+    concurrency: int = 16
+    rounds: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """One POST, encoded (and signed) before timing starts."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What one load run saw. Latencies (seconds, sorted) are of successful requests only."""
+
+    label: str
+    seconds: float
+    latencies: list[float]
+    errors: Counter[str] = field(default_factory=Counter)
+    #: CPU (user + system, all threads) the server process and this process spent meanwhile;
+    #: None where the server's CPU cannot be read (no /proc).
+    server_cpu_seconds: float | None = None
+    client_cpu_seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def rps(self) -> float:
+        """Successful requests per second of wall time."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000.0
+
+    @property
+    def server_cpu_ms(self) -> float:
+        """Server CPU per successful request, in ms; NaN when unknown."""
+        if self.server_cpu_seconds is None or not self.ok:
+            return math.nan
+        return self.server_cpu_seconds * 1000.0 / self.ok
+
+    @property
+    def client_cpu_ms(self) -> float:
+        """Load generator CPU per successful request, in ms; NaN when nothing succeeded."""
+        return self.client_cpu_seconds * 1000.0 / self.ok if self.ok else math.nan
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process *pid* (all its threads) so far, from
+    ``/proc/PID/stat``; None where that does not exist."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # fields after the command name, which is in parentheses and may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile *q* (0 < q <= 100) of an ascending sequence; NaN if empty."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+async def drive(
+    session: aiohttp.ClientSession,
+    url: str,
+    requests: Sequence[PreparedRequest],
+    *,
+    concurrency: int,
+    label: str,
+    expect: bytes,
+    server_pid: int | None = None,
+) -> LoadResult:
+    """POST every request in *requests* to *url* from *concurrency* workers, each sending
+    its next request as soon as the previous one is answered (a closed loop).
+
+    Success is a 200 whose body contains *expect*; anything else is an error, by kind.
+    With *server_pid*, the server process's CPU time over the run is measured too."""
+    pending: Iterator[PreparedRequest] = iter(requests)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def worker() -> None:
+        # one shared iterator: asyncio hands it to one worker at a time
+        for request in pending:
+            started = time.perf_counter()
+            try:
+                async with session.post(url, data=request.body, headers=request.headers) as rsp:
+                    payload = await rsp.read()
+                    status = rsp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                errors[type(exc).__name__] += 1
+                continue
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                errors[f"HTTP {status}"] += 1
+            elif expect not in payload:
+                errors["unexpected body"] += 1
+            else:
+                latencies.append(elapsed)
+
+    server_before = process_cpu_seconds(server_pid)
+    client_before = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_before
+    server_after = process_cpu_seconds(server_pid)
+    latencies.sort()
+    return LoadResult(
+        label=label,
+        seconds=seconds,
+        latencies=latencies,
+        errors=errors,
+        server_cpu_seconds=(
+            server_after - server_before
+            if server_before is not None and server_after is not None
+            else None
+        ),
+        client_cpu_seconds=client_cpu,
+    )
+
+
+def median_round(rounds: Sequence[LoadResult]) -> LoadResult:
+    """The round with the median throughput (the lower middle one for an even count)."""
+    if not rounds:
+        raise ValueError("no rounds")
+    ordered = sorted(rounds, key=lambda result: result.rps)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Section:
+    """One benchmark's report: a table, notes under it, and failed checks (if any)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"## {self.title}", "", markdown_table(self.headers, self.rows), ""]
+        lines += self.notes
+        lines += [f"FAILED: {failure}" for failure in self.failures]
+        return "\n".join(lines)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A pipe table, columns padded so it also reads well in a terminal."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.ljust(width) if index == 0 else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (width + 1) + ("-" if index == 0 else ":") for index, width in enumerate(widths)
+    )
+    return "\n".join([line(headers), rule + "|", *(line(row) for row in rows)])

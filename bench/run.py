@@ -1,0 +1,142 @@
+"""``make bench``: run the registered benchmarks and print one report.
+
+Each benchmark is an async function from the load options to a :class:`Section`; add one by
+writing it in its own module under ``bench/`` and registering it in :data:`BENCHMARKS`.
+The exit code is 1 when any benchmark's checks failed (failed requests, lost records):
+figures from such a run mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bench import webhook
+from bench.harness import LoadOptions, Section, ServerFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    name: str
+    summary: str
+    run: Callable[[LoadOptions], Awaitable[Section]]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    benchmark.name: benchmark
+    for benchmark in [
+        Benchmark(
+            "voice-route",
+            "signed Twilio Gather -> real service on SQLite (one durable insert per request) "
+            "vs a bare aiohttp form handler",
+            webhook.voice_route,
+        ),
+    ]
+}
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = LoadOptions()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Side-by-side benchmarks of Switchboard; prints rps, latency and ratios.",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help="run only this benchmark (repeatable); see --list",
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--requests",
+        type=positive,
+        default=defaults.requests,
+        help="timed requests per server per round (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=non_negative,
+        default=defaults.warmup,
+        help="untimed requests per server before the rounds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive,
+        default=defaults.concurrency,
+        help="requests in flight at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive,
+        default=defaults.rounds,
+        help="alternating rounds per server; the median one is reported (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores (os.cpu_count()), Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.machine()}"
+    )
+
+
+async def run_all(names: list[str], options: LoadOptions) -> list[Section]:
+    return [await BENCHMARKS[name].run(options) for name in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for benchmark in BENCHMARKS.values():
+            print(f"{benchmark.name}: {benchmark.summary}")
+        return 0
+    options = LoadOptions(
+        requests=args.requests,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        rounds=args.rounds,
+    )
+    names = list(dict.fromkeys(args.only)) if args.only else list(BENCHMARKS)
+    print(f"# Switchboard benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"machine: {machine()}")
+    print()
+    try:
+        sections = asyncio.run(run_all(names, options))
+    except ServerFailed as exc:
+        print(f"a server under test failed: {exc}", file=sys.stderr)
+        return 1
+    for section in sections:
+        print(section.render())
+        print()
+    failed = [section.title for section in sections if section.failures]
+    if failed:
+        print(f"{len(failed)} benchmark(s) failed their checks", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

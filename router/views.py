@@ -1,0 +1,70 @@
+"""JSON shapes shared by the CLI (``--format json``) and the HTTP API, so they never drift.
+
+Pure: rows and values in, JSON-able dicts out. Times are ISO 8601 in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from router.classify import Classification
+from router.store import Interaction, PlanStepRow, RoutingVersion
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def version_json(row: RoutingVersion) -> dict[str, Any]:
+    """A version as ``config history --format json`` prints it."""
+    return {
+        "version": row.version,
+        "kind": row.kind,
+        "actor": row.actor,
+        "reason": row.reason,
+        "created_at": iso(row.created_at),
+    }
+
+
+def change_json(row: RoutingVersion) -> dict[str, Any]:
+    """A version just made; a timed rollback says until when."""
+    data = version_json(row)
+    if row.expires_at is not None:
+        data["until"] = iso(row.expires_at)
+    return data
+
+
+def interaction_json(row: Interaction) -> dict[str, Any]:
+    """Every column, as ``interactions --format json`` prints it."""
+    data: dict[str, Any] = row.model_dump()
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = iso(value)
+    return data
+
+
+def step_json(row: PlanStepRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": iso(row.due_at),
+        "reason": row.reason,
+        "cutover": json.loads(row.cutover),
+        "status": row.status,
+        "created_by": row.created_by,
+        "created_at": iso(row.created_at),
+        "version": row.version,
+    }
+
+
+def classification_json(result: Classification, language: str | None) -> dict[str, Any]:
+    return {
+        "category": result.category.value,
+        "confidence": result.confidence,
+        "language": language,
+        "matches": [
+            {"rule": m.rule, "category": m.category.value, "weight": m.weight}
+            for m in result.matches
+        ],
+    }
