@@ -141,4 +141,4 @@ async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
 
 
 def test_the_known_head_matches_the_migration_scripts() -> None:
-    assert migrate.HEAD == migrate.script_head()
+    assert migrate.script_head() == migrate.HEAD
