@@ -1,8 +1,10 @@
 """The ``switchboard`` command line.
 
 Commands work on the database named by ``SWITCHBOARD_DATABASE_URL`` directly, so the
-on-call person can inspect and change routing while the HTTP service is down. Data goes to
-stdout (``--format json`` for scripts); errors go to stderr with a non-zero exit code.
+on-call person can inspect and change routing while the HTTP service is down; with
+``--url`` and a token they work through a running service's API instead. Both ways give
+the same JSON shapes (router/views.py), so one printer serves both. Data goes to stdout
+(``--format json`` for scripts); errors go to stderr with a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import click
 import yaml
+from multidict import CIMultiDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,10 +40,11 @@ from router.document import (
 )
 from router.durations import parse_since
 from router.logging import configure_logging
-from router.migration import Impact, MigrationError, PlanInvalid, parse_for, parse_plan
+from router.migration import MigrationError, PlanInvalid, parse_for, parse_plan
+from router.remote import Remote, RemoteError
 from router.service import apply_document, preview_impact, routing_status, stored_document
 from router.settings import Settings, SettingsError, load_settings
-from router.store import PlanStepRow, RoutingVersion, Store, create_engine
+from router.store import RoutingVersion, Store, create_engine
 from router.tokens import Role, TokenError, create_token
 from router.views import change_json, interaction_json, iso, step_json, version_json
 
@@ -112,6 +118,47 @@ def run(work: Callable[[Store], Awaitable[T]]) -> T:
         ) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where commands act: the database (no url) or a running service's API."""
+
+    url: str | None
+    token: str | None
+
+
+def remote() -> Remote | None:
+    """The API client when ``--url`` was given, else None (work on the database)."""
+    target = click.get_current_context().find_root().obj
+    if not isinstance(target, Target) or target.url is None:
+        return None
+    if not target.token:
+        raise click.ClickException("--url needs --token (or SWITCHBOARD_TOKEN)")
+    return Remote(target.url, target.token)
+
+
+def api(
+    client: Remote,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[Any, CIMultiDict[str]]:
+    """One API request; a refusal or an unreachable service is a clear CLI error."""
+    try:
+        return asyncio.run(client.request(method, path, json=body, params=params, headers=headers))
+    except RemoteError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise click.ClickException(f"cannot reach {client.url}: {exc}") from exc
+
+
+def local_only(what: str) -> None:
+    if remote() is not None:
+        raise click.ClickException(f"{what} works on the database only: drop --url")
+
+
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
@@ -141,8 +188,22 @@ def require_reason(reason: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--url",
+    envvar="SWITCHBOARD_URL",
+    default=None,
+    help="Work through this running service's API instead of the database.",
+)
+@click.option(
+    "--token",
+    envvar="SWITCHBOARD_TOKEN",
+    default=None,
+    help="Bearer token for --url (switchboard token create).",
+)
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
     """Switchboard: route contacts between the partner and the in-house hotline."""
+    ctx.obj = Target(url, token)
     # stdout carries the data; log lines (e.g. routing.rolled_back) go to stderr
     settings_format = os.environ.get("SWITCHBOARD_LOG_FORMAT")
     configure_logging(
@@ -165,6 +226,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     from router.app import make_app
 
+    local_only("serve")
     settings = _settings()
     configure_logging(json=None if settings.log_format is None else settings.log_format == "json")
     app = make_app(settings)
@@ -186,6 +248,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema up to date."""
+    local_only("db upgrade")
     settings = _settings()
 
     async def work(store: Store) -> None:
@@ -206,7 +269,8 @@ def status(output_format: str) -> None:
     async def work(store: Store) -> dict[str, Any]:
         return await routing_status(store, datetime.now(UTC))
 
-    payload = run(work)
+    client = remote()
+    payload = api(client, "GET", "/api/status")[0] if client else run(work)
     if output_format == "json":
         emit_json(payload)
         return
@@ -273,11 +337,20 @@ def interactions(since: str | None, channel: str | None, limit: int, output_form
     """What was routed where, and why (newest first)."""
     since_at = since_option(since, datetime.now(UTC))
 
-    async def work(store: Store) -> Sequence[Any]:
-        return await store.interactions(since=since_at, channel=channel, limit=limit)
+    async def work(store: Store) -> list[dict[str, Any]]:
+        rows = await store.interactions(since=since_at, channel=channel, limit=limit)
+        return [interaction_json(row) for row in rows]
 
-    rows = run(work)
-    records = [interaction_json(row) for row in rows]
+    client = remote()
+    if client is not None:
+        params = {"limit": str(limit)}
+        if since_at is not None:
+            params["since"] = since_at.isoformat()
+        if channel is not None:
+            params["channel"] = channel
+        records = api(client, "GET", "/api/interactions", params=params)[0]
+    else:
+        records = run(work)
     if output_format == "json":
         emit_json(records)
         return
@@ -332,22 +405,31 @@ def config_apply(file: Path, reason: str, actor: str, output_format: str) -> Non
     document = load_or_fail(file)
     reason = require_reason(reason)
 
-    async def work(store: Store) -> RoutingVersion | None:
-        return await apply_document(
+    async def work(store: Store) -> dict[str, Any]:
+        row = await apply_document(
             store, document, actor=actor, reason=reason, now=datetime.now(UTC)
         )
+        return {"changed": False} if row is None else {"changed": True, **change_json(row)}
 
-    row = run(work)
-    if row is None:
-        if output_format == "json":
-            emit_json({"changed": False})
-        else:
-            click.echo("routing unchanged: the document equals the current version")
-        return
-    if output_format == "json":
-        emit_json({"changed": True, **version_json(row)})
+    client = remote()
+    if client is not None:
+        _, headers = api(client, "GET", "/api/routing")
+        result = api(
+            client,
+            "PUT",
+            "/api/routing",
+            body=document_data(document),
+            params={"reason": reason},
+            headers={"If-Match": headers.get("ETag", "")},
+        )[0]
     else:
-        click.echo(f"applied as version {row.version}")
+        result = run(work)
+    if output_format == "json":
+        emit_json(result)
+    elif not result["changed"]:
+        click.echo("routing unchanged: the document equals the current version")
+    else:
+        click.echo(f"applied as version {result['version']}")
 
 
 @config.command("show")
@@ -356,15 +438,20 @@ def config_apply(file: Path, reason: str, actor: str, output_format: str) -> Non
 def config_show(number: int | None, output_format: str) -> None:
     """Print the routing document in force (or a past version)."""
 
-    async def work(store: Store) -> RoutingVersion:
+    async def work(store: Store) -> dict[str, Any]:
         if number is None:
-            return await require_current(store)
+            return document_data(stored_document(await require_current(store)))
         row = await store.version(number)
         if row is None:
             raise click.ClickException(f"there is no version {number}")
-        return row
+        return document_data(stored_document(row))
 
-    data = document_data(stored_document(run(work)))
+    client = remote()
+    if client is not None:
+        params = {} if number is None else {"version": str(number)}
+        data = api(client, "GET", "/api/routing", params=params)[0]
+    else:
+        data = run(work)
     if output_format == "json":
         emit_json(data)
     else:
@@ -377,16 +464,22 @@ def config_show(number: int | None, output_format: str) -> None:
 def config_history(limit: int | None, output_format: str) -> None:
     """Every routing version, newest first: who, when, why."""
 
-    async def work(store: Store) -> Sequence[RoutingVersion]:
-        return await store.history(limit)
+    async def work(store: Store) -> list[dict[str, Any]]:
+        return [version_json(row) for row in await store.history(limit)]
 
-    rows = run(work)
+    client = remote()
+    if client is not None:
+        params = {} if limit is None else {"limit": str(limit)}
+        versions = api(client, "GET", "/api/routing/history", params=params)[0]
+    else:
+        versions = run(work)
     if output_format == "json":
-        emit_json([version_json(row) for row in rows])
+        emit_json(versions)
         return
-    for row in rows:
+    for item in versions:
         click.echo(
-            f"v{row.version:<5} {iso(row.created_at)}  {row.kind:8} {row.actor:20} {row.reason}"
+            f"v{item['version']:<5} {item['created_at']}  {item['kind']:8} {item['actor']:20} "
+            f"{item['reason']}"
         )
 
 
@@ -408,32 +501,36 @@ async def _document_of(store: Store, ref: str) -> RoutingDocument:
 def config_diff(a: str, b: str, impact: bool, days: int, output_format: str) -> None:
     """What changes from A to B (each a version number or a document file)."""
 
-    async def work(store: Store) -> tuple[RoutingDocument, RoutingDocument, Impact | None]:
+    async def work(store: Store) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         old, new = await _document_of(store, a), await _document_of(store, b)
-        preview = None
-        if impact:
-            preview = await preview_impact(store, old, new, days=days, now=datetime.now(UTC))
-        return old, new, preview
+        changes = [{"path": c.path, "from": c.old, "to": c.new} for c in diff_documents(old, new)]
+        if not impact:
+            return changes, None
+        preview = await preview_impact(store, old, new, days=days, now=datetime.now(UTC))
+        return changes, {"days": days, **preview.as_json()}
 
-    old, new, preview = run(work)
-    changes = diff_documents(old, new)
+    client = remote()
+    if client is not None:
+        if impact or not (a.isdigit() and b.isdigit()):
+            raise click.ClickException(
+                "through --url, diff compares two stored versions, without --impact"
+            )
+        changes = api(client, "GET", "/api/routing/diff", params={"from": a, "to": b})[0]
+        preview = None
+    else:
+        changes, preview = run(work)
     if preview is not None:
         if output_format == "json":
-            emit_json(
-                {
-                    "changes": [{"path": c.path, "from": c.old, "to": c.new} for c in changes],
-                    "impact": {"days": days, **preview.as_json()},
-                }
-            )
+            emit_json({"changes": changes, "impact": preview})
             return
-        print_impact(preview.as_json(), days)
+        print_impact(preview, days)
     if output_format == "json":
-        emit_json([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
+        emit_json(changes)
         return
     if not changes:
         click.echo("no differences")
     for change in changes:
-        click.echo(f"{change.path}: {_show(change.old)} -> {_show(change.new)}")
+        click.echo(f"{change['path']}: {_show(change['from'])} -> {_show(change['to'])}")
 
 
 def _show(value: Any) -> str:
@@ -449,19 +546,25 @@ def config_revert(version: int, reason: str, actor: str, output_format: str) -> 
     """Make an earlier version's document current again, as a new version."""
     reason = require_reason(reason)
 
-    async def work(store: Store) -> RoutingVersion:
+    async def work(store: Store) -> dict[str, Any]:
         try:
-            return await service.revert(
+            row = await service.revert(
                 store, version, actor=actor, reason=reason, now=datetime.now(UTC)
             )
         except LookupError as exc:
             raise click.ClickException(str(exc)) from exc
+        return change_json(row)
 
-    row = run(work)
-    if output_format == "json":
-        emit_json(version_json(row))
+    client = remote()
+    if client is not None:
+        body = {"version": version, "reason": reason}
+        result = api(client, "POST", "/api/routing/revert", body=body)[0]
     else:
-        click.echo(f"version {version} is current again as version {row.version}")
+        result = run(work)
+    if output_format == "json":
+        emit_json(result)
+    else:
+        click.echo(f"version {version} is current again as version {result['version']}")
 
 
 def print_impact(preview: dict[str, Any], days: int) -> None:
@@ -515,12 +618,12 @@ def cutover_command(
     chosen_category = None if category == "all" else Category(category)
     now = datetime.now(UTC)
 
-    async def work(store: Store) -> RoutingVersion | dict[str, Any]:
+    async def work(store: Store) -> dict[str, Any]:
         if dry_run:
             return await service.cutover_preview(
                 store, chosen_channel, chosen_category, percent, days=days, now=now
             )
-        return await service.cutover(
+        row = await service.cutover(
             store,
             chosen_channel,
             chosen_category,
@@ -529,19 +632,28 @@ def cutover_command(
             reason=reason,
             now=now,
         )
+        return change_json(row)
 
-    result = run(work)
-    if isinstance(result, dict):
-        if output_format == "json":
-            emit_json(result)
-        else:
-            click.echo(f"dry run against version {result['version']}: nothing changed")
-            print_impact(result, days)
-        return
-    if output_format == "json":
-        emit_json(change_json(result))
+    client = remote()
+    if client is not None:
+        body = {
+            "channel": channel,
+            "category": category,
+            "percent": percent,
+            "reason": reason,
+            "dry_run": dry_run,
+            "days": days,
+        }
+        result = api(client, "POST", "/api/cutover", body=body)[0]
     else:
-        click.echo(f"{channel} {category} at {percent:g} % as version {result.version}")
+        result = run(work)
+    if output_format == "json":
+        emit_json(result)
+    elif dry_run:
+        click.echo(f"dry run against version {result['version']}: nothing changed")
+        print_impact(result, days)
+    else:
+        click.echo(f"{channel} {category} at {percent:g} % as version {result['version']}")
 
 
 @cli.command("rollback")
@@ -574,9 +686,9 @@ def rollback_command(
         raise click.BadParameter(str(exc), param_hint="--for") from exc
     chosen = Channel(channel) if channel else None
 
-    async def work(store: Store) -> RoutingVersion:
+    async def work(store: Store) -> dict[str, Any]:
         try:
-            return await service.rollback(
+            row = await service.rollback(
                 store,
                 actor=actor,
                 reason=reason,
@@ -586,18 +698,28 @@ def rollback_command(
             )
         except MigrationError as exc:
             raise click.ClickException(str(exc)) from exc
+        return change_json(row)
 
-    row = run(work)
+    client = remote()
+    if client is not None:
+        body: dict[str, Any] = {"reason": reason}
+        if channel is not None:
+            body["channel"] = channel
+        if for_ is not None:
+            body["for"] = for_
+        result = api(client, "POST", "/api/rollback", body=body)[0]
+    else:
+        result = run(work)
     if output_format == "json":
-        emit_json(change_json(row))
+        emit_json(result)
         return
     scope = channel or "all channels"
     ends = (
-        f"; version {row.restores} comes back at {iso(row.expires_at)}"
-        if row.expires_at
+        f"; the routing from before comes back at {result['until']}"
+        if result.get("until")
         else "; it stands until routing is changed (`switchboard resume` to undo)"
     )
-    click.echo(f"rolled back {scope} as version {row.version}{ends}")
+    click.echo(f"rolled back {scope} as version {result['version']}{ends}")
 
 
 @cli.command("resume")
@@ -608,17 +730,22 @@ def resume_command(reason: str, actor: str, output_format: str) -> None:
     """End the rollback in force: the routing from before it comes back."""
     reason = require_reason(reason)
 
-    async def work(store: Store) -> RoutingVersion:
+    async def work(store: Store) -> dict[str, Any]:
         try:
-            return await service.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
+            row = await service.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
         except service.NothingToResume as exc:
             raise click.ClickException(str(exc)) from exc
+        return change_json(row)
 
-    row = run(work)
-    if output_format == "json":
-        emit_json(change_json(row))
+    client = remote()
+    if client is not None:
+        result = api(client, "POST", "/api/resume", body={"reason": reason})[0]
     else:
-        click.echo(f"resumed: version {row.restores} is current again as version {row.version}")
+        result = run(work)
+    if output_format == "json":
+        emit_json(result)
+    else:
+        click.echo(f"resumed: the routing from before the rollback is version {result['version']}")
 
 
 @cli.group()
@@ -639,15 +766,31 @@ def plan_apply(file: Path, actor: str, output_format: str) -> None:
     except PlanInvalid as exc:
         raise click.ClickException(f"{file} is not a valid plan:\n{exc}") from exc
 
-    async def work(store: Store) -> list[PlanStepRow]:
-        return await service.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
+    async def work(store: Store) -> list[dict[str, Any]]:
+        rows = await service.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
+        return [step_json(row) for row in rows]
 
-    rows = run(work)
+    client = remote()
+    if client is not None:
+        body = [
+            {
+                "at": step.at.isoformat(),
+                "reason": step.reason,
+                "cutover": {
+                    ch.value: {cat.value: pct for cat, pct in cats.items()}
+                    for ch, cats in step.cutover.items()
+                },
+            }
+            for step in steps
+        ]
+        scheduled = api(client, "POST", "/api/plan", body=body)[0]["scheduled"]
+    else:
+        scheduled = run(work)
     if output_format == "json":
-        emit_json([step_json(row) for row in rows])
+        emit_json(scheduled)
         return
-    for row in rows:
-        click.echo(f"scheduled #{row.id} at {iso(row.due_at)}: {row.reason}")
+    for item in scheduled:
+        click.echo(f"scheduled #{item['id']} at {item['at']}: {item['reason']}")
 
 
 @plan.command("show")
@@ -656,19 +799,27 @@ def plan_apply(file: Path, actor: str, output_format: str) -> None:
 def plan_show(show_all: bool, output_format: str) -> None:
     """Pending plan steps (in order)."""
 
-    async def work(store: Store) -> Sequence[PlanStepRow]:
-        return await store.plan_steps(status=None if show_all else "pending")
+    async def work(store: Store) -> list[dict[str, Any]]:
+        rows = await store.plan_steps(status=None if show_all else "pending")
+        return [step_json(row) for row in rows]
 
-    rows = run(work)
+    client = remote()
+    if client is not None:
+        if show_all:
+            raise click.ClickException("through --url, plan show lists pending steps only")
+        steps = api(client, "GET", "/api/plan")[0]
+    else:
+        steps = run(work)
     if output_format == "json":
-        emit_json([step_json(row) for row in rows])
+        emit_json(steps)
         return
-    if not rows:
+    if not steps:
         click.echo("no pending plan steps")
-    for row in rows:
+    for item in steps:
         click.echo(
-            f"#{row.id} {iso(row.due_at)} {row.status:9} {row.reason}  {row.cutover}"
-            + (f"  -> v{row.version}" if row.version else "")
+            f"#{item['id']} {item['at']} {item['status']:9} {item['reason']}  "
+            f"{json.dumps(item['cutover'])}"
+            + (f"  -> v{item['version']}" if item.get("version") else "")
         )
 
 
@@ -681,7 +832,13 @@ def plan_cancel(step: int | None, output_format: str) -> None:
     async def work(store: Store) -> int:
         return await store.cancel_plan_steps(datetime.now(UTC), step)
 
-    count = run(work)
+    client = remote()
+    if client is not None:
+        if step is not None:
+            raise click.ClickException("through --url, plan cancel drops every pending step")
+        count = int(api(client, "DELETE", "/api/plan")[0]["cancelled"])
+    else:
+        count = run(work)
     if step is not None and count == 0:
         raise click.ClickException(f"there is no pending step #{step}")
     if output_format == "json":
@@ -704,6 +861,7 @@ def token() -> None:
 @FORMAT
 def token_create(name: str, role: str, output_format: str) -> None:
     """Create a token; it is printed once and only its hash is kept."""
+    local_only("token create")
 
     async def work(store: Store) -> str:
         try:
@@ -725,6 +883,7 @@ def token_create(name: str, role: str, output_format: str) -> None:
 @FORMAT
 def token_list(output_format: str) -> None:
     """Tokens by name, with role and whether revoked (never the token itself)."""
+    local_only("token list")
 
     async def work(store: Store) -> Sequence[Any]:
         return await store.tokens()
@@ -751,6 +910,7 @@ def token_list(output_format: str) -> None:
 @click.argument("name")
 def token_revoke(name: str) -> None:
     """Revoke a token at once."""
+    local_only("token revoke")
 
     async def work(store: Store) -> bool:
         return await store.revoke_token(name, datetime.now(UTC))

@@ -386,6 +386,10 @@ class RoutingQuery(Body):
     reason: AuditReason = DEFAULT_PUT_REASON
 
 
+class DocumentQuery(Body):
+    version: int | None = Field(default=None, ge=1, description="A past version.")
+
+
 class HistoryQuery(Body):
     limit: int | None = Field(default=None, ge=1)
 
@@ -472,7 +476,12 @@ async def get_status(request: web.Request, token: ApiToken) -> web.Response:
 
 
 async def get_routing(request: web.Request, token: ApiToken) -> web.Response:
-    row = await current_row(request.app[store_key])
+    """The current document with its ETag, or with ``?version=N`` a past one."""
+    number = query_of(request, DocumentQuery).version
+    store = request.app[store_key]
+    if number is not None:
+        return web.json_response(document_data(await document_at(store, number)))
+    row = await current_row(store)
     document = document_data(stored_document(row))
     return web.json_response(document, headers={"ETag": etag(row.version)})
 
@@ -636,10 +645,11 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
         Operation(
             "GET",
             "/api/routing",
-            "The current routing document (shape of routing.yaml)",
+            "The current routing document (shape of routing.yaml), or a past version's",
             "RoutingDocument",
             Role.VIEWER,
-            errors=(409,),
+            query=DocumentQuery,
+            errors=(404, 409),
             etag=True,
         ),
         get_routing,
