@@ -58,14 +58,20 @@ async def server_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run ``python -m bench.servers KIND`` until the block ends; its output goes to
     *log_path*. Yields once *ready_url* answers 200; stops it with SIGTERM (then SIGKILL)."""
+    argv = [sys.executable, "-m", "bench.servers", kind, "--port", str(port)]
+    async with command_process(argv, env=env, log_path=log_path, ready_url=ready_url) as process:
+        yield process
+
+
+@asynccontextmanager
+async def command_process(
+    argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, ready_url: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run the server command *argv* (e.g. the installed ``switchboard serve``) until the
+    block ends, as :func:`server_process` does."""
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.servers",
-            kind,
-            "--port",
-            str(port),
+            *argv,
             env=dict(env),
             cwd=REPO_ROOT,
             stdin=asyncio.subprocess.DEVNULL,
@@ -120,6 +126,8 @@ class LoadOptions:
     warmup: int = 200
     concurrency: int = 16
     rounds: int = 3
+    #: routing changes per path (CLI, HTTP API) in ``rollback-propagation``
+    flips: int = 50
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import webhook
+from bench import rollback, webhook
 from bench.harness import LoadOptions, Section, ServerFailed
 
 
@@ -36,6 +36,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "signed Twilio Gather -> real service on SQLite (one durable insert per request) "
             "vs a bare aiohttp form handler",
             webhook.voice_route,
+        ),
+        Benchmark(
+            "rollback-propagation",
+            "CLI / HTTP API rollback and resume -> first call routed by the new version in a "
+            "running service (p50/p99 over --flips flips each)",
+            rollback.rollback_propagation,
         ),
     ]
 }
@@ -93,6 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=defaults.rounds,
         help="alternating rounds per server; the median one is reported (default: %(default)s)",
     )
+    parser.add_argument(
+        "--flips",
+        type=positive,
+        default=defaults.flips,
+        help="rollback-propagation: routing changes per path, CLI and HTTP API "
+        "(default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         concurrency=args.concurrency,
         rounds=args.rounds,
+        flips=args.flips,
     )
     names = list(dict.fromkeys(args.only)) if args.only else list(BENCHMARKS)
     print(f"# Switchboard benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -12,8 +12,9 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
@@ -21,18 +22,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from router import migrate, web_api, web_voice
+from integrations.chat import ChatSender
+from integrations.smtp import SmtpSender
+from router import migrate, web_api, web_chat, web_email, web_partner, web_voice
 from router.appkeys import (
     Clock,
     clock_key,
     customer_secret_key,
+    http_client_key,
     metrics_key,
+    outbox_wake_key,
     routing_key,
     settings_key,
     store_key,
     wake_key,
 )
+from router.delivery import Schedule
 from router.metrics import Metrics
+from router.outbox import OutboxWorker, Sender
 from router.routing import ActiveRouting, RoutingState, last_known, remember
 from router.service import ensure_initial_routing, run_due_work
 from router.settings import Settings, customer_key_secret
@@ -227,17 +234,55 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    """One client session for every outbound HTTP call (chat hand-offs)."""
+    async with aiohttp.ClientSession() as session:
+        app[http_client_key] = session
+        yield
+
+
+async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
+    """Deliver forwards (email over SMTP, chat hand-offs over HTTP) in the background."""
+    settings = app[settings_key]
+    senders: dict[str, Sender] = {"chat": ChatSender(app[http_client_key], settings.chat_secret)}
+    if settings.smtp is not None:
+        senders["email"] = SmtpSender(settings.smtp)
+    else:
+        log.warning("outbox.email_waiting", reason="SWITCHBOARD_SMTP_HOST is not set")
+    worker = OutboxWorker(
+        app[store_key],
+        senders,
+        schedule=Schedule(
+            base=timedelta(seconds=settings.outbox_base_delay),
+            cap=timedelta(seconds=settings.outbox_max_delay),
+            max_attempts=settings.outbox_max_attempts,
+        ),
+        clock=app[clock_key],
+        wake=app[outbox_wake_key],
+    )
+    task = asyncio.create_task(worker.run(), name="outbox")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def make_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
-    app = web.Application(middlewares=[request_context], client_max_size=1024**2)
+    # the largest request is an email with its attachments (SPEC §6: 413 above the limit)
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_email_bytes)
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = Metrics()
     app[wake_key] = asyncio.Event()
+    app[outbox_wake_key] = asyncio.Event()
     app[customer_secret_key] = customer_key_secret(settings)
-    app.cleanup_ctx.extend([database, routing_follower])
+    app.cleanup_ctx.extend([database, routing_follower, http_client, outbox_worker])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     web_voice.add_routes(app)
+    web_email.add_routes(app)
+    web_chat.add_routes(app)
+    web_partner.add_routes(app)
     web_api.add_routes(app)
     return app

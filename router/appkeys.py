@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+import aiohttp
 from aiohttp import web
 
 from router.metrics import Metrics
@@ -27,3 +28,7 @@ routing_key = web.AppKey("routing_key", RoutingState)
 customer_secret_key = web.AppKey("customer_secret_key", bytes)
 #: Set to make the routing follower look for a new version now (after a local change).
 wake_key = web.AppKey("wake_key", asyncio.Event)
+#: Set to make the outbox worker look for due forwards now (after a new one was written).
+outbox_wake_key = web.AppKey("outbox_wake_key", asyncio.Event)
+#: The one outbound HTTP client session (chat hand-offs).
+http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)

@@ -46,7 +46,14 @@ from router.service import apply_document, preview_impact, routing_status, store
 from router.settings import Settings, SettingsError, load_settings
 from router.store import RoutingVersion, Store, create_engine
 from router.tokens import Role, TokenError, create_token
-from router.views import change_json, interaction_json, iso, step_json, version_json
+from router.views import (
+    change_json,
+    interaction_json,
+    iso,
+    outbox_json,
+    step_json,
+    version_json,
+)
 
 T = TypeVar("T")
 
@@ -310,6 +317,9 @@ def status(output_format: str) -> None:
     for step in steps:
         held = "  [held: rollback in force]" if step["held_by_rollback"] else ""
         click.echo(f"  #{step['id']} at {step['at']}: {step['reason']} {step['cutover']}{held}")
+    depth = payload.get("outbox")
+    if depth is not None:
+        click.echo(f"outbox: {depth['pending']} waiting, {depth['failed']} failed")
     held_conversations = payload["partner_conversations"]
     click.echo(f"conversations the partner still holds: {len(held_conversations)}")
     for item in held_conversations:
@@ -845,6 +855,52 @@ def plan_cancel(step: int | None, output_format: str) -> None:
         emit_json({"cancelled": count})
     else:
         click.echo(f"cancelled {count} pending step(s)")
+
+
+# -- the outbox -------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--failed", "only_failed", is_flag=True, help="Only forwards that failed.")
+@FORMAT
+@click.pass_context
+def outbox(ctx: click.Context, only_failed: bool, output_format: str) -> None:
+    """Forwards (email, chat hand-offs) waiting for delivery or failed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    local_only("outbox")
+    statuses = ("failed",) if only_failed else ("pending", "failed")
+
+    async def work(store: Store) -> list[dict[str, Any]]:
+        return [outbox_json(row) for row in await store.outbox_rows(statuses=statuses)]
+
+    rows = run(work)
+    if output_format == "json":
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no failed forwards" if only_failed else "the outbox is empty")
+    for row in rows:
+        click.echo(
+            f"#{row['id']:<6} {row['status']:8} {row['kind']:5} interaction {row['interaction_id']}"
+            f" -> {row['destination']} <{row['address']}> ({row['stage']}, "
+            f"{row['attempts']} attempt(s)) next {row['next_attempt_at']}"
+            + (f"  last error: {row['last_error']}" if row["last_error"] else "")
+        )
+
+
+@outbox.command("retry")
+@click.argument("row_id", metavar="ID", type=int)
+def outbox_retry(row_id: int) -> None:
+    """Try a failed (or waiting) forward again now."""
+    local_only("outbox retry")
+
+    async def work(store: Store) -> bool:
+        return await store.retry_outbox(row_id, datetime.now(UTC))
+
+    if not run(work):
+        raise click.ClickException(f"there is no failed or pending forward #{row_id}")
+    click.echo(f"forward #{row_id} will be tried again now")
 
 
 # -- tokens ---------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ _BUILTIN_VOICEMAIL = (
     "tone and we will call you back."
 )
 _BUILTIN_GOODBYE = "Thank you for calling. Goodbye."
+_BUILTIN_ACKNOWLEDGEMENT = "Thank you for your message. We will get back to you shortly."
 
 DOCUMENT_PATH = "(document)"  # the path of a problem with the document as a whole
 
@@ -323,6 +324,13 @@ class Cutover(_Model):
         return shares.share(category)
 
 
+class Messaging(_Model):
+    """SMS/WhatsApp: the short acknowledgement a customer gets, per language (the language
+    is picked from the number like the IVR's)."""
+
+    acknowledgement: dict[_LanguageTag, _Text] = Field(default_factory=dict)
+
+
 class Ivr(_Model):
     """The phone menu: keys, languages by caller number, and what is said in each."""
 
@@ -396,6 +404,7 @@ class RoutingDocument(_Model):
     )
     cutover: Annotated[Cutover, BeforeValidator(_empty_if_none)] = Field(default_factory=Cutover)
     ivr: Ivr | None = None
+    messaging: Messaging | None = None
     classifier: Annotated[ClassifierConfig, BeforeValidator(_empty_if_none)] = Field(
         default_factory=ClassifierConfig
     )
@@ -486,6 +495,15 @@ class RoutingDocument(_Model):
 
     def goodbye(self, language: str) -> str:
         return self._text(lambda ivr: ivr.goodbye, language, _BUILTIN_GOODBYE)
+
+    def acknowledgement(self, language: str) -> str:
+        """The SMS/WhatsApp acknowledgement in *language*, else the default language's."""
+        texts = self.messaging.acknowledgement if self.messaging is not None else {}
+        default = self.ivr.languages.get("default") if self.ivr is not None else None
+        for candidate in (language, default):
+            if candidate is not None and candidate in texts:
+                return texts[candidate]
+        return _BUILTIN_ACKNOWLEDGEMENT
 
     def _text(self, texts_of: Callable[[Ivr], dict[str, str]], language: str, builtin: str) -> str:
         # The caller's language, then the document's default language, then built-in English:

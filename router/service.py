@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from router.contact import Category, Channel, Contact
-from router.decide import Decision
+from router.decide import Decision, categorize, decide
 from router.document import RoutingDocument, document_json, shipped_document, validate_document
 from router.migration import (
     ChannelHealth,
@@ -38,12 +38,15 @@ from router.migration import (
     shares_of,
     with_shares,
 )
+from router.routing import ActiveRouting
 from router.store import (
     DatabaseUnavailable,
+    Interaction,
     PlanStepRow,
     RoutingVersion,
     StaleVersion,
     Store,
+    TokenReplayed,
     claim_plan_step,
     insert_version,
     mark_step_version,
@@ -191,8 +194,10 @@ async def record_call_progress(
     changes: Mapping[str, Any],
     reply: Reply | None,
     now: datetime,
+    forwards: Sequence[dict[str, Any]] = (),
 ) -> str | None:
-    """Apply *changes* to the call's interaction and store *reply*, in one transaction.
+    """Apply *changes* to the call's interaction, queue *forwards* (a voicemail's email) and
+    store *reply*, in one transaction.
 
     Returns the answer to send (the earlier one for a repeated request), or None when there
     is no reply to give. Raises :class:`DatabaseUnavailable` when nothing could be written.
@@ -204,6 +209,7 @@ async def record_call_progress(
                 provider_id=provider_id,
                 changes={**changes, "updated_at": now},
                 reply=None if reply is None else _reply_row(reply, now),
+                forwards=forwards,
             )
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc)) from exc
@@ -541,6 +547,7 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
     external = [name for name in document.destinations if document.is_external(name)]
     held = await store.conversations_held(since, external)
     steps = await store.plan_steps()
+    outbox = await store.outbox_depth()
     return {
         "version": current.version,
         "kind": current.kind,
@@ -568,6 +575,7 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
             }
             for step in steps
         ],
+        "outbox": outbox,
         "partner_conversations": [
             {
                 "conversation_id": row.conversation_id,
@@ -612,3 +620,196 @@ async def preview_impact(
         for channel, category, bucket_value, received_at in rows
     ]
     return impact(recorded, before, after)
+
+
+# -- email and chat: contacts that are forwarded through the outbox -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """The answer to a forwarded contact's webhook (the same for every retry)."""
+
+    interaction_id: int
+    category: str
+    destination: str
+    reason: str
+    fresh: bool  # False: recorded before, this was a retry or duplicate
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "interaction_id": self.interaction_id,
+            "category": self.category,
+            "destination": self.destination,
+            "reason": self.reason,
+        }
+
+
+def _answer_of(row: Interaction) -> Routed:
+    assert row.id is not None
+    return Routed(row.id, row.category, row.destination, row.reason, fresh=False)
+
+
+async def route_forwarded(
+    store: Store,
+    active: ActiveRouting,
+    contact: Contact,
+    *,
+    payload: bytes,
+    meta: Mapping[str, Any],
+    customer_hash: str,
+    now: datetime,
+    references: Sequence[str] = (),
+    conversation_id: str | None = None,
+    seen_token: tuple[str, str] | None = None,
+) -> tuple[Routed, Decision | None]:
+    """Decide where an email or chat message goes and record it with its forward.
+
+    A reply keeps its thread's category: an email naming a message we routed
+    (In-Reply-To/References), a chat message in a conversation we know. The interaction and
+    the outbox row are written in one transaction, so an answered webhook is never lost.
+    Raises :class:`DatabaseUnavailable` on an outage (the webhook answers 503)."""
+    channel = contact.channel.value
+    try:
+        async with asyncio.timeout(store.timeout_seconds):
+            if seen_token is not None and await store.token_seen(*seen_token):
+                raise TokenReplayed(seen_token[0])
+            earlier = await store.interaction_by_provider_id(channel, contact.provider_id)
+            if earlier is not None:
+                return _answer_of(earlier), None
+            thread = None
+            if references:
+                thread = await store.thread_of(channel, references)
+            elif conversation_id is not None:
+                thread = await store.conversation_start(channel, conversation_id)
+            if thread is not None:
+                contact = replace(contact, thread_category=Category(thread.category))
+                conversation_id = thread.conversation_id or thread.provider_id
+            document = active.document
+            classification = categorize(contact, document, active.rules)
+            decision = decide(contact, classification, document, now, version=active.version)
+            row = _interaction_row(contact, decision, customer_hash, now)
+            row["conversation_id"] = conversation_id or contact.provider_id
+            forwards = _forwards(contact.channel, decision, document, payload, meta, now)
+            if not forwards:
+                row["outcome"] = "undeliverable"
+                log.error(
+                    "contact.no_address",
+                    channel=channel,
+                    destination=decision.destination,
+                    hint=f"the destination has no {channel} address in the routing document",
+                )
+            interaction_id, fresh = await store.record_forwarded_contact(
+                row, forwards, seen_token=seen_token
+            )
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
+    if not fresh:
+        again = await store.interaction_by_provider_id(channel, contact.provider_id)
+        assert again is not None
+        return _answer_of(again), None
+    answer = Routed(
+        interaction_id,
+        decision.category.value,
+        decision.destination,
+        decision.reason.value,
+        fresh=True,
+    )
+    return answer, decision
+
+
+def _interaction_row(
+    contact: Contact, decision: Decision, customer_hash: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "channel": contact.channel.value,
+        "provider_id": contact.provider_id,
+        "customer_hash": customer_hash,
+        "category": decision.category.value,
+        "category_source": decision.category_source.value,
+        "rule": decision.rule,
+        "confidence": decision.confidence,
+        "side": decision.side.value,
+        "destination": decision.destination,
+        "first_destination": decision.destination,
+        "reason": decision.reason.value,
+        "version": decision.version,
+        "bucket": decision.bucket,
+        "language": contact.language,
+        "received_at": contact.received_at,
+        "decided_at": now,
+        "updated_at": now,
+        "outcome": "queued",
+        "delivery_failed": False,
+    }
+
+
+def voicemail_forward(
+    destination: str, document: RoutingDocument, message: bytes, now: datetime
+) -> list[dict[str, Any]]:
+    """The outbox row that emails a voicemail to *destination*'s mailbox (SPEC §3 step 5);
+    none when the destination has no email address."""
+    address = document.address(destination, Channel.EMAIL)
+    if address is None:
+        return []
+    return [
+        {
+            "kind": Channel.EMAIL.value,
+            "destination": destination,
+            "address": address,
+            "external": document.is_external(destination),
+            "fallback": None,
+            "fallback_address": None,
+            "fallback_external": False,
+            "stage": "primary",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "payload": message,
+            "meta": json.dumps(
+                {
+                    "generated": True,
+                    "category": "",
+                    "reason": "unanswered",
+                    "sender": "switchboard@localhost",
+                }
+            ),
+            "created_at": now,
+            "updated_at": now,
+        }
+    ]
+
+
+def _forwards(
+    channel: Channel,
+    decision: Decision,
+    document: RoutingDocument,
+    payload: bytes,
+    meta: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    address = document.address(decision.destination, channel)
+    if address is None:
+        return []
+    fallback = document.fallback_for(decision.destination)
+    fallback_address = document.address(fallback, channel) if fallback else None
+    return [
+        {
+            "kind": channel.value,
+            "destination": decision.destination,
+            "address": address,
+            "external": document.is_external(decision.destination),
+            "fallback": fallback if fallback_address else None,
+            "fallback_address": fallback_address,
+            "fallback_external": bool(fallback and document.is_external(fallback)),
+            "stage": "primary",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "payload": payload,
+            "meta": json.dumps(
+                {**meta, "category": decision.category.value, "reason": decision.reason.value}
+            ),
+            "created_at": now,
+            "updated_at": now,
+        }
+    ]

@@ -37,6 +37,18 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
+SmtpSecurity = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: SmtpSecurity = "starttls"
+    username: str | None = None
+    password: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
@@ -50,6 +62,14 @@ class Settings:
     #: How long a write may wait for a busy or unreachable database before a call gets its
     #: safe answer anyway (Twilio gives up on a webhook after 15 s).
     db_timeout_seconds: float = 8.0
+    smtp: SmtpSettings | None = None  # None: email forwards wait in the outbox
+    mailgun_signing_key: str | None = None
+    email_webhook_secret: str | None = None
+    chat_secret: str | None = None
+    max_email_bytes: int = 26_214_400  # 25 MiB
+    outbox_base_delay: float = 1.0
+    outbox_max_delay: float = 60.0
+    outbox_max_attempts: int = 8
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +146,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "seconds between 0 and 60"
             )
 
+    smtp = _smtp_settings(env, problems)
+    max_email_bytes = _number(env, "SWITCHBOARD_MAX_EMAIL_BYTES", 26_214_400, 1, 2**31, problems)
+    base_delay = _number(env, "SWITCHBOARD_OUTBOX_BASE_DELAY", 1.0, 0.001, 3600, problems)
+    max_delay = _number(env, "SWITCHBOARD_OUTBOX_MAX_DELAY", 60.0, 0.001, 86400, problems)
+    max_attempts = _number(env, "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS", 8, 1, 1000, problems)
+
     secret = env.get("SWITCHBOARD_CUSTOMER_KEY_SECRET") or None
     if secret is not None and len(secret) < 16:
         problems.append("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters")
@@ -142,6 +168,61 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         customer_key_secret=secret,
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         db_timeout_seconds=db_timeout,
+        smtp=smtp,
+        mailgun_signing_key=env.get("SWITCHBOARD_MAILGUN_SIGNING_KEY") or None,
+        email_webhook_secret=env.get("SWITCHBOARD_EMAIL_WEBHOOK_SECRET") or None,
+        chat_secret=env.get("SWITCHBOARD_CHAT_SECRET") or None,
+        max_email_bytes=int(max_email_bytes),
+        outbox_base_delay=float(base_delay),
+        outbox_max_delay=float(max_delay),
+        outbox_max_attempts=int(max_attempts),
+    )
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    problems: list[str],
+) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw) if isinstance(default, float) else int(raw)
+    except ValueError:
+        problems.append(f"{name}: {raw!r} is not a number")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{name}: {raw} is outside {low:g}-{high:g}")
+        return default
+    return value
+
+
+def _smtp_settings(env: Mapping[str, str], problems: list[str]) -> SmtpSettings | None:
+    host = env.get("SWITCHBOARD_SMTP_HOST")
+    if not host:
+        return None
+    security = env.get("SWITCHBOARD_SMTP_SECURITY") or "starttls"
+    if security not in ("none", "starttls", "tls"):
+        problems.append(
+            f"SWITCHBOARD_SMTP_SECURITY: {security!r} is not 'none', 'starttls' or 'tls'"
+        )
+        security = "starttls"
+    default_port = {"none": 25, "starttls": 587, "tls": 465}[security]
+    port = int(_number(env, "SWITCHBOARD_SMTP_PORT", default_port, 1, 65535, problems))
+    username = env.get("SWITCHBOARD_SMTP_USERNAME") or None
+    password = env.get("SWITCHBOARD_SMTP_PASSWORD") or None
+    if (username is None) != (password is None):
+        problems.append("SWITCHBOARD_SMTP_USERNAME/_PASSWORD: give both or neither")
+    return SmtpSettings(
+        host=host,
+        port=port,
+        security=security,  # type: ignore[arg-type]
+        username=username,
+        password=password,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,50 @@ class Interaction(SQLModel, table=True):
     duration_seconds: int | None = None
     recording_url: str | None = None
     conversation_id: str | None = Field(default=None, index=True)  # email thread, chat
+    partner_outcome: str | None = None  # what the partner reported (webhooks/partner/feedback)
+    partner_rating: int | None = None
+    partner_comment: str | None = None  # card numbers masked
+    feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A forward waiting for delivery (email to a mailbox, chat hand-off over HTTP).
+
+    Written in the same transaction as its interaction; the payload is deleted once
+    delivered. The fallback is resolved when the row is written."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: int = Field(foreign_key="interactions.id", index=True)
+    kind: str  # email | chat
+    destination: str
+    address: str
+    external: bool
+    fallback: str | None = None
+    fallback_address: str | None = None
+    fallback_external: bool = False
+    stage: str = "primary"
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    payload: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    meta: str = "{}"  # JSON: what the sender needs besides the payload
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SeenToken(SQLModel, table=True):
+    """Provider tokens already accepted (Mailgun), so a replayed request is refused."""
+
+    __tablename__ = "seen_tokens"
+
+    provider: str = Field(primary_key=True)
+    token: str = Field(primary_key=True)
+    seen_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class PlanStepRow(SQLModel, table=True):
@@ -138,6 +182,8 @@ class WebhookReply(SQLModel, table=True):
 # Built once: the hot path passes only parameters, so each insert is a compiled-cache hit.
 _INSERT_INTERACTION = sa.insert(Interaction.__table__)  # type: ignore[attr-defined]
 _INSERT_REPLY = sa.insert(WebhookReply.__table__)  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa.insert(OutboxRow.__table__)  # type: ignore[attr-defined]
+_INSERT_TOKEN = sa.insert(SeenToken.__table__)  # type: ignore[attr-defined]
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -410,6 +456,203 @@ class Store:
             earlier = await self.stored_reply(reply["provider_id"], reply["step"])
             return earlier if earlier is not None else reply["body"]
 
+    async def record_forwarded_contact(
+        self,
+        interaction: dict[str, Any],
+        forwards: Sequence[dict[str, Any]],
+        *,
+        seen_token: tuple[str, str] | None = None,
+    ) -> tuple[int, bool]:
+        """Insert an interaction and its outbox rows together (nothing acknowledged is lost).
+
+        Returns (interaction id, True), or the id of the interaction recorded earlier under
+        the same provider id and False (a provider's retry or a duplicate delivery). With
+        *seen_token* (provider, token), the token is recorded in the same transaction; a
+        token seen before raises :class:`TokenReplayed`."""
+        try:
+            async with self.transaction() as connection:
+                if seen_token is not None:
+                    await connection.execute(
+                        _INSERT_TOKEN,
+                        {
+                            "provider": seen_token[0],
+                            "token": seen_token[1],
+                            "seen_at": interaction["received_at"],
+                        },
+                    )
+                result = await connection.execute(_INSERT_INTERACTION, interaction)
+                key = result.inserted_primary_key
+                assert key is not None
+                interaction_id = int(key[0])
+                for forward in forwards:
+                    await connection.execute(
+                        _INSERT_OUTBOX, {**forward, "interaction_id": interaction_id}
+                    )
+            return interaction_id, True
+        except IntegrityError:
+            if seen_token is not None and await self.token_seen(*seen_token):
+                raise TokenReplayed(seen_token[0]) from None
+            earlier = await self.interaction_by_provider_id(
+                interaction["channel"], interaction["provider_id"]
+            )
+            if earlier is not None and earlier.id is not None:
+                return earlier.id, False
+            raise
+
+    async def token_seen(self, provider: str, token: str) -> bool:
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(
+                select(SeenToken.token).where(
+                    SeenToken.provider == provider, SeenToken.token == token
+                )
+            )
+            return found is not None
+
+    async def thread_of(self, channel: str, provider_ids: Sequence[str]) -> Interaction | None:
+        """The earliest interaction among *provider_ids* (a reply's In-Reply-To/References)."""
+        if not provider_ids:
+            return None
+        async with self.reading() as session:
+            query = (
+                select(Interaction)
+                .where(
+                    Interaction.channel == channel, col(Interaction.provider_id).in_(provider_ids)
+                )
+                .order_by(col(Interaction.id))
+                .limit(1)
+            )
+            return (await session.exec(query)).first()
+
+    async def conversation_start(self, channel: str, conversation_id: str) -> Interaction | None:
+        """The first interaction of a conversation (its category is the thread's)."""
+        async with self.reading() as session:
+            query = (
+                select(Interaction)
+                .where(
+                    Interaction.channel == channel, Interaction.conversation_id == conversation_id
+                )
+                .order_by(col(Interaction.id))
+                .limit(1)
+            )
+            return (await session.exec(query)).first()
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    async def claim_outbox(
+        self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
+    ) -> list[OutboxRow]:
+        """Due rows this worker may deliver now; leased so no other worker takes them.
+
+        PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite's
+        single writer makes the conditional update enough."""
+        if not kinds:
+            return []
+        async with self.writing() as session:
+            query = (
+                select(OutboxRow)
+                .where(
+                    OutboxRow.status == "pending",
+                    OutboxRow.next_attempt_at <= now,
+                    col(OutboxRow.kind).in_(kinds),
+                    sa.or_(
+                        col(OutboxRow.claimed_until).is_(None), col(OutboxRow.claimed_until) < now
+                    ),
+                )
+                .order_by(col(OutboxRow.next_attempt_at), col(OutboxRow.id))
+                .limit(limit)
+            )
+            if not self.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.exec(query)).all())
+            for row in rows:
+                row.claimed_until = now + lease
+                session.add(row)
+        return rows
+
+    async def outbox_delivered(self, row_id: int, interaction_id: int, now: datetime) -> None:
+        async with self.transaction() as connection:
+            await connection.execute(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.id) == row_id)
+                .values(
+                    status="delivered",
+                    payload=None,  # bodies are not kept once delivered
+                    delivered_at=now,
+                    updated_at=now,
+                    claimed_until=None,
+                    last_error=None,
+                )
+            )
+            await connection.execute(
+                sa.update(Interaction)
+                .where(col(Interaction.id) == interaction_id)
+                .values(outcome="delivered", updated_at=now)
+            )
+
+    async def outbox_failed_attempt(
+        self,
+        row: OutboxRow,
+        *,
+        changes: dict[str, Any],
+        interaction_changes: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        async with self.transaction() as connection:
+            await connection.execute(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.id) == row.id)
+                .values(**changes, claimed_until=None, updated_at=now)
+            )
+            if interaction_changes:
+                await connection.execute(
+                    sa.update(Interaction)
+                    .where(col(Interaction.id) == row.interaction_id)
+                    .values(**interaction_changes, updated_at=now)
+                )
+
+    async def outbox_rows(
+        self, *, statuses: Sequence[str], limit: int | None = None
+    ) -> Sequence[OutboxRow]:
+        async with self.reading() as session:
+            query = (
+                select(OutboxRow)
+                .where(col(OutboxRow.status).in_(statuses))
+                .order_by(col(OutboxRow.id))
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            return (await session.exec(query)).all()
+
+    async def outbox_depth(self) -> dict[str, int]:
+        async with self.reading() as session:
+            query = (
+                select(OutboxRow.status, sa.func.count())
+                .where(col(OutboxRow.status).in_(("pending", "failed")))
+                .group_by(OutboxRow.status)
+            )
+            counts = {status: int(count) for status, count in (await session.exec(query)).all()}
+        return {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
+
+    async def retry_outbox(self, row_id: int, now: datetime) -> bool:
+        """Send a failed (or waiting) forward again now, from a fresh attempt count."""
+        async with self.transaction() as connection:
+            result = await connection.execute(
+                sa.update(OutboxRow)
+                .where(
+                    col(OutboxRow.id) == row_id,
+                    col(OutboxRow.status).in_(("failed", "pending")),
+                    col(OutboxRow.payload).is_not(None),
+                )
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    claimed_until=None,
+                    updated_at=now,
+                )
+            )
+            return bool(result.rowcount)
+
     async def record_progress(
         self,
         *,
@@ -417,8 +660,10 @@ class Store:
         provider_id: str,
         changes: dict[str, Any],
         reply: dict[str, Any] | None,
+        forwards: Sequence[dict[str, Any]] = (),
     ) -> tuple[bool, str | None]:
-        """Update an interaction and store the answer given, together.
+        """Update an interaction, queue *forwards* for it and store the answer given, all
+        together.
 
         Returns (found, earlier answer): the answer given before to the very same request,
         if any, in which case nothing is changed."""
@@ -441,6 +686,16 @@ class Store:
                     )
                     .values(**changes)
                 )
+                if forwards and result.rowcount:
+                    interaction_id = await connection.scalar(
+                        select(Interaction.id).where(
+                            Interaction.channel == channel, Interaction.provider_id == provider_id
+                        )
+                    )
+                    for forward in forwards:
+                        await connection.execute(
+                            _INSERT_OUTBOX, {**forward, "interaction_id": interaction_id}
+                        )
                 if reply is not None:
                     await connection.execute(_INSERT_REPLY, reply)
                 return result.rowcount > 0, None
@@ -448,6 +703,16 @@ class Store:
             if reply is None:
                 return True, None
             return True, await self.stored_reply(reply["provider_id"], reply["step"])
+
+    async def record_feedback(self, interaction_id: int, changes: dict[str, Any]) -> bool:
+        """Keep the partner's report on an interaction; False when there is no such one."""
+        async with self.transaction() as connection:
+            result = await connection.execute(
+                sa.update(Interaction)
+                .where(col(Interaction.id) == interaction_id)
+                .values(**changes)
+            )
+            return bool(result.rowcount)
 
     async def stored_reply(self, provider_id: str, step: str) -> str | None:
         async with self.engine.connect() as connection:
@@ -485,6 +750,10 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return (await session.exec(query)).all()
+
+
+class TokenReplayed(RuntimeError):
+    """A provider token (Mailgun's) was accepted before: the request is a replay."""
 
 
 class StaleVersion(RuntimeError):

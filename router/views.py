@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.classify import Classification
-from router.store import Interaction, PlanStepRow, RoutingVersion
+from router.store import Interaction, OutboxRow, PlanStepRow, RoutingVersion
 
 
 def iso(moment: datetime) -> str:
@@ -67,4 +67,22 @@ def classification_json(result: Classification, language: str | None) -> dict[st
             {"rule": m.rule, "category": m.category.value, "weight": m.weight}
             for m in result.matches
         ],
+    }
+
+
+def outbox_json(row: OutboxRow) -> dict[str, Any]:
+    """A forward without its payload (message bodies are not shown)."""
+    return {
+        "id": row.id,
+        "interaction_id": row.interaction_id,
+        "kind": row.kind,
+        "destination": row.destination,
+        "address": row.address,
+        "stage": row.stage,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at),
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "delivered_at": iso(row.delivered_at) if row.delivered_at else None,
     }

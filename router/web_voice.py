@@ -16,10 +16,12 @@ import structlog
 from aiohttp import web
 
 from integrations import twilio_voice as tv
+from integrations.smtp import voicemail_message
 from router.appkeys import (
     clock_key,
     customer_secret_key,
     metrics_key,
+    outbox_wake_key,
     routing_key,
     settings_key,
     store_key,
@@ -31,7 +33,7 @@ from router.service import (
     customer_hash,
     record_call_progress,
     record_routed_contact,
-    stored_reply,
+    voicemail_forward,
 )
 from router.store import DatabaseUnavailable
 
@@ -207,7 +209,9 @@ async def dial_finished(request: web.Request) -> web.Response:
     elif fallback is not None and fallback_address is not None:
         body = tv.render_dial(
             address=fallback_address,
-            action=tv.action_url(base, tv.DIAL_STATUS_PATH, attempt=2, destination=fallback),
+            action=tv.action_url(
+                base, tv.DIAL_STATUS_PATH, attempt=2, destination=fallback, origin=destination
+            ),
         )
         changes.update(
             delivery_failed=True, destination=fallback, reason="unanswered", outcome="fallback"
@@ -218,7 +222,10 @@ async def dial_finished(request: web.Request) -> web.Response:
         body = tv.render_voicemail(
             prompt=document.voicemail_prompt(language),
             language=language,
-            action=tv.action_url(base, tv.RECORDED_PATH, destination=destination),
+            # the voicemail is the decided destination's, even after its fallback failed too
+            action=tv.action_url(
+                base, tv.RECORDED_PATH, destination=request.query.get("origin", destination)
+            ),
         )
         changes["outcome"] = "voicemail_offered"
         if attempt == "1":
@@ -239,22 +246,35 @@ async def dial_finished(request: web.Request) -> web.Response:
 
 
 async def voicemail_recorded(request: web.Request) -> web.Response:
-    """The <Record> outcome: keep the recording's URL with the interaction, say goodbye."""
+    """The <Record> outcome: keep the recording's URL with the interaction, email the
+    voicemail to the destination through the outbox, say goodbye."""
     form = await verified_form(request)
     sid = _call_sid(form)
     app = request.app
     store, step = app[store_key], request.raw_path
-    earlier = await stored_reply(store, sid, step)
-    if earlier is not None:
-        return twiml(earlier)
     document = app[routing_key].active.document
-    language = document.ivr_language(tv.customer_key(form.get("From", "")))
+    now = app[clock_key]()
+    caller = tv.customer_key(form.get("From", ""))
+    language = document.ivr_language(caller)
     body = tv.render_goodbye(message=document.goodbye(language), language=language)
     recording = form.get("RecordingUrl", "").strip() or None
     changes: dict[str, Any] = {
         "recording_url": recording,
         "outcome": "voicemail" if recording else "abandoned",
     }
+    destination = request.query.get("destination", "")
+    forwards: list[dict[str, Any]] = []
+    if recording and destination in document.destinations:
+        duration = form.get("RecordingDuration", "").strip()
+        message = voicemail_message(
+            to=document.address(destination, Channel.EMAIL) or "",
+            destination=destination,
+            caller_hint=caller or "number withheld",
+            recording_url=recording,
+            duration_seconds=int(duration) if duration.isdigit() else None,
+            call_sid=sid,
+        )
+        forwards = voicemail_forward(destination, document, message, now)
     try:
         answer = await record_call_progress(
             store,
@@ -262,11 +282,14 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
             provider_id=sid,
             changes=changes,
             reply=Reply(sid, step, body),
-            now=app[clock_key](),
+            now=now,
+            forwards=forwards,
         )
     except DatabaseUnavailable as exc:
         log.error("call.voicemail_unrecorded", call_sid=sid, **changes, error=str(exc))
         answer = body
+    if forwards:
+        app[outbox_wake_key].set()
     log.info("call.voicemail", call_sid=sid, recorded=recording is not None)
     return twiml(answer or body)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+import copy
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,33 +15,45 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
+from router import migrate
 from router.app import make_app
+from router.document import document_data, shipped_document, validate_document
+from router.service import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine
+
+from .smtp_sink import SmtpSink
 
 pytest_plugins = ["tests.conftest_pg"]
 
 PRAGUE = ZoneInfo("Europe/Prague")
 #: A Monday, 09:30 in Prague: the hotline is open, the partner always is.
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=PRAGUE)
+Client = TestClient[web.Request, web.Application]
 PUBLIC_URL = "https://switchboard.example/sb"
 TWILIO_TOKEN = "twilio-test-auth-token"
 
 
-@dataclass
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test sets and moves by hand, and that ticks on in real time between, so
+    retry schedules (the outbox) come due while a test waits."""
 
-    now: datetime = field(default=NOW)
+    def __init__(self, start: datetime = NOW) -> None:
+        self.set(start)
+
+    @property
+    def now(self) -> datetime:
+        return self._base + timedelta(seconds=time.monotonic() - self._set_at)
 
     def __call__(self) -> datetime:
         return self.now.astimezone(UTC)
 
     def set(self, moment: datetime) -> None:
-        self.now = moment
+        self._base = moment
+        self._set_at = time.monotonic()
 
     def advance(self, delta: timedelta) -> None:
-        self.now += delta
+        self.set(self.now + delta)
 
 
 @pytest.fixture
@@ -97,3 +111,38 @@ async def post_twilio(
     if signature is None:
         signature = twilio_signature(public_url + path_qs, form, token)
     return await client.post(path_qs, data=dict(form), headers={"X-Twilio-Signature": signature})
+
+
+# -- email: a real SMTP server, and apps that forward to it ---------------------------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def email_app(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Any]]:
+    clients: list[Client] = []
+
+    async def start(settings: Settings, *, cutover: dict[str, Any] | None = None) -> Client:
+        if cutover is not None:
+            data = copy.deepcopy(document_data(shipped_document()))
+            data["cutover"] = cutover
+            engine = create_engine(settings.database_url)
+            await migrate.upgrade(engine)
+            await apply_document(
+                Store(engine), validate_document(data), actor="t", reason="t", now=clock()
+            )
+            await engine.dispose()
+        client: Client = TestClient(TestServer(make_app(settings, clock=clock)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()

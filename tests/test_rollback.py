@@ -115,10 +115,11 @@ async def test_a_timed_rollback_returns_by_itself(
 ) -> None:
     # through the service with the test's clock (the CLI would stamp the real time, and the
     # calls below must happen in the hotline's office hours to tell the sides apart)
+    started = clock()
     row = await rollback(
-        seeded, actor="on-call", reason="incident", now=clock(), duration=timedelta(hours=24)
+        seeded, actor="on-call", reason="incident", now=started, duration=timedelta(hours=24)
     )
-    assert row.expires_at == clock() + timedelta(hours=24)
+    assert row.expires_at == started + timedelta(hours=24)
 
     async def on_baseline() -> bool:
         return HOTLINE in await call(service)

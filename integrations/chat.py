@@ -1,0 +1,122 @@
+"""Chat: the inbound webhook's JSON and the hand-off we POST to a destination (SPEC §5).
+
+Inbound ``POST /webhooks/chat``: ``{conversation_id, customer_id, text, language?, sent_at?,
+message_id?}`` signed with X-Switchboard-Signature. Outbound hand-off: JSON ``{interaction_id,
+conversation_id, customer_id, text, language, category, reason, destination}`` signed the
+same way; any 2xx is delivery, 4xx other than 408 and 429 is permanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from router.masking import mask_cards
+
+from integrations import signing
+from router.outbox import Delivery, DeliveryError
+
+HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
+_RETRYABLE_4XX = frozenset({408, 429})
+
+
+class ChatFormatError(ValueError):
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['path']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+class _ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    conversation_id: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=20_000)
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2})?$")
+    sent_at: datetime | None = None
+    message_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    provider_id: str
+    conversation_id: str
+    customer_id: str
+    text: str
+    language: str | None
+
+
+def parse_chat(body: bytes) -> ChatMessage:
+    """The message in *body*; :class:`ChatFormatError` listing every problem by path."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ChatFormatError([{"path": "(body)", "message": f"not JSON: {exc}"}]) from exc
+    try:
+        message = _ChatMessage.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {
+                "path": ".".join(str(part) for part in error["loc"]) or "(body)",
+                "message": error["msg"],
+            }
+            for error in exc.errors()
+        ]
+        raise ChatFormatError(problems) from exc
+    # without a message id, the raw body identifies the message: a redelivery is the same
+    provider_id = message.message_id or "sha256:" + hashlib.sha256(body).hexdigest()
+    return ChatMessage(
+        provider_id=provider_id,
+        conversation_id=message.conversation_id,
+        customer_id=message.customer_id,
+        text=message.text,
+        language=message.language,
+    )
+
+
+def handoff_body(delivery: Delivery) -> bytes:
+    """The hand-off JSON; the text is masked toward external destinations."""
+    text = delivery.payload.decode("utf-8")
+    meta = delivery.meta
+    body: dict[str, Any] = {
+        "interaction_id": delivery.interaction_id,
+        "conversation_id": meta.get("conversation_id"),
+        "customer_id": meta.get("customer_id"),
+        "text": mask_cards(text) if delivery.external else text,
+        "language": meta.get("language"),
+        "category": meta.get("category"),
+        "reason": meta.get("reason"),
+        "destination": delivery.destination,
+    }
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+class ChatSender:
+    """POSTs hand-offs to destinations' chat URLs with one shared client session."""
+
+    def __init__(self, session: aiohttp.ClientSession, secret: str | None) -> None:
+        self.session = session
+        self.secret = secret
+
+    async def send(self, delivery: Delivery) -> None:
+        body = handoff_body(delivery)
+        headers = {"Content-Type": "application/json"}
+        if self.secret is not None:
+            headers[signing.HEADER] = signing.sign(self.secret, body, int(time.time()))
+        try:
+            async with self.session.post(
+                delivery.address, data=body, headers=headers, timeout=HANDOFF_TIMEOUT
+            ) as response:
+                if 200 <= response.status < 300:
+                    return
+                detail = (await response.text())[:200]
+                permanent = 400 <= response.status < 500 and response.status not in _RETRYABLE_4XX
+                raise DeliveryError(f"HTTP {response.status}: {detail}", permanent=permanent)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(f"chat endpoint unreachable: {exc}", permanent=False) from exc

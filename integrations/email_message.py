@@ -1,0 +1,226 @@
+"""The bytes of a forwarded email (SPEC §6): the customer's original message, changed only
+where Switchboard must change it. Pure: bytes in, bytes out; no network, no database.
+
+``forwarded`` owns two rules and nothing else:
+
+* our ``X-Switchboard-*`` headers go on top of the header block, in the message's own line
+  ending; every original byte follows unchanged (an mbox ``From `` envelope line, which is
+  not part of an RFC 5322 message, is dropped);
+* with ``mask_cards`` (a destination outside the shop), card numbers are masked with
+  router/masking.py in every ``text/plain`` and ``text/html`` body part that is not an
+  attachment (nor inside an attached message; an inline ``message/rfc822`` is followed).
+  Such a part is decoded from its transfer encoding (RFC 2045) and charset, masked, and
+  written back in the same charset and transfer encoding; a part without a card stays
+  byte-identical, and so does everything else: headers, boundaries, preambles, other
+  parts, attachments.
+
+The MIME structure is walked on the bytes themselves (RFC 2046 boundaries), not through a
+parse-and-regenerate round trip, because ``email.generator`` re-folds headers and rewrites
+bodies, which would break DKIM signatures and the "unchanged" promise.
+Imports only the standard library and router/masking.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from collections.abc import Mapping
+from email.header import Header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from router.masking import mask_cards
+
+__all__ = ["forwarded", "quoted_printable", "split_head", "without_mbox_line"]
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*")
+_MAX_DEPTH = 32  # nesting of multiparts we follow; deeper parts are left as they are
+_TEXT_TYPES = ("text/plain", "text/html")
+
+
+def _eol(raw: bytes) -> bytes:
+    newline = raw.find(b"\n")
+    return b"\r\n" if newline > 0 and raw[newline - 1 : newline] == b"\r" else b"\n"
+
+
+def without_mbox_line(raw: bytes) -> bytes:
+    """*raw* without a leading mbox ``From `` envelope line (not part of the message)."""
+    if raw.startswith(b"From "):
+        newline = raw.find(b"\n")
+        return raw[newline + 1 :] if newline >= 0 else b""
+    return raw
+
+
+def _header_line(name: str, value: str, eol: bytes) -> bytes:
+    if not _FIELD_NAME.fullmatch(name):
+        raise ValueError(f"not a header field name: {name!r}")
+    flat = " ".join(value.split())  # no CR/LF may reach the header block
+    if flat.isascii():
+        return f"{name}: {flat}".encode("ascii") + eol
+    encoded = Header(flat, "utf-8", header_name=name).encode(linesep=eol.decode("ascii"))
+    return f"{name}: {encoded}".encode("ascii") + eol
+
+
+def split_head(entity: bytes, start: int = 0, end: int | None = None) -> tuple[int, int]:
+    """Where the header block of the entity ``entity[start:end]`` ends and its body starts
+    (absolute offsets). Without an empty line the whole entity is header."""
+    stop = len(entity) if end is None else end
+    position = start
+    while position < stop:
+        newline = entity.find(b"\n", position, stop)
+        if newline < 0:
+            return stop, stop
+        line = entity[position : newline + 1]
+        if line in (b"\n", b"\r\n"):
+            return position, newline + 1
+        position = newline + 1
+    return stop, stop
+
+
+def quoted_printable(data: bytes, eol: bytes = b"\r\n") -> bytes:
+    """*data* in quoted-printable (RFC 2045 §6.7) with *eol* line ends, hard line breaks kept."""
+    encoded = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True)
+    return encoded.replace(b"\n", eol)
+
+
+def _base64(data: bytes, eol: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", eol)
+
+
+def _boundary_pattern(boundary: str) -> re.Pattern[bytes]:
+    token = re.escape(boundary.encode("utf-8", "surrogateescape"))
+    return re.compile(rb"(?<=\n)--" + token + rb"(--)?[ \t]*(?=\r?\n|\Z)")
+
+
+def _children(raw: bytes, start: int, end: int, boundary: str) -> list[tuple[int, int]]:
+    """The (start, end) of every body part between the delimiter lines of a multipart whose
+    body is ``raw[start:end]``; the line end before a delimiter belongs to the delimiter."""
+    parts: list[tuple[int, int]] = []
+    opened: int | None = None
+    # The look-behind sees the newline ending the header block, so a body that opens with
+    # its first delimiter is found too.
+    for match in _boundary_pattern(boundary).finditer(raw, start, end):
+        if opened is not None:
+            part_end = match.start() - 1
+            if part_end > opened and raw[part_end - 1 : part_end] == b"\r":
+                part_end -= 1
+            if part_end >= opened:
+                parts.append((opened, part_end))
+        if match.group(1):  # the close delimiter
+            return parts
+        after = match.end()
+        if raw[after : after + 2] == b"\r\n":
+            after += 2
+        elif raw[after : after + 1] == b"\n":
+            after += 1
+        opened = after
+    if opened is not None and opened < end:  # no close delimiter: the part runs to the end
+        parts.append((opened, end))
+    return parts
+
+
+def _headers(raw: bytes, start: int, end: int) -> Message:
+    return BytesHeaderParser(policy=compat32).parsebytes(raw[start:end])
+
+
+def _is_attachment(headers: Message) -> bool:
+    if headers.get_content_disposition() == "attachment":
+        return True
+    return headers.get_filename() is not None or headers.get_param("name") is not None
+
+
+def _round_trip(data: bytes, charset: str) -> tuple[str, str]:
+    """*data* as text, decoded so that encoding it back gives *data* again."""
+    for codec in (charset, "latin-1"):
+        try:
+            text = data.decode(codec, "surrogateescape")
+            if text.encode(codec, "surrogateescape") == data:
+                return text, codec
+        except (LookupError, UnicodeError):
+            continue
+    return data.decode("latin-1"), "latin-1"  # pragma: no cover - latin-1 always round-trips
+
+
+def _masked_body(body: bytes, headers: Message) -> bytes | None:
+    """The masked body of a text part, or None when it has no card or cannot be decoded."""
+    encoding = str(headers.get("content-transfer-encoding", "7bit")).strip().lower()
+    eol = _eol(body)
+    if encoding == "quoted-printable":
+        decoded = quopri.decodestring(body)
+    elif encoding == "base64":
+        try:
+            decoded = base64.b64decode(b"".join(body.split()), validate=True)
+        except binascii.Error:
+            return None  # kept as it came
+    elif encoding in ("7bit", "8bit", "binary"):
+        decoded = body
+    else:
+        return None
+    charset = headers.get_content_charset() or "us-ascii"
+    text, codec = _round_trip(decoded, charset)
+    masked = mask_cards(text)
+    if masked == text:
+        return None
+    data = masked.encode(codec, "surrogateescape")
+    if encoding == "quoted-printable":
+        encoded = quoted_printable(data, eol)
+    elif encoding == "base64":
+        encoded = _base64(data, eol)
+    else:
+        return data
+    if not body.endswith(b"\n"):
+        encoded = encoded.rstrip(b"\r\n")
+    return encoded
+
+
+def _collect(
+    raw: bytes, start: int, end: int, depth: int, changes: list[tuple[int, int, bytes]]
+) -> None:
+    """Find the text parts of the entity ``raw[start:end]`` whose masked body differs."""
+    head_end, body_start = split_head(raw, start, end)
+    headers = _headers(raw, start, head_end)
+    content_type = headers.get_content_type()
+    if content_type.startswith("multipart/"):
+        boundary = headers.get_boundary()
+        if boundary and depth < _MAX_DEPTH:
+            for child_start, child_end in _children(raw, body_start, end, boundary):
+                _collect(raw, child_start, child_end, depth + 1, changes)
+        return
+    if content_type == "message/rfc822":  # a message forwarded inline; attached ones stay
+        if _is_attachment(headers):
+            return
+        encoding = str(headers.get("content-transfer-encoding", "7bit")).strip().lower()
+        if encoding in ("7bit", "8bit", "binary") and depth < _MAX_DEPTH:
+            _collect(raw, body_start, end, depth + 1, changes)
+        return
+    if content_type in _TEXT_TYPES and not _is_attachment(headers):
+        masked = _masked_body(raw[body_start:end], headers)
+        if masked is not None:
+            changes.append((body_start, end, masked))
+
+
+def _masked_message(raw: bytes) -> bytes:
+    changes: list[tuple[int, int, bytes]] = []
+    _collect(raw, 0, len(raw), 0, changes)
+    if not changes:
+        return raw
+    pieces = []
+    position = 0
+    for start, end, replacement in sorted(changes):
+        pieces.append(raw[position:start])
+        pieces.append(replacement)
+        position = end
+    pieces.append(raw[position:])
+    return b"".join(pieces)
+
+
+def forwarded(raw: bytes, *, added_headers: Mapping[str, str], mask_cards: bool) -> bytes:
+    """The original message *raw* with *added_headers* on top, and card numbers masked in
+    its text parts when *mask_cards*; every other byte is the original's."""
+    message = without_mbox_line(bytes(raw))
+    eol = _eol(message)
+    top = b"".join(_header_line(name, value, eol) for name, value in added_headers.items())
+    return top + (_masked_message(message) if mask_cards else message)

@@ -1,0 +1,42 @@
+"""Switchboard's own request signature (SPEC §5), for /webhooks/chat, /webhooks/email/mime,
+/webhooks/partner/feedback and the chat hand-offs we send.
+
+``X-Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``;
+a timestamp more than 5 minutes off is refused like a bad signature, so a captured request
+cannot be replayed later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+HEADER = "X-Switchboard-Signature"
+TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(
+        secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, body: bytes, header: str, now: float) -> str | None:
+    """None when *header* signs *body* within the tolerance, else why not (for the log)."""
+    if not header:
+        return "signature missing"
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        fields.setdefault(key, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError):
+        return "signature has no valid t="
+    if abs(now - timestamp) > TOLERANCE_SECONDS:
+        return "signature timestamp more than 5 minutes off"
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    if not any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", [])):
+        return "signature does not match"
+    return None

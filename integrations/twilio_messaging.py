@@ -1,0 +1,43 @@
+"""Twilio Messaging (SMS and WhatsApp) as the chat channel: inbound message webhook form
+(Twilio's "Messaging webhook request" fields) and the TwiML <Message> acknowledgement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twilio.twiml.messaging_response import MessagingResponse
+
+from integrations.twilio_voice import customer_key
+
+MESSAGING_PATH = "/webhooks/twilio/messaging"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    message_sid: str
+    customer_key: str  # the E.164 number: the same bucket as the customer's calls
+    conversation_id: str  # one conversation per number and medium ("whatsapp:+420…")
+    text: str
+
+
+def parse_message(form: Mapping[str, str]) -> InboundMessage:
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    if not sid:
+        raise ValueError("MessageSid is missing")
+    sender = form.get("From", "").strip()
+    medium, _, number = sender.rpartition(":")
+    key = customer_key(number)
+    return InboundMessage(
+        message_sid=sid,
+        customer_key=key,
+        conversation_id=f"{medium or 'sms'}:{key or sender}",
+        text=form.get("Body", "").strip(),
+    )
+
+
+def render_acknowledgement(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response.to_xml())

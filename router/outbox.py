@@ -1,0 +1,197 @@
+"""The delivery worker: claims due outbox rows, hands each to its sender, records the
+outcome, retries with backoff, redirects to the fallback destination (router/delivery.py).
+
+It never names a vendor: senders satisfy :class:`Sender` and are wired in by app.py
+(SMTP for email, HTTP for chat hand-offs). Every replica runs one worker; rows are leased
+when claimed, so two workers never deliver the same row at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from router.delivery import Failure, Schedule, Stage, Status, after_failure
+from router.store import OutboxRow, Store
+
+log = structlog.get_logger(__name__)
+
+#: A claimed row is someone's for this long; a worker that died frees it after the lease.
+LEASE = timedelta(seconds=120)
+BATCH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One forward as a sender sees it."""
+
+    outbox_id: int
+    interaction_id: int
+    kind: str
+    destination: str
+    address: str
+    external: bool  # mask card numbers: the destination is outside the shop
+    payload: bytes
+    meta: Mapping[str, Any]
+
+
+class DeliveryError(Exception):
+    """A failed attempt; *permanent* skips the remaining retries (SMTP 5xx, HTTP 4xx)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    async def send(self, delivery: Delivery) -> None:
+        """Deliver or raise :class:`DeliveryError`."""
+
+
+def delivery_of(row: OutboxRow) -> Delivery:
+    assert row.id is not None and row.payload is not None
+    return Delivery(
+        outbox_id=row.id,
+        interaction_id=row.interaction_id,
+        kind=row.kind,
+        destination=row.destination,
+        address=row.address,
+        external=row.external,
+        payload=row.payload,
+        meta=json.loads(row.meta),
+    )
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        *,
+        schedule: Schedule,
+        clock: Callable[[], datetime],
+        wake: asyncio.Event,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.schedule = schedule
+        self.clock = clock
+        self.wake = wake
+        self.poll_seconds = poll_seconds
+        self._random = random.Random()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.deliver_due()
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("outbox.unavailable", error=str(exc))
+                busy = False
+            if busy:
+                continue  # more may be due right away
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+
+    async def deliver_due(self) -> bool:
+        """Deliver what is due now; True when a full batch was claimed (there may be more)."""
+        now = self.clock()
+        rows = await self.store.claim_outbox(
+            now=now, lease=LEASE, limit=BATCH, kinds=list(self.senders)
+        )
+        await asyncio.gather(*(self.attempt(row) for row in rows))
+        return len(rows) == BATCH
+
+    async def attempt(self, row: OutboxRow) -> None:
+        assert row.id is not None
+        if row.payload is None:  # cannot happen for a pending row; never loop on it
+            await self.store.outbox_failed_attempt(
+                row,
+                changes={"status": Status.FAILED.value, "last_error": "payload missing"},
+                interaction_changes={"outcome": "failed"},
+                now=self.clock(),
+            )
+            return
+        delivery = delivery_of(row)
+        try:
+            await self.senders[row.kind].send(delivery)
+        except DeliveryError as exc:
+            await self.failed(row, Failure(str(exc), exc.permanent))
+            return
+        except Exception as exc:  # a sender bug must not stop the worker or lose the row
+            log.exception("outbox.sender_crashed", outbox_id=row.id)
+            await self.failed(row, Failure(f"sender error: {exc}", permanent=False))
+            return
+        await self.store.outbox_delivered(row.id, row.interaction_id, self.clock())
+        log.info(
+            "outbox.delivered",
+            outbox_id=row.id,
+            interaction_id=row.interaction_id,
+            kind=row.kind,
+            destination=row.destination,
+            stage=row.stage,
+            attempts=row.attempts + 1,
+        )
+
+    async def failed(self, row: OutboxRow, failure: Failure) -> None:
+        now = self.clock()
+        outcome = after_failure(
+            stage=Stage(row.stage),
+            attempts=row.attempts,
+            has_fallback=row.fallback is not None and row.fallback_address is not None,
+            failure=failure,
+            schedule=self.schedule,
+            now=now,
+            jitter=self._random.random(),
+        )
+        changes: dict[str, Any] = {
+            "status": outcome.status.value,
+            "stage": outcome.stage.value,
+            "attempts": outcome.attempts,
+            "last_error": failure.message[:500],
+        }
+        if outcome.next_attempt_at is not None:
+            changes["next_attempt_at"] = outcome.next_attempt_at
+        interaction_changes: dict[str, Any] = {}
+        if outcome.to_fallback:
+            changes.update(
+                destination=row.fallback,
+                address=row.fallback_address,
+                external=row.fallback_external,
+            )
+            # the first destination failed: the guard counts this contact as a failure
+            interaction_changes.update(
+                destination=row.fallback, outcome="fallback", delivery_failed=True
+            )
+        elif outcome.status is Status.FAILED:
+            interaction_changes["outcome"] = "failed"
+            if row.stage == Stage.PRIMARY.value:
+                interaction_changes["delivery_failed"] = True
+        await self.store.outbox_failed_attempt(
+            row, changes=changes, interaction_changes=interaction_changes, now=now
+        )
+        event = "outbox.failed" if outcome.status is Status.FAILED else "outbox.retry"
+        log.warning(
+            event,
+            outbox_id=row.id,
+            interaction_id=row.interaction_id,
+            kind=row.kind,
+            destination=row.destination,
+            error=failure.message,
+            permanent=failure.permanent,
+            attempts=outcome.attempts,
+            to_fallback=row.fallback if outcome.to_fallback else None,
+            next_attempt_at=outcome.next_attempt_at.isoformat()
+            if outcome.next_attempt_at
+            else None,
+        )

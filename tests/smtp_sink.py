@@ -1,0 +1,96 @@
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives, and can be told
+to refuse (4xx/5xx) or be stopped and started again on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class Mailbox:
+    """The handler: records messages; *refuse_rcpt* maps an address to an SMTP reply."""
+
+    received: list[Received] = field(default_factory=list)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    refuse_data: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        refusal = self.refuse_rcpt.get(address.lower())
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_data is not None:
+            return self.refuse_data
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+            )
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[Received]:
+        with self.lock:
+            return [item for item in self.received if address in item.rcpt_tos]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpSink:
+    def __init__(self, port: int | None = None) -> None:
+        self.mailbox = Mailbox()
+        self.port = port or free_port()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(
+            self.mailbox, hostname="127.0.0.1", port=self.port, decode_data=False
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    async def wait_for(self, count: int, *, within: float = 10.0) -> list[Received]:
+        """The messages received once there are *count* (bounded wait)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self.mailbox.lock:
+                if len(self.mailbox.received) >= count:
+                    return list(self.mailbox.received)
+            await asyncio.sleep(0.02)
+        raise AssertionError(
+            f"expected {count} message(s) within {within} s, got {len(self.mailbox.received)}"
+        )
