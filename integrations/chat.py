@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from router.masking import mask_cards
 
 from integrations import signing
+from router.masking import mask_cards
 from router.outbox import Delivery, DeliveryError
 
 HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
