@@ -20,9 +20,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import click
 import yaml
 from multidict import CIMultiDict
@@ -41,7 +40,6 @@ from router.document import (
 from router.durations import parse_since
 from router.logging import configure_logging
 from router.migration import MigrationError, PlanInvalid, parse_for, parse_plan
-from router.remote import Remote, RemoteError
 from router.service import apply_document, preview_impact, routing_status, stored_document
 from router.settings import Settings, SettingsError, load_settings
 from router.store import RoutingVersion, Store, create_engine
@@ -54,6 +52,9 @@ from router.views import (
     step_json,
     version_json,
 )
+
+if TYPE_CHECKING:
+    from router.remote import Remote
 
 T = TypeVar("T")
 
@@ -140,6 +141,9 @@ def remote() -> Remote | None:
         return None
     if not target.token:
         raise click.ClickException("--url needs --token (or SWITCHBOARD_TOKEN)")
+    # imported here: the HTTP client costs the on-call person's rollback a quarter second
+    from router.remote import Remote
+
     return Remote(target.url, target.token)
 
 
@@ -153,6 +157,10 @@ def api(
     headers: dict[str, str] | None = None,
 ) -> tuple[Any, CIMultiDict[str]]:
     """One API request; a refusal or an unreachable service is a clear CLI error."""
+    import aiohttp
+
+    from router.remote import RemoteError
+
     try:
         return asyncio.run(client.request(method, path, json=body, params=params, headers=headers))
     except RemoteError as exc:
