@@ -445,3 +445,28 @@ async def test_the_outbox_command_lists_and_retries_failed_forwards(
     assert received.rcpt_tos == [failed["address"]]
     status = await switchboard(settings, "status", "--format", "json")
     assert json_module.loads(status.stdout)["outbox"] == {"pending": 0, "failed": 0}
+
+
+async def test_the_guard_rolls_back_email_when_the_partners_mailbox_refuses(
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink
+) -> None:
+    settings = email_settings(tmp_path, smtp)
+    client = await email_app(settings, cutover={"email": {"admin": 100}})
+    smtp.mailbox.refuse_rcpt[PARTNER] = "550 5.7.1 partner mailbox disabled"
+    for n in range(20):
+        response = await post_mime(client, message(subject=f"Objednávka {n} nedorazila"))
+        assert (await response.json())["destination"] == "partner"
+    await smtp.wait_for(20)  # every one reached the hotline, the partner's fallback
+    engine = create_engine(settings.database_url)
+    try:
+        store = Store(engine)
+        deadline = time.monotonic() + 5
+        while (current := await store.current_version()) is None or current.kind != "rollback":
+            assert time.monotonic() < deadline, "the guard did not roll email back"
+            await asyncio.sleep(0.05)
+        assert (current.actor, current.channel) == ("guard", "email")
+        await asyncio.sleep(0.6)  # the service follows the new version within 250 ms
+        answer = await (await post_mime(client, message(subject="Objednávka 21"))).json()
+        assert answer["destination"] == "hotline"
+    finally:
+        await engine.dispose()
