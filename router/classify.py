@@ -1,37 +1,106 @@
 """The text classifier: is a message an administrative contact or a product question?
 
-A first, deliberately simple keyword classifier behind the interface the rest of the code
-uses (:func:`classify` returning a :class:`Classification`). Rules are data: weighted word
-stems per category, shipped in ``config/classifier/keywords.yaml`` and extended by the
-routing document's ``classifier.rules``. Matching is done on folded text (lower case, no
-diacritics) so "objednávka", "OBJEDNAVKA" and "objednavku" all hit the stem "objednav".
+Rules are data: weighted words and phrases per category, one file per language under
+``config/classifier/`` (:func:`shipped_rules`), extended or overridden by the routing
+document's ``classifier.rules``. Every rule of every language applies to every message;
+the language is detected (or given) only to report it.
 
-Pure: no I/O here; loading the shipped rules is the caller's job (:func:`load_rules`).
+Matching happens on folded text (:func:`fold`: lower case, no diacritics), so "Objednávka",
+"OBJEDNAVKA" and "objednavku" are one word to the rules. A rule phrase is words separated
+by spaces, matching consecutive words of the message. A one-word rule and the last word of
+a phrase are **stems**, the other words of a phrase exact words ("kde je moje objednav");
+
+* a stem matches every word that starts with it ("objednav" matches "objednavka",
+  "objednavku", "objednavat"); a stem of six or more letters ending in a vowel drops that
+  vowel ("faktura" matches "faktury", "fakturu"), and a stem of six or more letters
+  tolerates one typo after its first letter ("objedavka", "delviery"), counting half its
+  weight then;
+* ``word$``: that exact word only ("jak$" is not "jaky");
+* ``word*``: a stem anywhere in a phrase ("prisl* rozbit" matches "prisla rozbita");
+* ``*word``: any word containing it, for German compounds ("*konto" matches "kundenkonto");
+* ``*`` alone: up to three arbitrary words ("kde * objednav" matches "kde je moje objednavka").
+
+A Cyrillic word also matches its Latin transliterations ("заказ" matches "zakaz",
+"посылк" matches "posylka", "posilka"). When several one-word rules match the same word,
+only the most specific one counts (the longest stem; an exact word beats a stem of the same
+length), so a general stem can have exceptions: "porad" (still) is not "poradit" (advise).
+Phrases count in addition to the words in them. A rule counts once however often it
+matches. Weights may be negative (evidence against a category; totals do not go below 0);
+a weight of 0 marks a known neutral word: it counts nothing but, being the most specific
+match, keeps shorter stems and typo matching off that word ("достат" is not "достав").
+
+The category with the larger total wins; its confidence is ``total / (admin + product +
+1)``, so it grows with the amount of evidence as well as with its share (one weight-2 rule
+alone gives 0.67). No evidence, a tie, or a confidence below ``min_confidence`` gives
+``unknown``. Adding a word that matches no rule never changes a result.
+
+Pure: no I/O here except in the loaders (:func:`load_rules`, :func:`shipped_rules`).
+Compiled rules are cached per rules tuple, and what each distinct word matches is cached,
+so classifying a message is a dictionary lookup per word plus the phrase checks.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import struct
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import yaml
 
+from router import classify_lang
 from router.contact import Category, CategorySource
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+__all__ = [
+    "Classification",
+    "Classifier",
+    "EvalReport",
+    "EvalResult",
+    "Example",
+    "Rule",
+    "RuleMatch",
+    "classify",
+    "compile_rules",
+    "evaluate",
+    "fold",
+    "load_rules",
+    "parse_examples",
+    "render_report",
+    "rules_from_data",
+    "shipped_rules",
+]
+
+#: Added to the evidence of both categories when computing a confidence (see module doc).
+EVIDENCE_PRIOR = 1.0
+#: Stems at least this long tolerate one typo, in words at least this long.
+TYPO_MIN = 6
+#: What a rule matched only through a typo counts of its weight.
+TYPO_FACTOR = 0.5
+#: A word matching a language's rule is this much evidence of that language.
+RULE_VOTE = 1.0
+#: How many arbitrary words a ``*`` in a phrase stands for at most.
+MAX_GAP = 3
+_DECISIVE = (Category.ADMIN, Category.PRODUCT)
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A folded word stem or phrase that votes for *category* with *weight*."""
+    """A word stem or phrase (see the module doc) that votes for *category* with *weight*.
+
+    *lang* says which language's rules it belongs to (None: any); it does not restrict
+    where the rule applies."""
 
     phrase: str
     category: Category
     weight: float = 1.0
+    lang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,71 +116,859 @@ class Classification:
     confidence: float
     source: CategorySource
     matches: tuple[RuleMatch, ...] = ()
+    language: str | None = None
 
     @property
     def rule(self) -> str | None:
-        """The strongest matching rule, stored with the interaction."""
+        """The strongest matching rule for the category decided (stored with the
+        interaction); for ``unknown`` the strongest of all."""
         if not self.matches:
             return None
-        return max(self.matches, key=lambda m: m.weight).rule
+        decisive = [m for m in self.matches if m.category is self.category and m.weight > 0]
+        return max(decisive or self.matches, key=lambda m: abs(m.weight)).rule
+
+
+# -- folding ----------------------------------------------------------------------------------
+
+
+def _combining_class() -> str:
+    points = [c for c in range(0x10000) if unicodedata.combining(chr(c))]
+    ranges: list[tuple[int, int]] = []
+    for point in points:
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    parts = (
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+    return "[" + "".join(parts) + "]+"
+
+
+_COMBINING = re.compile(_combining_class())
+# letters with a stroke or ligatures that Unicode does not decompose
+_SPECIAL = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "ħ": "h", "ŧ": "t", "ı": "i",
+                          "æ": "ae", "œ": "oe", "ŀ": "l"})  # fmt: skip
+_SPECIAL_CHARS = re.compile("[łđøħŧıæœŀ]")
+
+
+def _fold_once(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    folded = _COMBINING.sub("", folded)
+    if _SPECIAL_CHARS.search(folded):
+        folded = folded.translate(_SPECIAL)
+    return folded
 
 
 def fold(text: str) -> str:
-    """Lower-case *text* and strip diacritics ("Objednávka" -> "objednavka")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lower-case *text* and strip diacritics ("Objednávka" -> "objednavka", "Łódź" ->
+    "lodz", "ЗАКАЗЫ" -> "заказы", "й" -> "и"). Idempotent: ``fold(fold(t)) == fold(t)``."""
+    if text.isascii():
+        return text.lower()
+    folded = _fold_once(text)
+    # a few compatibility characters need a second round (their decomposition has case)
+    for _ in range(4):
+        if folded.isascii():
+            return folded.lower()
+        again = _fold_once(folded)
+        if again == folded:
+            return folded
+        folded = again
+    return folded
 
 
-def _words(folded: str) -> list[str]:
-    return _WORD.findall(folded)
+_APOSTROPHES = re.compile("['’ʼ`´]")
+_WORD = re.compile(r"\w+")
+_VOWELS = frozenset("aeiouyаеиоуыэюяь")
+_NUMBER_WORD = "<number>"  # a rule word matching any number of five or more digits
+_NUMBER_DIGITS = 5
 
 
-def classify(text: str, rules: Iterable[Rule], *, min_confidence: float = 0.0) -> Classification:
-    """Classify *text*: each rule whose stem starts a word (or whose phrase occurs) adds its
-    weight to its category; the heavier category wins, confidence is its share of the total.
-    A tie, no match or a confidence below *min_confidence* gives ``unknown``."""
-    folded = fold(text)
-    words = _words(folded)
-    joined = " " + " ".join(words) + " "
-    matches: list[RuleMatch] = []
-    for rule in rules:
-        if " " in rule.phrase:
-            # a phrase's last word is a stem too: "how do i" matches "how do i …"
-            hit = f" {rule.phrase}" in joined
+def words(text: str) -> list[str]:
+    """The folded words of *text*, as rules see them (apostrophes dropped: "doesn't" is
+    "doesnt", Russian "vernut'" is "vernut")."""
+    return _WORD.findall(_APOSTROPHES.sub("", fold(text)))
+
+
+# -- compiling rules ----------------------------------------------------------------------------
+
+_PREFIX, _EXACT, _INFIX, _NUMBER = 0, 1, 2, 3
+_GAP = -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    text: str
+    kind: int
+
+    @property
+    def specificity(self) -> float:
+        if self.kind == _NUMBER:
+            return 0.0
+        return len(self.text) + (0.5 if self.kind == _EXACT else 0.0)
+
+
+def _parse_phrase(phrase: str) -> list[_Term | None]:
+    """The words of a rule phrase; None is a gap (``*``)."""
+    chunks = fold(phrase).split()
+    parts: list[_Term | None] = []
+    for position, chunk in enumerate(chunks):
+        if chunk == "*":
+            parts.append(None)
+            continue
+        if chunk == _NUMBER_WORD:
+            parts.append(_Term(_NUMBER_WORD, _NUMBER))
+            continue
+        infix = chunk.startswith("*")
+        exact = chunk.endswith("$")
+        # the last word of a phrase is a stem unless marked "$", the others are exact words
+        # unless marked "*" ("prisl* rozbit")
+        stem = chunk.endswith("*") or (position == len(chunks) - 1 and not exact)
+        pieces = words(chunk.strip("*$"))
+        for index, piece in enumerate(pieces):
+            if infix and len(pieces) == 1:
+                parts.append(_Term(piece, _INFIX))
+            elif stem and index == len(pieces) - 1:
+                if len(piece) >= TYPO_MIN and piece[-1] in _VOWELS:
+                    piece = piece[:-1]
+                parts.append(_Term(piece, _PREFIX))
+            else:
+                parts.append(_Term(piece, _EXACT))
+    while parts and parts[0] is None:
+        parts.pop(0)
+    while parts and parts[-1] is None:
+        parts.pop()
+    return parts
+
+
+def _selectivity(term: _Term | None) -> int:
+    """How rarely *term* may occur, roughly: function words are frequent."""
+    if term is None:
+        return -100
+    common = 10 if classify_lang.is_function_word(term.text) else 0
+    return len(term.text) + (1 if term.kind == _EXACT else -1) - common
+
+
+class _Group(NamedTuple):
+    """Phrases found through the same anchor word (see Classifier.__init__)."""
+
+    anchor: int  # where the anchor is in each phrase
+    beside: int  # where the word checked next to it is, or -1 (then the key is _GAP)
+    # that word's term -> (rules of the phrases it completes, longer phrases to check on)
+    table: dict[int, tuple[list[int], list[int]]]
+
+
+class _Chunk(NamedTuple):
+    """What one whitespace-separated chunk of a message matches, computed once per distinct
+    chunk and cached, so that a message costs a dictionary lookup per chunk."""
+
+    terms: tuple[frozenset[int], ...]  # per word: every term it matches
+    matches: tuple[int, ...]  # one-word rules counted (+ rule count when only by typo)
+    # phrases it may anchor: (word offset where they would start, _Group.beside, .table)
+    starts: tuple[tuple[int, int, dict[int, tuple[list[int], list[int]]]], ...]
+    votes: int  # language votes, packed (see _pack)
+
+
+_NO_TERMS: frozenset[int] = frozenset()
+_GAP_WORD = frozenset([_GAP])  # the key of phrases checked without a word beside the anchor
+_TERMS, _MATCHES, _STARTS, _VOTES = (itemgetter(i) for i in range(4))  # _Chunk fields
+_CACHE_LIMIT = 200_000
+
+
+def _osa_distance_at_most_one(a: str, b: str) -> bool:
+    """Whether *a* and *b* differ by at most one edit (insert, delete, substitute, swap)."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    i = 0
+    while i < min(la, lb) and a[i] == b[i]:
+        i += 1
+    if la == lb:
+        if a[i + 1 :] == b[i + 1 :]:
+            return True
+        return i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+    if la > lb:
+        return a[i + 1 :] == b[i:]
+    return a[i:] == b[i + 1 :]
+
+
+def _deletions(word: str) -> set[str]:
+    """*word* with one letter after the first removed."""
+    return {word[:i] + word[i + 1 :] for i in range(1, len(word))}
+
+
+class Classifier:
+    """Rules compiled for matching; build one with :func:`compile_rules`."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        # a later rule with the same phrase replaces an earlier one (operator overrides)
+        by_phrase: dict[str, Rule] = {}
+        langs: dict[str, set[str]] = {}  # languages whose files list the phrase
+        for rule in rules:
+            key = " ".join(fold(rule.phrase).split())
+            by_phrase.pop(key, None)
+            by_phrase[key] = rule
+            if rule.lang:
+                langs.setdefault(key, set()).add(_language_tag(rule.lang))
+        self.rules: tuple[Rule, ...] = tuple(by_phrase.values())
+        self._names = tuple(by_phrase)
+        self._langs = tuple(tuple(sorted(langs.get(key, ()))) for key in self._names)
+        self._terms: dict[_Term, int] = {}
+        self._single: dict[int, list[int]] = {}  # term -> one-word rules
+        self._phrases: list[tuple[int, tuple[int, ...]]] = []  # (rule, term ids / _GAP)
+        groups: dict[tuple[int, int, int], _Group] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.category not in _DECISIVE:
+                continue
+            parts = _parse_phrase(rule.phrase)
+            if not parts:
+                continue
+            ids = tuple(_GAP if part is None else self._term(part) for part in parts)
+            if len(ids) == 1:
+                self._single.setdefault(ids[0], []).append(index)
+                continue
+            if not rule.weight:
+                continue  # (only single words are neutral words)
+            # A phrase is looked for where its rarest-looking word before any gap (its
+            # anchor: long, not a function word) occurs, and only if the word next to the
+            # anchor (before it when a gap follows) matches that word of the phrase: phrases
+            # sharing an anchor ("hat der", "hat die") are grouped, so one table lookup
+            # finds the right one.
+            lead = ids.index(_GAP) if _GAP in ids else len(ids)
+            anchor = max(range(lead), key=lambda i: _selectivity(parts[i]))
+            beside = anchor + 1 if anchor + 1 < lead else anchor - 1
+            group = groups.setdefault((ids[anchor], anchor, beside), _Group(anchor, beside, {}))
+            # a phrase of two words has matched once its anchor and the word beside it have
+            neighbour = ids[beside] if beside >= 0 else _GAP
+            entry = group.table.setdefault(neighbour, ([], []))
+            if len(ids) == 2:
+                entry[0].append(index)
+            else:
+                entry[1].append(len(self._phrases))
+            self._phrases.append((index, ids))
+        self._groups = list(groups.values())
+        self._anchor_groups: dict[int, list[_Group]] = {}  # term -> groups it anchors
+        for (term, _, _), group in groups.items():
+            self._anchor_groups.setdefault(term, []).append(group)
+        self._term_list = sorted(self._terms, key=self._terms.__getitem__)
+        # what each match id stands for: rule i matched (i) or matched only by typo (i + n)
+        self._outcomes = [
+            RuleMatch(name, rule.category, rule.weight * factor)
+            for factor in (1.0, TYPO_FACTOR)
+            for name, rule in zip(self._names, self.rules, strict=True)
+        ]
+        # one number per match id: admin weight + product weight · j, summed in one pass
+        self._weights = [
+            complex(o.weight, 0) if o.category is Category.ADMIN else complex(0, o.weight)
+            for o in self._outcomes
+        ]
+        self._index()
+        self._cache: dict[str, _Chunk] = {}  # whitespace-separated piece -> what it matches
+
+    def _term(self, term: _Term) -> int:
+        return self._terms.setdefault(term, len(self._terms))
+
+    def _index(self) -> None:
+        self._exact: dict[str, list[int]] = {}
+        self._prefix: dict[str, list[int]] = {}
+        self._infix: list[tuple[str, int]] = []
+        self._number: list[int] = []
+        self._typo: dict[str, list[int]] = {}
+        self._translit: dict[str, list[int]] = {}
+        self._translit_exact: dict[str, list[int]] = {}
+        for term, ident in self._terms.items():
+            text = term.text
+            if term.kind == _EXACT:
+                self._exact.setdefault(text, []).append(ident)
+            elif term.kind == _INFIX:
+                self._infix.append((text, ident))
+            elif term.kind == _NUMBER:
+                self._number.append(ident)
+            else:
+                self._prefix.setdefault(text, []).append(ident)
+                if len(text) >= TYPO_MIN and text.isalpha():
+                    for key in {text} | _deletions(text):
+                        self._typo.setdefault(key, []).append(ident)
+            if term.kind in (_PREFIX, _EXACT) and not text.isascii():
+                latin = classify_lang.transliterate(text)
+                if latin != text and classify_lang.is_latin_word(latin) and len(latin) >= 3:
+                    table = self._translit if term.kind == _PREFIX else self._translit_exact
+                    table.setdefault(classify_lang.skeleton(latin), []).append(ident)
+        self._prefix_lengths = sorted({len(key) for key in self._prefix})
+        self._typo_lengths = sorted(
+            {len(self._term_list[ident].text) for idents in self._typo.values() for ident in idents}
+        )
+        self._translit_lengths = sorted({len(key) for key in self._translit})
+
+    # -- per word --------------------------------------------------------------------------
+
+    def _match_word(self, word: str) -> tuple[set[int], bool]:
+        """The terms *word* matches, and whether only through a typo."""
+        hits: set[int] = set(self._exact.get(word, ()))
+        size = len(word)
+        for length in self._prefix_lengths:
+            if length > size:
+                break
+            hits.update(self._prefix.get(word[:length], ()))
+        for text, ident in self._infix:
+            if text in word:
+                hits.add(ident)
+        if self._number and size >= _NUMBER_DIGITS and word.isdigit():
+            hits.update(self._number)
+        if classify_lang.is_latin_word(word) and (self._translit or self._translit_exact):
+            key = classify_lang.skeleton(word)
+            hits.update(self._translit_exact.get(key, ()))
+            for length in self._translit_lengths:
+                if length > len(key):
+                    break
+                hits.update(self._translit.get(key[:length], ()))
+        if not hits and size >= TYPO_MIN and word.isalpha():
+            return self._typo_hits(word), True
+        return hits, False
+
+    def _typo_hits(self, word: str) -> set[int]:
+        hits: set[int] = set()
+        for length in self._typo_lengths:
+            for cut in (length - 1, length, length + 1):
+                if cut > len(word):
+                    continue
+                head = word[:cut]
+                for key in {head} | _deletions(head):
+                    for ident in self._typo.get(key, ()):
+                        stem = self._term_list[ident].text
+                        if len(stem) == length and _osa_distance_at_most_one(head, stem):
+                            hits.add(ident)
+        return hits
+
+    def _learn(self, piece: str) -> _Chunk:
+        """What the whitespace-separated *piece* of a message matches."""
+        chunk = piece.lower()
+        terms: list[frozenset[int]] = []
+        matches: set[int] = set()
+        starts: list[tuple[int, int, dict[int, tuple[list[int], list[int]]]]] = []
+        votes: dict[str, float] = {}
+        for offset, word in enumerate(words(chunk)):
+            hits, typo = self._match_word(word)
+            terms.append(frozenset(hits) if hits else _NO_TERMS)
+            for lang, vote in classify_lang.word_votes(chunk, word):
+                votes[lang] = votes.get(lang, 0.0) + vote
+            single = [t for t in hits if t in self._single]
+            if single:
+                top = max(self._term_list[t].specificity for t in single)
+                rules = [
+                    r
+                    for t in single
+                    if self._term_list[t].specificity == top
+                    for r in self._single[t]
+                ]
+                # neutral words (weight 0) only keep other stems off a word: no match
+                matches.update(
+                    r + len(self.rules) if typo else r for r in rules if self.rules[r].weight
+                )
+                if not typo:
+                    voters = {
+                        lang for r in rules if self.rules[r].weight >= 1 for lang in self._langs[r]
+                    }
+                    for lang in voters:
+                        votes[lang] = votes.get(lang, 0.0) + RULE_VOTE
+            starts.extend(
+                (offset - group.anchor, group.beside, group.table)
+                for t in hits
+                for group in self._anchor_groups.get(t, ())
+            )
+        learned = self._cache[piece] = _Chunk(
+            tuple(terms), tuple(sorted(matches)), tuple(starts), _pack(votes)
+        )
+        return learned
+
+    def _complete(self, chunks: list[_Chunk | None], pieces: list[str]) -> list[_Chunk]:
+        """*chunks* with the ones not cached yet learned."""
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        learn = self._learn
+        return [chunk or learn(piece) for chunk, piece in zip(chunks, pieces, strict=True)]
+
+    def _chunks(self, text: str) -> list[_Chunk]:
+        pieces = text.split()
+        cached = list(map(self._cache.get, pieces))
+        return self._complete(cached, pieces) if None in cached else cast("list[_Chunk]", cached)
+
+    @staticmethod
+    def _phrase_at(
+        parts: tuple[int, ...], k: int, chunks: list[_Chunk], index: int, at: int
+    ) -> bool:
+        """Whether *parts*[k:] match the words of the message from the one *at* words after
+        the first word of chunk *index* on (*at* may be negative)."""
+        while k < len(parts):
+            part = parts[k]
+            if part == _GAP:
+                return any(
+                    Classifier._phrase_at(parts, k + 1, chunks, index, at + skip)
+                    for skip in range(MAX_GAP + 1)
+                )
+            words = chunks[index].terms
+            word = words[at] if 0 <= at < len(words) else _word_terms(chunks, index, at)
+            if part not in word:
+                return False
+            k += 1
+            at += 1
+        return True
+
+    # -- per message -----------------------------------------------------------------------
+
+    def classify(
+        self, text: str, lang: str | None = None, *, min_confidence: float = 0.0
+    ) -> Classification:
+        """Classify *text* (see the module doc); *lang* is reported as the language instead
+        of the detected one."""
+        pieces = text.split()
+        cached = list(map(self._cache.get, pieces))
+        chunks = self._complete(cached, pieces) if None in cached else cast("list[_Chunk]", cached)
+        if not chunks:
+            return self._decide(set(), _language_tag(lang) if lang else None, min_confidence)
+        _, matches, starts, votes = zip(*chunks, strict=True)  # one C-level pass per field
+        found: set[int] = set().union(*matches)
+        if any(starts):
+            found.update(self._phrase_matches(chunks))
+        if lang:
+            language: str | None = _language_tag(lang)
         else:
-            hit = any(word.startswith(rule.phrase) for word in words)
-        if hit:
-            matches.append(RuleMatch(rule.phrase, rule.category, rule.weight))
-    totals = {Category.ADMIN: 0.0, Category.PRODUCT: 0.0}
-    for match in matches:
-        if match.category in totals:
-            totals[match.category] += match.weight
-    total = sum(totals.values())
-    if total <= 0:
-        return Classification(Category.UNKNOWN, 0.0, CategorySource.TEXT, tuple(matches))
-    winner = max(totals, key=lambda c: totals[c])
-    confidence = totals[winner] / total
-    if totals[Category.ADMIN] == totals[Category.PRODUCT] or confidence < min_confidence:
-        return Classification(Category.UNKNOWN, confidence, CategorySource.TEXT, tuple(matches))
-    return Classification(winner, round(confidence, 4), CategorySource.TEXT, tuple(matches))
+            language = _best_language(votes[:_VOTE_CHUNKS] if len(votes) > _VOTE_CHUNKS else votes)
+        return self._decide(found, language, min_confidence)
+
+    def _phrase_matches(self, chunks: list[_Chunk]) -> set[int]:
+        seen: set[int] = set()
+        phrases = self._phrases
+        count = len(chunks)
+        for index in compress(range(count), map(_STARTS, chunks)):
+            words = chunks[index].terms
+            for offset, beside, table in chunks[index].starts:
+                if beside < 0:
+                    word = _GAP_WORD
+                else:
+                    at = offset + beside
+                    if 0 <= at < len(words):
+                        word = words[at]
+                    elif at == len(words) and index + 1 < count and chunks[index + 1].terms:
+                        word = chunks[index + 1].terms[0]  # most often: the next word…
+                    elif at == -1 and index and chunks[index - 1].terms:
+                        word = chunks[index - 1].terms[-1]  # …or the one before
+                    else:
+                        word = _word_terms(chunks, index, at)
+                    if not word:
+                        continue
+                for term in word:
+                    entry = table.get(term)
+                    if entry is None:
+                        continue
+                    complete, longer = entry
+                    seen.update(complete)
+                    for phrase in longer:
+                        rule, parts = phrases[phrase]
+                        if rule not in seen and self._phrase_at(parts, 0, chunks, index, offset):
+                            seen.add(rule)
+        return seen
+
+    def _decide(
+        self, found: set[int], language: str | None, min_confidence: float
+    ) -> Classification:
+        count = len(self.rules)
+        if found and max(found) >= count:  # some rule matched only through a typo…
+            found -= found.intersection(map(count.__add__, found))  # …or also exactly
+        matches = tuple(map(self._outcomes.__getitem__, sorted(found)))
+        total = sum(map(self._weights.__getitem__, found))  # admin + product·j
+        admin, product = max(total.real, 0.0), max(total.imag, 0.0)
+        if admin == product:
+            category = Category.UNKNOWN
+            confidence = 0.0
+        else:
+            category = Category.ADMIN if admin > product else Category.PRODUCT
+            confidence = round(max(admin, product) / (admin + product + EVIDENCE_PRIOR), 4)
+            if confidence < min_confidence:
+                category = Category.UNKNOWN
+        return Classification(category, confidence, CategorySource.TEXT, matches, language)
+
+    def knows(self, text: str) -> bool:
+        """Whether any rule mentions a word of *text* (as a word of a phrase, too): a text
+        it does not know changes no result when added to a message."""
+        return any(any(chunk.terms) for chunk in self._chunks(text))
+
+    def language(self, text: str) -> str | None:
+        """The detected language of *text* (None when nothing hints at one)."""
+        return _best_language(chunk.votes for chunk in self._chunks(text)[:_VOTE_CHUNKS])
 
 
-def rules_from_data(data: Mapping[str, object]) -> tuple[Rule, ...]:
-    """Rules from the shipped keyword file's shape: ``{admin: {stem: weight}, product: …}``."""
+# A chunk's language votes are packed into one integer, a fixed-point field per language,
+# so that a message's votes add up in one C-level sum().
+_VOTE_SCALE = 100
+_VOTE_BITS = 32
+_VOTE_FIELDS = struct.Struct(f"<{len(classify_lang.LANGUAGES)}I")
+_VOTE_CHUNKS = 2000  # the language is told from at most this many chunks…
+_VOTE_MAX = (1 << _VOTE_BITS) // (2 * _VOTE_CHUNKS)  # …each voting at most this: no overflow
+
+
+def _pack(votes: Mapping[str, float]) -> int:
+    packed = 0
+    for index, lang in enumerate(classify_lang.LANGUAGES):
+        vote = min(round(max(votes.get(lang, 0.0), 0.0) * _VOTE_SCALE), _VOTE_MAX)
+        packed |= vote << (_VOTE_BITS * index)
+    return packed
+
+
+def _word_terms(chunks: list[_Chunk], index: int, offset: int) -> frozenset[int]:
+    """The terms of the word *offset* words from the start of chunk *index* (none when that
+    is off the message)."""
+    while offset < 0:
+        index -= 1
+        if index < 0:
+            return _NO_TERMS
+        offset += len(chunks[index].terms)
+    while index < len(chunks):
+        words = chunks[index].terms
+        if offset < len(words):
+            return words[offset]
+        offset -= len(words)
+        index += 1
+    return _NO_TERMS
+
+
+def _best_language(votes: Iterable[int]) -> str | None:
+    """The language with the most *votes* (packed, one per chunk), or None."""
+    total = sum(votes)
+    if not total:
+        return None
+    scores = _VOTE_FIELDS.unpack(total.to_bytes(_VOTE_FIELDS.size, "little"))
+    return classify_lang.LANGUAGES[scores.index(max(scores))]  # the first of equals wins
+
+
+def _language_tag(lang: str) -> str:
+    """``cs-CZ`` -> ``cs``."""
+    return lang.replace("_", "-").split("-", 1)[0].lower()
+
+
+_COMPILED_BY_ID: dict[int, tuple[tuple[Rule, ...], Classifier]] = {}
+_COMPILED_BY_VALUE: dict[tuple[Rule, ...], Classifier] = {}
+_COMPILED_LIMIT = 16
+
+
+def compile_rules(rules: Iterable[Rule] | Classifier) -> Classifier:
+    """The compiled form of *rules*; cached, so calling it per message is cheap when the
+    same tuple of rules is passed each time (as routing does)."""
+    if isinstance(rules, Classifier):
+        return rules
+    if type(rules) is tuple:
+        known = _COMPILED_BY_ID.get(id(rules))
+        if known is not None and known[0] is rules:
+            return known[1]
+        key: tuple[Rule, ...] = rules
+    else:
+        key = tuple(rules)
+    compiled = _COMPILED_BY_VALUE.get(key)
+    if compiled is None:
+        compiled = Classifier(key)
+        if len(_COMPILED_BY_VALUE) >= _COMPILED_LIMIT:
+            _COMPILED_BY_VALUE.pop(next(iter(_COMPILED_BY_VALUE)))
+        _COMPILED_BY_VALUE[key] = compiled
+    if len(_COMPILED_BY_ID) >= _COMPILED_LIMIT:
+        _COMPILED_BY_ID.pop(next(iter(_COMPILED_BY_ID)))
+    _COMPILED_BY_ID[id(key)] = (key, compiled)
+    return compiled
+
+
+def classify(
+    text: str,
+    rules: Iterable[Rule] | Classifier,
+    lang: str | None = None,
+    *,
+    min_confidence: float = 0.0,
+) -> Classification:
+    """Classify *text* with *rules* (see the module doc). *lang* (``cs``, ``cs-CZ`` …), when
+    known, is reported as the result's language instead of the detected one; it does not
+    change the category."""
+    return compile_rules(rules).classify(text, lang, min_confidence=min_confidence)
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def rules_from_data(data: Mapping[str, object], lang: str | None = None) -> tuple[Rule, ...]:
+    """Rules from one rules file: ``{lang?: xx, admin: {phrase: weight}, product: …}``."""
+    declared = data.get("lang", lang)
+    if declared is not None and not isinstance(declared, str):
+        raise ValueError("lang: expected a language code such as 'cs'")
+    unknown = set(data) - {"lang", "admin", "product"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}: expected lang, admin, product")
     rules: list[Rule] = []
-    for category in (Category.ADMIN, Category.PRODUCT):
+    for category in _DECISIVE:
         entries = data.get(category.value) or {}
         if not isinstance(entries, Mapping):
-            raise ValueError(f"{category.value}: expected a map of stem to weight")
+            raise ValueError(f"{category.value}: expected a map of phrase to weight")
         for phrase, weight in entries.items():
-            rules.append(Rule(fold(str(phrase)), category, float(weight)))
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise ValueError(f"{category.value}.{phrase}: weight must be a number")
+            rules.append(Rule(fold(str(phrase)), category, float(weight), declared))
     return tuple(rules)
+
+
+def _read_yaml(path: Path) -> Mapping[str, object]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a map")
+    return data
 
 
 @cache
 def load_rules(path: Path) -> tuple[Rule, ...]:
-    """The shipped rules in *path* (read once per process)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a map with 'admin' and 'product'")
-    return rules_from_data(data)
+    """The rules in *path* (read once per process): a rules file, an index file
+    (``include: [cs.yaml, …]``, paths relative to it), or a directory: its index files if it
+    has any (``keywords.yaml`` in the shipped one), else every ``*.yaml`` in it, in name
+    order."""
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        indexes = [child for child in files if "include" in _read_yaml(child)]
+        return tuple(rule for child in indexes or files for rule in load_rules(child))
+    data = _read_yaml(path)
+    if "include" in data:
+        included = data["include"]
+        if not isinstance(included, list) or set(data) != {"include"}:
+            raise ValueError(f"{path}: an index holds only 'include: [file, …]'")
+        return tuple(rule for name in included for rule in load_rules(path.parent / str(name)))
+    try:
+        return rules_from_data(data, path.stem if len(path.stem) <= 3 else None)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def shipped_rules() -> tuple[Rule, ...]:
+    """Every shipped rule (``config/classifier/*.yaml``), the same tuple on every call."""
+    from router.shipped import shipped_path
+
+    return load_rules(shipped_path("classifier"))
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+class Example(NamedTuple):
+    """One labelled message; *line* is its line in the file it came from (1-based)."""
+
+    text: str
+    label: Category
+    lang: str | None = None
+    line: int = 0
+
+
+def parse_examples(lines: Iterable[str]) -> list[Example]:
+    """Examples from JSON lines ``{"text", "label", "lang"?}`` (blank lines skipped).
+
+    Raises ValueError naming the line of the first bad one."""
+    examples: list[Example] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"line {number}: expected an object with text and label")
+        text, label, lang = item.get("text"), item.get("label"), item.get("lang")
+        if not isinstance(text, str):
+            raise ValueError(f"line {number}: 'text' must be a string")
+        if label not in {c.value for c in Category}:
+            raise ValueError(f"line {number}: 'label' must be admin, product or unknown")
+        if lang is not None and not isinstance(lang, str):
+            raise ValueError(f"line {number}: 'lang' must be a string")
+        examples.append(Example(text, Category(label), lang, number))
+    return examples
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    line: int
+    label: Category
+    category: Category
+    confidence: float
+    language: str | None  # the example's lang, else the detected language
+    text: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.label is self.category
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _category_stats(results: Sequence[EvalResult]) -> dict[str, dict[str, Any]]:
+    labels = {r.label for r in results}
+    stats: dict[str, dict[str, Any]] = {}
+    for category in Category:
+        if category not in _DECISIVE and category not in labels:
+            continue
+        support = sum(r.label is category for r in results)
+        predicted = sum(r.category is category for r in results)
+        right = sum(r.label is category and r.correct for r in results)
+        stats[category.value] = {
+            "precision": _ratio(right, predicted),
+            "recall": _ratio(right, support),
+            "support": support,
+            "predicted": predicted,
+        }
+    return stats
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    results: tuple[EvalResult, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def correct(self) -> int:
+        return sum(r.correct for r in self.results)
+
+    @property
+    def accuracy(self) -> float | None:
+        return _ratio(self.correct, self.total)
+
+    def categories(self) -> dict[str, dict[str, Any]]:
+        return _category_stats(self.results)
+
+    def languages(self) -> dict[str, dict[str, Any]]:
+        grouped: dict[str, list[EvalResult]] = {}
+        for result in self.results:
+            grouped.setdefault(result.language or "?", []).append(result)
+        order = {lang: i for i, lang in enumerate(classify_lang.LANGUAGES)}
+        return {
+            lang: {
+                "total": len(group),
+                "correct": sum(r.correct for r in group),
+                "accuracy": _ratio(sum(r.correct for r in group), len(group)),
+                "categories": _category_stats(group),
+            }
+            for lang, group in sorted(grouped.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))
+        }
+
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """Rows: the labels present; columns: every category."""
+        labels = [c for c in Category if any(r.label is c for r in self.results)]
+        return {
+            label.value: {
+                c.value: sum(r.label is label and r.category is c for r in self.results)
+                for c in Category
+            }
+            for label in labels
+        }
+
+    def errors(self) -> list[EvalResult]:
+        return [r for r in self.results if not r.correct]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "categories": self.categories(),
+            "languages": self.languages(),
+            "confusion": self.confusion(),
+            "results": [
+                {
+                    "line": r.line,
+                    "label": r.label.value,
+                    "category": r.category.value,
+                    "confidence": r.confidence,
+                    "language": r.language,
+                }
+                for r in self.results
+            ],
+        }
+
+
+ClassifyFn = Callable[[str, str | None], Classification]
+
+
+def evaluate(
+    examples: Iterable[Example | tuple[str, str, str | None]], classify_fn: ClassifyFn
+) -> EvalReport:
+    """Run *classify_fn(text, lang)* over labelled *examples*, in order.
+
+    An example is an :class:`Example` or a ``(text, label, lang)`` tuple; tuples are
+    numbered 1, 2, … in the results."""
+    results: list[EvalResult] = []
+    for index, example in enumerate(examples, start=1):
+        if isinstance(example, Example):
+            text, label, lang, line = example
+        else:
+            text, raw_label, lang = example
+            label, line = Category(raw_label), index
+        result = classify_fn(text, lang)
+        results.append(
+            EvalResult(
+                line=line or index,
+                label=Category(label),
+                category=result.category,
+                confidence=result.confidence,
+                language=lang or result.language,
+                text=text,
+            )
+        )
+    return EvalReport(tuple(results))
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[str]:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    yield line(headers)
+    yield from (line(row) for row in rows)
+
+
+def render_report(report: EvalReport) -> str:
+    """The report as text: accuracy, per category, per language, confusion matrix."""
+    out = [f"accuracy: {_percent(report.accuracy)} ({report.correct}/{report.total})", ""]
+    categories = report.categories()
+    out += _table(
+        ["category", "precision", "recall", "support"],
+        [
+            [name, _percent(s["precision"]), _percent(s["recall"]), str(s["support"])]
+            for name, s in categories.items()
+        ],
+    )
+    out.append("")
+    names = list(categories)
+    headers = ["language", "n", "accuracy"]
+    for name in names:
+        headers += [f"{name} P", f"{name} R"]
+    rows = []
+    for lang, stats in report.languages().items():
+        row = [lang, str(stats["total"]), _percent(stats["accuracy"])]
+        for name in names:
+            s = stats["categories"].get(name, {"precision": None, "recall": None})
+            row += [_percent(s["precision"]), _percent(s["recall"])]
+        rows.append(row)
+    out += _table(headers, rows)
+    out += ["", "confusion (rows: label, columns: classified as)"]
+    confusion = report.confusion()
+    columns = [c.value for c in Category]
+    out += _table(
+        ["label", *columns],
+        [[label, *(str(row[c]) for c in columns)] for label, row in confusion.items()],
+    )
+    return "\n".join(out)

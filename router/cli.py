@@ -29,13 +29,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from router import migrate, service
+from router.classify import (
+    Classification,
+    Rule,
+    classify,
+    evaluate,
+    parse_examples,
+    render_report,
+    shipped_rules,
+)
 from router.contact import Category, Channel
+from router.decide import routing_rules
 from router.document import (
     DocumentInvalid,
     RoutingDocument,
     diff_documents,
     document_data,
     load_document,
+    shipped_document,
 )
 from router.durations import parse_since
 from router.logging import configure_logging
@@ -46,6 +57,7 @@ from router.store import RoutingVersion, Store, create_engine
 from router.tokens import Role, TokenError, create_token
 from router.views import (
     change_json,
+    classification_json,
     interaction_json,
     iso,
     outbox_json,
@@ -863,6 +875,101 @@ def plan_cancel(step: int | None, output_format: str) -> None:
         emit_json({"cancelled": count})
     else:
         click.echo(f"cancelled {count} pending step(s)")
+
+
+# -- the classifier ---------------------------------------------------------------------------
+
+
+def classifier_in_force(settings: Settings) -> tuple[tuple[Rule, ...], float, str]:
+    """The shipped rules plus the stored document's ``classifier`` entries, and where they
+    came from. No database is needed: an unreachable or empty one means shipped rules only,
+    and nothing is created (no migration, no new SQLite file)."""
+    shipped = shipped_document()
+    url = make_url(settings.database_url)
+    missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
+
+    async def stored() -> RoutingDocument | None:
+        if missing:
+            return None
+        engine = create_engine(settings.database_url, timeout_seconds=2.0)
+        try:
+            async with asyncio.timeout(3):
+                row = await Store(engine).current_version()
+            return None if row is None else stored_document(row)
+        finally:
+            await engine.dispose()
+
+    try:
+        document = asyncio.run(stored())
+    except (SQLAlchemyError, OSError, TimeoutError, ValueError):
+        document = None
+    source = "shipped rules and the stored routing document" if document else "shipped rules"
+    document = document or shipped
+    rules = routing_rules(shipped_rules(), document)
+    return rules, document.classifier.min_confidence, source
+
+
+@cli.command("classify")
+@click.argument("text", required=False)
+@click.option("--lang", default=None, help="The message's language (cs, sk, pl, sl, ru, en, de).")
+@click.option(
+    "--eval",
+    "eval_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help='Score a labelled JSON-lines file: {"text", "label", "lang"?} per line.',
+)
+@FORMAT
+def classify_command(
+    text: str | None, lang: str | None, eval_file: Path | None, output_format: str
+) -> None:
+    """Explain how TEXT is classified (admin, product or unknown), or --eval a test set."""
+    if (text is None) == (eval_file is None):
+        raise click.UsageError("give either TEXT or --eval FILE")
+    client = remote()
+    if eval_file is not None:
+        if client is not None:
+            raise click.ClickException("--eval works locally: drop --url")
+        try:
+            examples = parse_examples(eval_file.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"{eval_file}: no such file") from exc
+        except ValueError as exc:
+            raise click.ClickException(f"{eval_file}: {exc}") from exc
+        rules, threshold, _ = classifier_in_force(_settings())
+
+        def one(message: str, language: str | None) -> Classification:
+            return classify(message, rules, language, min_confidence=threshold)
+
+        report = evaluate(examples, one)
+        if output_format == "json":
+            emit_json(report.as_json())
+        else:
+            click.echo(render_report(report))
+        return
+    assert text is not None
+    if client is not None:
+        body: dict[str, Any] = {"text": text}
+        if lang is not None:
+            body["lang"] = lang
+        result = api(client, "POST", "/api/classify", body=body)[0]
+    else:
+        rules, threshold, source = classifier_in_force(_settings())
+        outcome = classify(text, rules, lang, min_confidence=threshold)
+        result = classification_json(outcome, lang or outcome.language)
+        if output_format != "json":
+            click.echo(f"(classified with the {source})", err=True)
+    if output_format == "json":
+        emit_json(result)
+        return
+    click.echo(
+        f"{result['category']}  (confidence {result['confidence']:.2f}, "
+        f"language {result['language'] or 'unknown'})"
+    )
+    for match in result["matches"]:
+        click.echo(f"  {match['category']:8} {match['weight']:>5g}  {match['rule']}")
+    if not result["matches"]:
+        click.echo("  no rule matched")
 
 
 # -- the outbox -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from router.classify import Rule, load_rules
+from router.classify import Rule, shipped_rules
 from router.decide import routing_rules
 from router.document import (
     DocumentInvalid,
@@ -25,7 +25,6 @@ from router.document import (
     shipped_document,
     validate_document,
 )
-from router.shipped import shipped_path
 from router.store import RoutingVersion
 
 log = structlog.get_logger(__name__)
@@ -41,8 +40,7 @@ class ActiveRouting:
 
     @classmethod
     def of(cls, version: int, document: RoutingDocument) -> ActiveRouting:
-        shipped = load_rules(shipped_path("classifier/keywords.yaml"))
-        return cls(version, document, routing_rules(shipped, document))
+        return cls(version, document, routing_rules(shipped_rules(), document))
 
     @classmethod
     def from_row(cls, row: RoutingVersion) -> ActiveRouting:

@@ -200,3 +200,55 @@ def test_the_installed_command_works_from_any_directory(
     )
     assert missing.returncode != 0
     assert "no routing version" in missing.stderr and missing.stdout == ""
+
+
+# -- classify -------------------------------------------------------------------------------
+
+
+def test_classify_explains_itself_without_a_database(env: dict[str, str], tmp_path: Path) -> None:
+    result = invoke(env, "classify", "--format", "json", "--lang", "cs", "Kde je moje objednávka?")
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.stdout)
+    assert set(explained) >= {"category", "confidence", "language", "matches"}
+    assert explained["category"] == "admin"
+    assert explained["language"] == "cs"
+    assert all(set(m) >= {"rule", "category", "weight"} for m in explained["matches"])
+    assert not (tmp_path / "cli.db").exists()  # classify creates no database
+
+
+def test_classify_uses_the_stored_documents_rules(env: dict[str, str], tmp_path: Path) -> None:
+    data = shipped_data()
+    data["classifier"] = {"rules": [{"phrase": "zlatá karta", "category": "product", "weight": 50}]}
+    invoke(env, "config", "apply", str(write(tmp_path / "doc.yaml", data)), "--reason", "rules")
+    result = invoke(env, "classify", "--format", "json", "objednávka zlatá karta")
+    assert json.loads(result.stdout)["category"] == "product"
+
+
+def test_classify_eval_scores_a_labelled_file_in_input_order(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = [
+        {"text": "Kde je moje objednávka? Ještě nedorazila.", "label": "admin", "lang": "cs"},
+        {"text": "Does this blender crush ice?", "label": "product", "lang": "en"},
+        {"text": "Chci vrátit zboží a dostat peníze zpět", "label": "admin"},
+        {"text": "Where is my parcel?", "label": "product", "lang": "en"},  # deliberately wrong
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n")
+    result = invoke(env, "classify", "--eval", str(path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["line"] for r in report["results"]] == [1, 2, 3, 4]
+    assert [r["label"] for r in report["results"]] == ["admin", "product", "admin", "product"]
+    assert [r["category"] for r in report["results"]][:3] == ["admin", "product", "admin"]
+    assert report["accuracy"] == pytest.approx(0.75)
+    text = invoke(env, "classify", "--eval", str(path))
+    assert "accuracy" in text.stdout.lower() and "confusion" in text.stdout.lower()
+
+
+def test_classify_refuses_bad_eval_files(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "x", "label": "admin"}\n{"text": "y", "label": "maybe"}\n')
+    result = invoke(env, "classify", "--eval", str(path))
+    assert result.exit_code != 0 and "line 2" in result.stderr
+    assert invoke(env, "classify").exit_code != 0
