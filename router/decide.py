@@ -48,7 +48,7 @@ def bucket(customer_key: str) -> float:
 def routing_rules(shipped: Iterable[Rule], document: RoutingDocument) -> tuple[Rule, ...]:
     """The shipped rules plus the document's own; built once per routing version."""
     extra = (
-        Rule(fold(rule.phrase), Category(rule.category), rule.weight)
+        Rule(fold(rule.phrase), Category(rule.category), rule.weight, rule.lang)
         for rule in document.classifier.rules
     )
     return (*shipped, *extra)
@@ -69,11 +69,11 @@ def categorize(
             return Classification(ivr.digits[contact.digits], 1.0, CategorySource.DIGIT)
         no_input = ivr.no_input if ivr is not None else Category.UNKNOWN
         if contact.text.strip():
-            spoken = classify(contact.text, rules, min_confidence=threshold)
+            spoken = classify(contact.text, rules, contact.language, min_confidence=threshold)
             if spoken.category is not Category.UNKNOWN:
                 return replace(spoken, source=CategorySource.SPEECH)
         return Classification(no_input, 1.0, CategorySource.NO_INPUT)
-    return classify(contact.text, rules, min_confidence=threshold)
+    return classify(contact.text, rules, contact.language, min_confidence=threshold)
 
 
 def decide(
