@@ -37,6 +37,7 @@ def verify(secret: str, body: bytes, header: str, now: float) -> str | None:
     if abs(now - timestamp) > TOLERANCE_SECONDS:
         return "signature timestamp more than 5 minutes off"
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", [])):
+    given = [c.encode("utf-8", "surrogateescape") for c in fields.get("v1", [])]
+    if not any(hmac.compare_digest(expected.encode("ascii"), candidate) for candidate in given):
         return "signature does not match"
     return None

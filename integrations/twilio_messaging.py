@@ -17,7 +17,7 @@ MESSAGING_PATH = "/webhooks/twilio/messaging"
 class InboundMessage:
     message_sid: str
     customer_key: str  # the E.164 number: the same bucket as the customer's calls
-    conversation_id: str  # one conversation per number and medium ("whatsapp:+420…")
+    medium: str  # "sms" or "whatsapp": one conversation per number and medium
     text: str
 
 
@@ -30,8 +30,8 @@ def parse_message(form: Mapping[str, str]) -> InboundMessage:
     key = customer_key(number)
     return InboundMessage(
         message_sid=sid,
-        customer_key=key,
-        conversation_id=f"{medium or 'sms'}:{key or sender}",
+        customer_key=key or sender.lower(),
+        medium=medium.lower() or "sms",
         text=form.get("Body", "").strip(),
     )
 

@@ -183,6 +183,8 @@ class PostgresListener:
 
 async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
+    for warning in settings.warnings:
+        log.warning("settings.ignored", problem=warning, hint="the default is used instead")
     engine = create_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
     app[store_key] = Store(engine, timeout_seconds=settings.db_timeout_seconds)
     app[routing_key] = RoutingState(last_known(settings.var_dir), from_database=False)

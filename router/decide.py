@@ -8,6 +8,7 @@ inputs always give the same :class:`Decision`.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -52,6 +53,16 @@ def routing_rules(shipped: Iterable[Rule], document: RoutingDocument) -> tuple[R
         for rule in document.classifier.rules
     )
     return (*shipped, *extra)
+
+
+def stored_bucket(customer_bucket: float) -> float:
+    """The bucket as it is stored and logged: floored to 0.01.
+
+    The full value is 53 bits of an unkeyed hash of the phone number, enough to find the
+    number again by trying a national numbering plan; 10 000 buckets are not. Flooring
+    keeps ``stored < share`` exactly equal to ``bucket < share`` for every share written
+    with at most two decimals, so impact previews replay the same sides."""
+    return math.floor(customer_bucket * 100) / 100
 
 
 def categorize(

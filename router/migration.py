@@ -116,10 +116,13 @@ def plan_rollback(
     now: datetime,
     duration: timedelta | None,
 ) -> RollbackPlan:
-    """The rollback of *current*. Rolling back during a rollback keeps the original return
-    point, so ``resume`` always brings back the routing from before the incident."""
+    """The rollback of *current*. Rolling back during a timed rollback keeps its return
+    point, so ``resume`` brings back the routing from before the incident."""
     restores = current.version
-    if current.kind == "rollback" and current.restores is not None:
+    # A rollback during a timed rollback keeps that one's return point; a rollback "for
+    # good" is itself the state to come back to, so a later timed rollback (the guard's)
+    # never undoes it.
+    if current.kind == "rollback" and current.restores is not None and current.expires_at:
         restores = current.restores
     if duration is not None and duration <= timedelta(0):
         raise MigrationError("a rollback's --for must be a positive duration")

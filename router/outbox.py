@@ -132,7 +132,7 @@ class OutboxWorker:
             log.exception("outbox.sender_crashed", outbox_id=row.id)
             await self.failed(row, Failure(f"sender error: {exc}", permanent=False))
             return
-        await self.store.outbox_delivered(row.id, row.interaction_id, self.clock())
+        await self.store.outbox_delivered(row, self.clock())
         log.info(
             "outbox.delivered",
             outbox_id=row.id,

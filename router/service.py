@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from router.contact import Category, Channel, Contact
-from router.decide import Decision, categorize, decide
+from router.decide import Decision, categorize, decide, stored_bucket
 from router.document import RoutingDocument, document_json, shipped_document, validate_document
 from router.migration import (
     ChannelHealth,
@@ -157,27 +157,7 @@ async def record_routed_contact(
     answer stored the first time. Raises :class:`DatabaseUnavailable` when nothing could
     be written.
     """
-    interaction = {
-        "channel": contact.channel.value,
-        "provider_id": contact.provider_id,
-        "customer_hash": customer_hash,
-        "category": decision.category.value,
-        "category_source": decision.category_source.value,
-        "rule": decision.rule,
-        "confidence": decision.confidence,
-        "side": decision.side.value,
-        "destination": decision.destination,
-        "first_destination": decision.destination,
-        "reason": decision.reason.value,
-        "version": decision.version,
-        "bucket": decision.bucket,
-        "language": contact.language,
-        "received_at": contact.received_at,
-        "decided_at": now,
-        "updated_at": now,
-        "outcome": "routed",
-        "delivery_failed": False,
-    }
+    interaction = {**_interaction_row(contact, decision, customer_hash, now), "outcome": "routed"}
     try:
         async with asyncio.timeout(store.timeout_seconds):
             earlier = await store.record_contact(interaction, _reply_row(reply, now))
@@ -416,6 +396,10 @@ def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
     }
 
 
+class _StepHeld(Exception):
+    """Raised inside a step's transaction to give the claim back."""
+
+
 async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> RoutingVersion | None:
     """Execute one due step, exactly once across replicas: the step is claimed and the
     version stored in one transaction, so a second replica finds it done."""
@@ -427,6 +411,9 @@ async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> Routi
             current = await newest_version(session)
             if current is None:
                 raise NoRouting("the database holds no routing version yet")
+            if rollback_in_force(current) is not None:
+                # a rollback committed since the caller looked: hold the step (undo claim)
+                raise _StepHeld
             document = with_shares(stored_document(current), step_shares(step))
             row = await insert_version(
                 session,
@@ -438,7 +425,7 @@ async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> Routi
                 now=now,
             )
             await mark_step_version(session, step.id, row.version)
-    except IntegrityError:  # another replica stored a version at the same moment: next tick
+    except (IntegrityError, _StepHeld):  # a concurrent version, or a rollback: next tick
         return None
     log.info("plan.step_executed", step=step.id, version=row.version, reason=step.reason)
     return row
@@ -733,7 +720,7 @@ def _interaction_row(
         "first_destination": decision.destination,
         "reason": decision.reason.value,
         "version": decision.version,
-        "bucket": decision.bucket,
+        "bucket": stored_bucket(decision.bucket),
         "language": contact.language,
         "received_at": contact.received_at,
         "decided_at": now,
@@ -751,32 +738,49 @@ def voicemail_forward(
     address = document.address(destination, Channel.EMAIL)
     if address is None:
         return []
+    meta = {"generated": True, "reason": "unanswered", "sender": "switchboard@localhost"}
     return [
-        {
-            "kind": Channel.EMAIL.value,
-            "destination": destination,
-            "address": address,
-            "external": document.is_external(destination),
-            "fallback": None,
-            "fallback_address": None,
-            "fallback_external": False,
-            "stage": "primary",
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "payload": message,
-            "meta": json.dumps(
-                {
-                    "generated": True,
-                    "category": "",
-                    "reason": "unanswered",
-                    "sender": "switchboard@localhost",
-                }
-            ),
-            "created_at": now,
-            "updated_at": now,
-        }
+        _forward_row(
+            Channel.EMAIL,
+            destination,
+            address,
+            document.is_external(destination),
+            meta,
+            message,
+            now,
+        )
     ]
+
+
+def _forward_row(
+    channel: Channel,
+    destination: str,
+    address: str,
+    external: bool,
+    meta: Mapping[str, Any],
+    payload: bytes,
+    now: datetime,
+    *,
+    fallback: tuple[str, str, bool] | None = None,
+) -> dict[str, Any]:
+    """An outbox row due now; *fallback* is (destination, address, external)."""
+    return {
+        "kind": channel.value,
+        "destination": destination,
+        "address": address,
+        "external": external,
+        "fallback": fallback[0] if fallback else None,
+        "fallback_address": fallback[1] if fallback else None,
+        "fallback_external": fallback[2] if fallback else False,
+        "stage": "primary",
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "payload": payload,
+        "meta": json.dumps(dict(meta)),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _forwards(
@@ -790,26 +794,17 @@ def _forwards(
     address = document.address(decision.destination, channel)
     if address is None:
         return []
-    fallback = document.fallback_for(decision.destination)
-    fallback_address = document.address(fallback, channel) if fallback else None
+    fallback_name = document.fallback_for(decision.destination)
+    fallback_address = document.address(fallback_name, channel) if fallback_name else None
+    fallback = (
+        (fallback_name, fallback_address, document.is_external(fallback_name))
+        if fallback_name and fallback_address
+        else None
+    )
+    meta = {**meta, "category": decision.category.value, "reason": decision.reason.value}
+    external = document.is_external(decision.destination)
     return [
-        {
-            "kind": channel.value,
-            "destination": decision.destination,
-            "address": address,
-            "external": document.is_external(decision.destination),
-            "fallback": fallback if fallback_address else None,
-            "fallback_address": fallback_address,
-            "fallback_external": bool(fallback and document.is_external(fallback)),
-            "stage": "primary",
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "payload": payload,
-            "meta": json.dumps(
-                {**meta, "category": decision.category.value, "reason": decision.reason.value}
-            ),
-            "created_at": now,
-            "updated_at": now,
-        }
+        _forward_row(
+            channel, decision.destination, address, external, meta, payload, now, fallback=fallback
+        )
     ]

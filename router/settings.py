@@ -30,7 +30,8 @@ LogFormat = Literal["json", "console"]
 
 
 class SettingsError(ValueError):
-    """Every problem with the environment, one ``NAME: message`` per line."""
+    """Settings the service cannot run with (the database URL), one ``NAME: message`` per
+    line."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -70,6 +71,7 @@ class Settings:
     outbox_base_delay: float = 1.0
     outbox_max_delay: float = 60.0
     outbox_max_attempts: int = 8
+    warnings: tuple[str, ...] = ()  # bad values that were replaced by their defaults
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +114,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if not 0 <= port <= 65535:
                 raise ValueError
         except ValueError:
+            port = 8080
             problems.append(
                 f"SWITCHBOARD_PORT: {env['SWITCHBOARD_PORT']!r} is not a port number (0-65535)"
             )
@@ -123,6 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append(
                 f"SWITCHBOARD_PUBLIC_URL: {public_url!r} must be http(s)://host[:port][/prefix]"
             )
+            public_url = None
 
     log_format: LogFormat | None = None
     raw_format = env.get("SWITCHBOARD_LOG_FORMAT")
@@ -141,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if not 0 < db_timeout <= 60:
                 raise ValueError
         except ValueError:
+            db_timeout = 8.0
             problems.append(
                 f"SWITCHBOARD_DB_TIMEOUT: {env['SWITCHBOARD_DB_TIMEOUT']!r} is not a number of "
                 "seconds between 0 and 60"
@@ -156,8 +161,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if secret is not None and len(secret) < 16:
         problems.append("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters")
 
-    if problems:
-        raise SettingsError(problems)
+    # Only the database URL has to be valid (SPEC §5): the on-call person's rollback must not
+    # be refused over an SMTP typo. Any other bad value falls back to its default (or turns
+    # its feature off) and is reported as a warning.
+    fatal = [p for p in problems if p.startswith("SWITCHBOARD_DATABASE_URL")]
+    if fatal:
+        raise SettingsError(fatal)
     return Settings(
         database_url=database_url,
         var_dir=var_dir,
@@ -176,6 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbox_base_delay=float(base_delay),
         outbox_max_delay=float(max_delay),
         outbox_max_attempts=int(max_attempts),
+        warnings=tuple(problems),
     )
 
 

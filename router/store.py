@@ -569,14 +569,15 @@ class Store:
                 session.add(row)
         return rows
 
-    async def outbox_delivered(self, row_id: int, interaction_id: int, now: datetime) -> None:
+    async def outbox_delivered(self, row: OutboxRow, now: datetime) -> None:
         async with self.transaction() as connection:
             await connection.execute(
                 sa.update(OutboxRow)
-                .where(col(OutboxRow.id) == row_id)
+                .where(col(OutboxRow.id) == row.id, col(OutboxRow.status) == "pending")
                 .values(
                     status="delivered",
-                    payload=None,  # bodies are not kept once delivered
+                    payload=None,  # bodies are not kept once delivered,
+                    meta="{}",  # nor who sent them
                     delivered_at=now,
                     updated_at=now,
                     claimed_until=None,
@@ -585,7 +586,7 @@ class Store:
             )
             await connection.execute(
                 sa.update(Interaction)
-                .where(col(Interaction.id) == interaction_id)
+                .where(col(Interaction.id) == row.interaction_id)
                 .values(outcome="delivered", updated_at=now)
             )
 
@@ -598,12 +599,17 @@ class Store:
         now: datetime,
     ) -> None:
         async with self.transaction() as connection:
-            await connection.execute(
+            # only while this worker's lease holds: a late answer never undoes a delivery
+            result = await connection.execute(
                 sa.update(OutboxRow)
-                .where(col(OutboxRow.id) == row.id)
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.status) == "pending",
+                    col(OutboxRow.claimed_until) == row.claimed_until,
+                )
                 .values(**changes, claimed_until=None, updated_at=now)
             )
-            if interaction_changes:
+            if interaction_changes and result.rowcount:
                 await connection.execute(
                     sa.update(Interaction)
                     .where(col(Interaction.id) == row.interaction_id)
@@ -642,6 +648,10 @@ class Store:
                     col(OutboxRow.id) == row_id,
                     col(OutboxRow.status).in_(("failed", "pending")),
                     col(OutboxRow.payload).is_not(None),
+                    # never a row a worker is sending right now
+                    sa.or_(
+                        col(OutboxRow.claimed_until).is_(None), col(OutboxRow.claimed_until) < now
+                    ),
                 )
                 .values(
                     status="pending",

@@ -127,10 +127,12 @@ async def messaging_webhook(request: web.Request) -> web.Response:
         text=inbound.text,
         language=language,
     )
+    # the conversation is named by the keyed hash: the raw number is never stored
+    secret_hash = customer_hash(app[customer_secret_key], contact.customer_key)
     await _route_chat(
         request,
         contact,
-        conversation_id=inbound.conversation_id,
+        conversation_id=f"{inbound.medium}:{secret_hash[:32]}",
         meta={"customer_id": inbound.customer_key, "language": language},
         started=started,
         source="twilio",

@@ -27,7 +27,7 @@ from router.appkeys import (
     store_key,
 )
 from router.contact import Channel
-from router.decide import categorize, decide, unanswered_fallback
+from router.decide import categorize, decide, stored_bucket, unanswered_fallback
 from router.service import (
     Reply,
     customer_hash,
@@ -163,7 +163,7 @@ async def route_call(request: web.Request) -> web.Response:
             "contact.unrecorded",
             **fields,
             customer_hash=secret_hash,
-            bucket=decision.bucket,
+            bucket=stored_bucket(decision.bucket),
             confidence=decision.confidence,
             received_at=now.isoformat(),
             step=step,

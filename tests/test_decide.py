@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from router.classify import Classification, load_rules
 from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
-from router.decide import bucket, categorize, decide, routing_rules, unanswered_fallback
+from router.decide import (
+    bucket,
+    categorize,
+    decide,
+    routing_rules,
+    stored_bucket,
+    unanswered_fallback,
+)
 from router.document import RoutingDocument, document_data, shipped_document, validate_document
 from router.shipped import shipped_path
 
@@ -213,3 +220,13 @@ def test_operator_rules_from_the_document_count() -> None:
     contact = replace(BASE_CONTACT, channel=Channel.CHAT, digits=None, text="Reklamace")
     assert categorize(contact, document, rules).category is Category.PRODUCT
     assert categorize(contact, SHIPPED, RULES).category is Category.ADMIN
+
+
+@given(st.text(), st.integers(0, 10_000))
+def test_the_stored_bucket_keeps_every_side_of_a_two_decimal_share(
+    key: str, hundredths: int
+) -> None:
+    share = hundredths / 100
+    exact = bucket(key)
+    assert (stored_bucket(exact) < share) == (exact < share)
+    assert exact - 0.01 < stored_bucket(exact) <= exact

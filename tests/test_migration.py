@@ -118,6 +118,14 @@ def test_a_rollback_during_a_rollback_keeps_the_original_return_point() -> None:
     assert (plan.restores, plan.expires_at) == (4, None)
 
 
+def test_a_timed_rollback_during_a_permanent_one_returns_to_the_permanent_one() -> None:
+    # email rolled back for good (v3), then the guard rolls phone back for an hour (v4):
+    # when the hour is up, v3 — email still in-house — must come back, not v2
+    for_good = Version(3, "rollback", restores=2)
+    plan = plan_rollback(for_good, SHIPPED, Channel.PHONE, T0, timedelta(hours=1))
+    assert plan.restores == 3
+
+
 def test_a_rollback_without_for_never_returns_by_itself() -> None:
     forever = Version(5, "rollback", restores=4)
     assert not return_due(forever, T0 + timedelta(days=365))

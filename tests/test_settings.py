@@ -20,28 +20,35 @@ def test_defaults_need_nothing_but_a_place_for_data(tmp_path: Path) -> None:
     assert settings.log_format is None
 
 
-def test_every_problem_is_named(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError) as caught:
-        load_settings(
-            {
-                "SWITCHBOARD_VAR_DIR": str(tmp_path),
-                "SWITCHBOARD_DATABASE_URL": "mysql+aiomysql://db/x",
-                "SWITCHBOARD_PORT": "80a",
-                "SWITCHBOARD_PUBLIC_URL": "ftp://example.com",
-                "SWITCHBOARD_LOG_FORMAT": "xml",
-                "SWITCHBOARD_CUSTOMER_KEY_SECRET": "short",
-                "SWITCHBOARD_DB_TIMEOUT": "-1",
-            }
-        )
-    names = [problem.split(":")[0] for problem in caught.value.problems]
-    assert names == [
-        "SWITCHBOARD_DATABASE_URL",
+def test_every_problem_is_named_and_only_the_database_url_stops_the_service(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "SWITCHBOARD_VAR_DIR": str(tmp_path),
+        "SWITCHBOARD_PORT": "80a",
+        "SWITCHBOARD_PUBLIC_URL": "ftp://example.com",
+        "SWITCHBOARD_LOG_FORMAT": "xml",
+        "SWITCHBOARD_CUSTOMER_KEY_SECRET": "short",
+        "SWITCHBOARD_DB_TIMEOUT": "-1",
+        "SWITCHBOARD_SMTP_HOST": "mail.example",
+        "SWITCHBOARD_SMTP_SECURITY": "ssl",
+        "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS": "8.0",
+    }
+    settings = load_settings(env)  # the on-call person's rollback still works
+    assert [warning.split(":")[0] for warning in settings.warnings] == [
         "SWITCHBOARD_PORT",
         "SWITCHBOARD_PUBLIC_URL",
         "SWITCHBOARD_LOG_FORMAT",
         "SWITCHBOARD_DB_TIMEOUT",
+        "SWITCHBOARD_SMTP_SECURITY",
+        "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS",
         "SWITCHBOARD_CUSTOMER_KEY_SECRET",
     ]
+    assert (settings.port, settings.public_url, settings.db_timeout_seconds) == (8080, None, 8.0)
+    assert settings.outbox_max_attempts == 8
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**env, "SWITCHBOARD_DATABASE_URL": "mysql+aiomysql://db/x"})
+    assert [p.split(":")[0] for p in caught.value.problems] == ["SWITCHBOARD_DATABASE_URL"]
 
 
 def test_public_url_keeps_its_prefix_without_the_trailing_slash(tmp_path: Path) -> None:
