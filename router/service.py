@@ -213,6 +213,8 @@ def _reply_row(reply: Reply, now: datetime) -> dict[str, Any]:
 
 #: Who the service records for the changes it makes by itself.
 SCHEDULER_ACTOR = "scheduler"
+#: How far back status looks for conversations the partner still holds.
+CONVERSATION_WINDOW = timedelta(days=30)
 GUARD_ACTOR = "guard"
 _CHANGE_ATTEMPTS = 5
 
@@ -529,10 +531,11 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
             "restores": in_force.restores,
         }
     cancelled = cancelled_return(history, now)
-    last_rollback = next((row for row in history if row.kind == "rollback"), None)
-    since = last_rollback.created_at if last_rollback is not None else history[-1].created_at
+    # A conversation comes back in-house with its next message after a rollback; until
+    # then the partner holds it, however long ago its last contact was (within a window
+    # that bounds the query).
     external = [name for name in document.destinations if document.is_external(name)]
-    held = await store.conversations_held(since, external)
+    held = await store.conversations_held(now - CONVERSATION_WINDOW, external)
     steps = await store.plan_steps()
     outbox = await store.outbox_depth()
     return {

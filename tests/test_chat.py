@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from integrations.signing import HEADER, sign, verify
 from router import migrate
 from router.app import make_app
+from router.appkeys import settings_key
 from router.document import document_data, shipped_document, validate_document
 from router.service import apply_document
 from router.settings import Settings
@@ -253,3 +254,27 @@ async def test_an_sms_is_routed_as_chat_and_acknowledged_in_the_senders_language
     assert again.status == 200
     await asyncio.sleep(0.3)
     assert len(state.received["hotline"]) == 1
+
+
+async def test_status_lists_the_conversations_the_partner_holds_until_they_come_back(
+    chat_app: Callable[..., Any], receiver: tuple[Receiver, str], clock: Clock
+) -> None:
+    from router.service import rollback, routing_status
+
+    state, _ = receiver
+    client = await chat_app(cutover={"chat": {"admin": 100}})
+    await post_chat(client, chat("Kde je moje objednávka?", conversation="c-held"))
+    await state.wait_for("partner", 1)
+    settings = client.server.app[settings_key]
+    engine = create_engine(settings.database_url)
+    try:
+        store = Store(engine)
+        await rollback(store, actor="on-call", reason="incident", now=clock())
+        held = (await routing_status(store, clock()))["partner_conversations"]
+        assert [item["conversation_id"] for item in held] == ["c-held"]  # still the partner's
+        await asyncio.sleep(0.6)  # the service follows the rollback
+        await post_chat(client, chat("a kdy to přijde?", conversation="c-held"))
+        await state.wait_for("hotline", 1)  # the next message came back in-house
+        assert (await routing_status(store, clock()))["partner_conversations"] == []
+    finally:
+        await engine.dispose()
