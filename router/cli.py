@@ -1092,7 +1092,22 @@ def token_revoke(name: str) -> None:
 
 
 def main() -> None:
-    cli(prog_name="switchboard")
+    """The console script. Once the command is done and its output flushed, the process
+    ends without tearing down its modules: that teardown (SQLAlchemy, pydantic) costs a
+    quarter of a second the on-call person would otherwise wait for after a rollback."""
+    try:
+        cli(prog_name="switchboard")
+        code: int = 0
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+            code = 1
+        else:
+            code = done.code or 0
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # -- trying it out -----------------------------------------------------------------------------
