@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, rollback, webhook
+from bench import classify, email, rollback, webhook
 from bench.harness import LoadOptions, Section, ServerFailed
 
 
@@ -42,6 +42,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "CLI / HTTP API rollback and resume -> first call routed by the new version in a "
             "running service (p50/p99 over --flips flips each)",
             rollback.rollback_propagation,
+        ),
+        Benchmark(
+            "email",
+            "signed 20 KB raw emails -> real service on SQLite (interaction + outbox row per "
+            "email) vs a bare aiohttp handler reading the body",
+            email.email_ingestion,
         ),
         Benchmark(
             "classify",

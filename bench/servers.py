@@ -31,13 +31,27 @@ async def bare_route(request: web.Request) -> web.Response:
     return web.Response(text=BARE_TWIML, content_type="text/xml", charset="utf-8")
 
 
+EMAIL_PATH = "/webhooks/email/mime"
+
+
+async def bare_email(request: web.Request) -> web.Response:
+    """The email baseline: read the whole body, answer a small JSON like Switchboard's."""
+    body = await request.read()
+    if not body:
+        raise web.HTTPBadRequest(text="empty body\n")
+    return web.json_response(
+        {"interaction_id": 0, "category": "admin", "destination": "hotline", "reason": "baseline"}
+    )
+
+
 async def bare_ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 def bare_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=32 * 1024**2)
     app.router.add_post(ROUTE_PATH, bare_route)
+    app.router.add_post(EMAIL_PATH, bare_email)
     app.router.add_get("/readyz", bare_ready)
     return app
 
