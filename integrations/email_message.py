@@ -27,7 +27,8 @@ import binascii
 import quopri
 import re
 from collections.abc import Mapping
-from email.header import Header
+from email.errors import MessageError
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -139,7 +140,7 @@ def _round_trip(data: bytes, charset: str) -> tuple[str, str]:
             text = data.decode(codec, "surrogateescape")
             if text.encode(codec, "surrogateescape") == data:
                 return text, codec
-        except (LookupError, UnicodeError):
+        except (LookupError, UnicodeError, ValueError):  # ValueError: a NUL in the name
             continue
     return data.decode("latin-1"), "latin-1"  # pragma: no cover - latin-1 always round-trips
 
@@ -217,10 +218,35 @@ def _masked_message(raw: bytes) -> bytes:
     return b"".join(pieces)
 
 
+_SUBJECT = re.compile(rb"^Subject:([^\n]*\n(?:[ \t][^\n]*\n)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def _masked_subject(message: bytes, eol: bytes) -> bytes:
+    """*message* with card numbers masked in its Subject (decoded from RFC 2047 and written
+    back encoded when it changes); untouched when there is nothing to mask."""
+    head_end, _ = split_head(message)
+    match = _SUBJECT.search(message, 0, head_end)
+    if match is None:
+        return message
+    folded = match.group(1).decode("utf-8", "surrogateescape")
+    unfolded = " ".join(folded.split())
+    try:
+        decoded = str(make_header(decode_header(unfolded)))
+    except (LookupError, UnicodeError, ValueError, MessageError):
+        decoded = unfolded  # a broken encoded word: mask what can be read as it stands
+    masked = mask_cards(decoded)
+    if masked == decoded:
+        return message
+    replacement = _header_line("Subject", masked.encode("utf-8", "replace").decode("utf-8"), eol)
+    return message[: match.start()] + replacement + message[match.end() :]
+
+
 def forwarded(raw: bytes, *, added_headers: Mapping[str, str], mask_cards: bool) -> bytes:
     """The original message *raw* with *added_headers* on top, and card numbers masked in
-    its text parts when *mask_cards*; every other byte is the original's."""
+    its text parts and its Subject when *mask_cards*; every other byte is the original's."""
     message = without_mbox_line(bytes(raw))
     eol = _eol(message)
     top = b"".join(_header_line(name, value, eol) for name, value in added_headers.items())
-    return top + (_masked_message(message) if mask_cards else message)
+    if not mask_cards:
+        return top + message
+    return top + _masked_subject(_masked_message(message), eol)

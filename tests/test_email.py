@@ -137,7 +137,7 @@ async def test_card_numbers_are_masked_only_toward_external_destinations(
     # admin email to the partner (full cut-over), product email to the in-house hotline
     client = await email_app(settings, cutover={"email": {"admin": 100}})
     body = f"Platba kartou {CARD} neprošla, objednávka visí."
-    await post_mime(client, message(subject="Platba za objednávku", body=body))
+    await post_mime(client, message(subject=f"Platba kartou {CARD} za objednávku", body=body))
     await post_mime(
         client,
         message(subject="Jak nastavit výrobek", body=f"Návod nefunguje. Karta {CARD}"),
@@ -148,6 +148,9 @@ async def test_card_numbers_are_masked_only_toward_external_destinations(
     assert CARD not in to_partner.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "1111" in to_partner.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert CARD in to_hotline.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    # the Subject too (RFC 2047-encoded here, for its Czech letters)
+    assert CARD not in str(to_partner.message["Subject"])
+    assert str(to_partner.message["Subject"]).startswith("Platba kartou **** **** **** 1111")
 
 
 async def test_a_reply_keeps_its_threads_category(

@@ -685,3 +685,10 @@ def test_added_headers_are_safe_and_follow_the_messages_line_ends() -> None:
     assert message["X-Switchboard-Destination"] == "hotline-žluť"
     with pytest.raises(ValueError):
         forwarded(raw, added_headers={"Bad Name": "x"}, mask_cards=False)
+
+
+def test_a_charset_name_with_a_nul_byte_is_read_as_unknown() -> None:
+    # found by the corrupted-multipart property: codecs.lookup raises ValueError on NUL
+    raw = b'From: a@example.cz\nContent-Type: text/plain; charset="ut\x00f-8"\n\nobjednavka\n'
+    assert parse_mime(raw).text.strip() == "objednavka"
+    forwarded(raw, added_headers=ADDED, mask_cards=True)
