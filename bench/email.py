@@ -38,7 +38,7 @@ from bench.harness import (
     server_process,
 )
 from bench.servers import EMAIL_PATH
-from bench.webhook import BARE, SWITCHBOARD, busy, clean_environment, ratio
+from bench.webhook import BARE, SWITCHBOARD, busy, clean_environment, comparison_rows, ratio
 from integrations.signing import HEADER, sign
 
 SECRET = "bench-email-webhook-secret"
@@ -269,25 +269,7 @@ async def email_ingestion(options: LoadOptions) -> Section:
             database, sb_env, work, [r.body for r in sb_requests[:pending]], options
         )
         sb, bare = median_round(rounds[SWITCHBOARD]), median_round(rounds[BARE])
-        rows = [
-            [
-                name,
-                f"{result.rps:,.0f}",
-                f"{result.percentile_ms(50):.2f}",
-                f"{result.percentile_ms(99):.2f}",
-                f"{result.server_cpu_ms:.2f}",
-            ]
-            for name, result in ((SWITCHBOARD, sb), (BARE, bare))
-        ]
-        rows.append(
-            [
-                "ratio switchboard/bare",
-                ratio(sb.rps, bare.rps),
-                ratio(sb.percentile_ms(50), bare.percentile_ms(50)),
-                ratio(sb.percentile_ms(99), bare.percentile_ms(99)),
-                ratio(sb.server_cpu_ms, bare.server_cpu_ms),
-            ]
-        )
+        rows = comparison_rows(sb, bare)
         failures = [
             f"{name}: {sum(errors[name].values())} failed requests {dict(errors[name])}"
             for name in (SWITCHBOARD, BARE)

@@ -201,15 +201,8 @@ def busy(result: LoadResult) -> str:
     return f"{result.client_cpu_seconds / result.seconds:.0%}" if result.seconds else "n/a"
 
 
-def report(
-    options: LoadOptions,
-    rounds: Mapping[str, list[LoadResult]],
-    errors: Mapping[str, Counter[str]],
-    ok_total: Mapping[str, int],
-    interactions: int,
-    events: Counter[str],
-) -> Section:
-    sb, bare = median_round(rounds[SWITCHBOARD]), median_round(rounds[BARE])
+def comparison_rows(sb: LoadResult, bare: LoadResult) -> list[list[str]]:
+    """Rate, p50, p99 and server CPU per request of both servers, and their ratios."""
     rows = [
         [
             name,
@@ -229,6 +222,19 @@ def report(
             ratio(sb.server_cpu_ms, bare.server_cpu_ms),
         ]
     )
+    return rows
+
+
+def report(
+    options: LoadOptions,
+    rounds: Mapping[str, list[LoadResult]],
+    errors: Mapping[str, Counter[str]],
+    ok_total: Mapping[str, int],
+    interactions: int,
+    events: Counter[str],
+) -> Section:
+    sb, bare = median_round(rounds[SWITCHBOARD]), median_round(rounds[BARE])
+    rows = comparison_rows(sb, bare)
     notes = [
         f"{options.rounds} alternating rounds of {options.requests} requests per server after "
         f"{options.warmup} warm-up, concurrency {options.concurrency}; median round by rps "

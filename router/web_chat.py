@@ -14,21 +14,19 @@ import structlog
 from aiohttp import web
 
 from integrations import chat as chat_format
-from integrations import signing
 from integrations import twilio_messaging as messaging
 from router.appkeys import (
     clock_key,
     customer_secret_key,
-    metrics_key,
     outbox_wake_key,
     routing_key,
-    settings_key,
     store_key,
 )
 from router.contact import Channel, Contact
 from router.service import Routed, customer_hash, route_forwarded
 from router.store import DatabaseUnavailable
 from router.web_email import log_routed
+from router.web_signed import chat_signed_body
 from router.web_voice import verified_form
 
 log = structlog.get_logger(__name__)
@@ -71,18 +69,7 @@ async def _route_chat(
 async def chat_webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
     app = request.app
-    secret = app[settings_key].chat_secret
-    if secret is None:
-        log.warning("chat.refused", reason="SWITCHBOARD_CHAT_SECRET is not set")
-        raise web.HTTPForbidden(
-            text="chat webhooks are disabled: SWITCHBOARD_CHAT_SECRET is unset\n"
-        )
-    body = await request.read()
-    why = signing.verify(secret, body, request.headers.get(signing.HEADER, ""), time.time())
-    if why is not None:
-        app[metrics_key].signatures_rejected.labels("chat").inc()
-        log.warning("chat.refused", reason=why)
-        raise web.HTTPForbidden(text=f"{why}\n")
+    body = await chat_signed_body(request, "chat")
     try:
         message = chat_format.parse_chat(body)
     except chat_format.ChatFormatError as exc:

@@ -8,7 +8,6 @@ masked. Repeating a report overwrites it (the last word counts), so retries are 
 from __future__ import annotations
 
 import json
-import time
 from typing import Literal
 
 import structlog
@@ -16,9 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from integrations import signing
-from router.appkeys import clock_key, metrics_key, settings_key, store_key
+from router.appkeys import clock_key, store_key
 from router.masking import mask_cards
+from router.web_signed import chat_signed_body
 
 log = structlog.get_logger(__name__)
 
@@ -34,16 +33,7 @@ class Feedback(BaseModel):
 
 async def partner_feedback(request: web.Request) -> web.Response:
     app = request.app
-    secret = app[settings_key].chat_secret
-    if secret is None:
-        log.warning("feedback.refused", reason="SWITCHBOARD_CHAT_SECRET is not set")
-        raise web.HTTPForbidden(text="feedback is disabled: SWITCHBOARD_CHAT_SECRET is unset\n")
-    body = await request.read()
-    why = signing.verify(secret, body, request.headers.get(signing.HEADER, ""), time.time())
-    if why is not None:
-        app[metrics_key].signatures_rejected.labels("partner").inc()
-        log.warning("feedback.refused", reason=why)
-        raise web.HTTPForbidden(text=f"{why}\n")
+    body = await chat_signed_body(request, "partner")
     try:
         feedback = Feedback.model_validate(json.loads(body))
     except (ValueError, ValidationError) as exc:

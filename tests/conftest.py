@@ -124,20 +124,29 @@ def smtp() -> Iterator[SmtpSink]:
     sink.stop()
 
 
+def shipped_data() -> dict[str, Any]:
+    """The shipped routing document as plain data, to change and store in a test."""
+    return copy.deepcopy(document_data(shipped_document()))
+
+
+async def store_document(settings: Settings, data: dict[str, Any], now: datetime) -> None:
+    """Make *data* the routing in force in *settings*' database before the app starts."""
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate.upgrade(engine)
+        await apply_document(
+            Store(engine), validate_document(data), actor="test", reason="test setup", now=now
+        )
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
-async def email_app(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Any]]:
+async def started_apps(clock: Clock) -> AsyncIterator[Callable[[Settings], Any]]:
+    """Start real apps on demand; every one is closed at the end of the test."""
     clients: list[Client] = []
 
-    async def start(settings: Settings, *, cutover: dict[str, Any] | None = None) -> Client:
-        if cutover is not None:
-            data = copy.deepcopy(document_data(shipped_document()))
-            data["cutover"] = cutover
-            engine = create_engine(settings.database_url)
-            await migrate.upgrade(engine)
-            await apply_document(
-                Store(engine), validate_document(data), actor="t", reason="t", now=clock()
-            )
-            await engine.dispose()
+    async def start(settings: Settings) -> Client:
         client: Client = TestClient(TestServer(make_app(settings, clock=clock)))
         await client.start_server()
         clients.append(client)
@@ -146,3 +155,14 @@ async def email_app(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[...,
     yield start
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+def email_app(started_apps: Callable[[Settings], Any], clock: Clock) -> Callable[..., Any]:
+    async def start(settings: Settings, *, cutover: dict[str, Any] | None = None) -> Client:
+        if cutover is not None:
+            await store_document(settings, {**shipped_data(), "cutover": cutover}, clock())
+        client: Client = await started_apps(settings)
+        return client
+
+    return start

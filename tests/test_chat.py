@@ -4,7 +4,6 @@ by a real aiohttp server on loopback standing in for the destinations' chat endp
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -18,15 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from integrations.signing import HEADER, sign, verify
-from router import migrate
-from router.app import make_app
 from router.appkeys import settings_key
-from router.document import document_data, shipped_document, validate_document
-from router.service import apply_document
+from router.document import shipped_document
 from router.settings import Settings
 from router.store import Store, create_engine
 
-from .conftest import Clock, make_settings, post_twilio
+from .conftest import Clock, make_settings, post_twilio, shipped_data, store_document
 
 Client = TestClient[Any, Any]
 CHAT_SECRET = "chat-webhook-secret"
@@ -72,33 +68,25 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 
 @pytest.fixture
-async def chat_app(
-    tmp_path: Path, clock: Clock, receiver: tuple[Receiver, str]
-) -> AsyncIterator[Callable[..., Any]]:
-    clients: list[Client] = []
-
+def chat_app(
+    tmp_path: Path,
+    clock: Clock,
+    receiver: tuple[Receiver, str],
+    started_apps: Callable[[Settings], Any],
+) -> Callable[..., Any]:
     async def start(cutover: dict[str, Any] | None = None, **overrides: Any) -> Client:
         _, base = receiver
         settings = chat_settings(tmp_path, **overrides)
-        data = copy.deepcopy(document_data(shipped_document()))
+        data = shipped_data()
         data["destinations"]["partner"]["chat"] = f"{base}/partner"
         data["destinations"]["hotline"]["chat"] = f"{base}/hotline"
         if cutover is not None:
             data["cutover"] = cutover
-        engine = create_engine(settings.database_url)
-        await migrate.upgrade(engine)
-        await apply_document(
-            Store(engine), validate_document(data), actor="t", reason="t", now=clock()
-        )
-        await engine.dispose()
-        client: Client = TestClient(TestServer(make_app(settings, clock=clock)))
-        await client.start_server()
-        clients.append(client)
+        await store_document(settings, data, clock())
+        client: Client = await started_apps(settings)
         return client
 
-    yield start
-    for client in clients:
-        await client.close()
+    return start
 
 
 def chat_settings(tmp_path: Path, **overrides: Any) -> Settings:
