@@ -128,6 +128,11 @@ class LoadOptions:
     rounds: int = 3
     #: routing changes per path (CLI, HTTP API) in ``rollback-propagation``
     flips: int = 50
+    #: ``email``: timed emails per server, split over the rounds (20 KB each, and every one
+    #: is delivered afterwards: fewer than ``requests`` keep the benchmark near a minute)
+    emails: int = 2000
+    #: ``email``: untimed emails per server before the rounds
+    email_warmup: int = 100
 
 
 @dataclass(frozen=True, slots=True)

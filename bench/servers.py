@@ -5,12 +5,20 @@ logging configured as in production, migrations on start); ``bare`` is the basel
 aiohttp handler that parses the same form and answers a fixed TwiML body, with nothing else
 (no middleware, no logging, no database). Both answer ``GET /readyz`` so the harness can
 wait for them the same way.
+
+``smtp-sink`` is not under test: the local SMTP server the ``email`` benchmark delivers to,
+in a process of its own so it competes with neither the service nor the load generator.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
+from collections import Counter
+from email.parser import BytesHeaderParser
+from typing import Any
 
 from aiohttp import web
 
@@ -61,6 +69,71 @@ def serve_bare(host: str, port: int) -> None:
     web.run_app(bare_app(), host=host, port=port, print=None, access_log=None, shutdown_timeout=10)
 
 
+class SinkHandler:
+    """aiosmtpd handler that accepts every message and counts it by Message-ID, with the
+    arrival time (``time.monotonic()``: one clock for every process on the machine)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.copies: Counter[str] = Counter()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        # headers only: the sink must stay cheap next to what it measures
+        headers = BytesHeaderParser().parsebytes(bytes(envelope.content))
+        message_id = str(headers.get("Message-ID", "")).strip().strip("<>")
+        now = time.monotonic()
+        with self.lock:
+            self.copies[message_id] += 1
+            self.first = now if self.first is None else self.first
+            self.last = now
+        return "250 OK"
+
+    def summary(self, *, copies: bool) -> dict[str, Any]:
+        with self.lock:
+            result: dict[str, Any] = {
+                "count": sum(self.copies.values()),
+                "first": self.first,
+                "last": self.last,
+            }
+            if copies:
+                result["copies"] = dict(self.copies)
+            return result
+
+    def reset(self) -> None:
+        with self.lock:
+            self.copies.clear()
+            self.first = self.last = None
+
+
+def serve_smtp_sink(host: str, port: int, smtp_port: int) -> None:
+    """An SMTP sink (aiosmtpd ``Controller``, its own thread) on *smtp_port*, and on *port*
+    its HTTP side: ``GET /readyz``, ``GET /received`` (count, first and last arrival;
+    ``?copies=1`` adds the count per Message-ID) and ``POST /reset``."""
+    from aiosmtpd.controller import Controller
+
+    handler = SinkHandler()
+
+    async def received(request: web.Request) -> web.Response:
+        return web.json_response(handler.summary(copies="copies" in request.query))
+
+    async def reset(request: web.Request) -> web.Response:
+        handler.reset()
+        return web.json_response({"count": 0})
+
+    app = web.Application()
+    app.router.add_get("/readyz", bare_ready)
+    app.router.add_get("/received", received)
+    app.router.add_post("/reset", reset)
+    controller = Controller(handler, hostname=host, port=smtp_port)
+    controller.start()
+    try:
+        web.run_app(app, host=host, port=port, print=None, access_log=None)
+    finally:
+        controller.stop()
+
+
 def serve_switchboard(host: str, port: int) -> None:
     from router.cli import cli
 
@@ -73,12 +146,17 @@ def serve_switchboard(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__)
-    parser.add_argument("kind", choices=["switchboard", "bare"])
+    parser.add_argument("kind", choices=["switchboard", "bare", "smtp-sink"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--smtp-port", type=int, help="smtp-sink: where it takes SMTP")
     args = parser.parse_args(argv)
     if args.kind == "bare":
         serve_bare(args.host, args.port)
+    elif args.kind == "smtp-sink":
+        if args.smtp_port is None:
+            parser.error("smtp-sink needs --smtp-port")
+        serve_smtp_sink(args.host, args.port, args.smtp_port)
     else:
         serve_switchboard(args.host, args.port)
 
