@@ -49,9 +49,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import compress
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -88,6 +87,9 @@ RULE_VOTE = 1.0
 #: How many arbitrary words a ``*`` in a phrase stands for at most.
 MAX_GAP = 3
 _DECISIVE = (Category.ADMIN, Category.PRODUCT)
+# module constants: an enum member looked up through its class costs on the hot path
+_ADMIN, _PRODUCT, _UNKNOWN = Category.ADMIN, Category.PRODUCT, Category.UNKNOWN
+_TEXT = CategorySource.TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +112,11 @@ class RuleMatch:
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(NamedTuple):
+    """What the classifier (or the IVR digit, or the thread) decided. A named tuple rather
+    than a frozen dataclass: it is built once per message, and a frozen dataclass's
+    ``__init__`` costs as much as a third of classifying the message."""
+
     category: Category
     confidence: float
     source: CategorySource
@@ -264,7 +269,7 @@ class _Chunk(NamedTuple):
     chunk and cached, so that a message costs a dictionary lookup per chunk."""
 
     terms: tuple[frozenset[int], ...]  # per word: every term it matches
-    matches: tuple[int, ...]  # one-word rules counted (+ rule count when only by typo)
+    matches: frozenset[int]  # one-word rules counted (+ rule count when only by typo)
     # phrases it may anchor: (word offset where they would start, _Group.beside, .table)
     starts: tuple[tuple[int, int, dict[int, tuple[list[int], list[int]]]], ...]
     votes: int  # language votes, packed (see _pack)
@@ -272,7 +277,6 @@ class _Chunk(NamedTuple):
 
 _NO_TERMS: frozenset[int] = frozenset()
 _GAP_WORD = frozenset([_GAP])  # the key of phrases checked without a word beside the anchor
-_TERMS, _MATCHES, _STARTS, _VOTES = (itemgetter(i) for i in range(4))  # _Chunk fields
 _CACHE_LIMIT = 200_000
 
 
@@ -314,6 +318,7 @@ class Classifier:
             if rule.lang:
                 langs.setdefault(key, set()).add(_language_tag(rule.lang))
         self.rules: tuple[Rule, ...] = tuple(by_phrase.values())
+        self._rule_count = len(self.rules)
         self._names = tuple(by_phrase)
         self._langs = tuple(tuple(sorted(langs.get(key, ()))) for key in self._names)
         self._terms: dict[_Term, int] = {}
@@ -360,10 +365,13 @@ class Classifier:
             for factor in (1.0, TYPO_FACTOR)
             for name, rule in zip(self._names, self.rules, strict=True)
         ]
-        # one number per match id: admin weight + product weight · j, summed in one pass
-        self._weights = [
-            complex(o.weight, 0) if o.category is Category.ADMIN else complex(0, o.weight)
-            for o in self._outcomes
+        # per match id, its weight for each category (0 for the other): sum() adds floats
+        # without allocating, which it does not do for complex numbers
+        self._admin_weights = [
+            o.weight if o.category is Category.ADMIN else 0.0 for o in self._outcomes
+        ]
+        self._product_weights = [
+            o.weight if o.category is Category.PRODUCT else 0.0 for o in self._outcomes
         ]
         self._index()
         self._cache: dict[str, _Chunk] = {}  # whitespace-separated piece -> what it matches
@@ -480,21 +488,21 @@ class Classifier:
                 for group in self._anchor_groups.get(t, ())
             )
         learned = self._cache[piece] = _Chunk(
-            tuple(terms), tuple(sorted(matches)), tuple(starts), _pack(votes)
+            tuple(terms), frozenset(matches) if matches else _NO_TERMS, tuple(starts), _pack(votes)
         )
         return learned
 
-    def _complete(self, chunks: list[_Chunk | None], pieces: list[str]) -> list[_Chunk]:
-        """*chunks* with the ones not cached yet learned."""
+    def _chunks(self, text: str) -> list[_Chunk]:
+        """What each whitespace-separated piece of *text* matches."""
+        pieces = text.split()
+        try:  # nearly always: every piece seen before (a miss raises, costing nothing else)
+            return list(map(self._cache.__getitem__, pieces))
+        except KeyError:
+            pass
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        learn = self._learn
-        return [chunk or learn(piece) for chunk, piece in zip(chunks, pieces, strict=True)]
-
-    def _chunks(self, text: str) -> list[_Chunk]:
-        pieces = text.split()
-        cached = list(map(self._cache.get, pieces))
-        return self._complete(cached, pieces) if None in cached else cast("list[_Chunk]", cached)
+        cache, learn = self._cache, self._learn
+        return [cache.get(piece) or learn(piece) for piece in pieces]
 
     @staticmethod
     def _phrase_at(
@@ -524,26 +532,25 @@ class Classifier:
     ) -> Classification:
         """Classify *text* (see the module doc); *lang* is reported as the language instead
         of the detected one."""
-        pieces = text.split()
-        cached = list(map(self._cache.get, pieces))
-        chunks = self._complete(cached, pieces) if None in cached else cast("list[_Chunk]", cached)
+        chunks = self._chunks(text)
         if not chunks:
             return self._decide(set(), _language_tag(lang) if lang else None, min_confidence)
-        _, matches, starts, votes = zip(*chunks, strict=True)  # one C-level pass per field
+        _, matches, starts, votes = zip(*chunks, strict=False)  # one C-level pass per field
         found: set[int] = set().union(*matches)
         if any(starts):
-            found.update(self._phrase_matches(chunks))
+            found.update(self._phrase_matches(chunks, starts))
         if lang:
             language: str | None = _language_tag(lang)
         else:
             language = _best_language(votes[:_VOTE_CHUNKS] if len(votes) > _VOTE_CHUNKS else votes)
         return self._decide(found, language, min_confidence)
 
-    def _phrase_matches(self, chunks: list[_Chunk]) -> set[int]:
+    def _phrase_matches(self, chunks: list[_Chunk], starts: Sequence[object]) -> set[int]:
+        """The phrase rules matched; *starts* is each chunk's ``starts``."""
         seen: set[int] = set()
         phrases = self._phrases
         count = len(chunks)
-        for index in compress(range(count), map(_STARTS, chunks)):
+        for index in compress(range(count), starts):
             words = chunks[index].terms
             for offset, beside, table in chunks[index].starts:
                 if beside < 0:
@@ -575,21 +582,25 @@ class Classifier:
     def _decide(
         self, found: set[int], language: str | None, min_confidence: float
     ) -> Classification:
-        count = len(self.rules)
-        if found and max(found) >= count:  # some rule matched only through a typo…
-            found -= found.intersection(map(count.__add__, found))  # …or also exactly
-        matches = tuple(map(self._outcomes.__getitem__, sorted(found)))
-        total = sum(map(self._weights.__getitem__, found))  # admin + product·j
-        admin, product = max(total.real, 0.0), max(total.imag, 0.0)
+        ordered = sorted(found)
+        count = self._rule_count
+        if ordered and ordered[-1] >= count:  # some rule matched only through a typo…
+            found -= found.intersection(map(count.__add__, ordered))  # …or also exactly
+            ordered = sorted(found)
+        admin = sum(map(self._admin_weights.__getitem__, ordered))
+        product = sum(map(self._product_weights.__getitem__, ordered))
+        admin = admin if admin > 0.0 else 0.0
+        product = product if product > 0.0 else 0.0
+        matches = tuple(map(self._outcomes.__getitem__, ordered))
         if admin == product:
-            category = Category.UNKNOWN
-            confidence = 0.0
+            return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
+        if admin > product:
+            category, confidence = _ADMIN, round(admin / (admin + product + EVIDENCE_PRIOR), 4)
         else:
-            category = Category.ADMIN if admin > product else Category.PRODUCT
-            confidence = round(max(admin, product) / (admin + product + EVIDENCE_PRIOR), 4)
-            if confidence < min_confidence:
-                category = Category.UNKNOWN
-        return Classification(category, confidence, CategorySource.TEXT, matches, language)
+            category, confidence = _PRODUCT, round(product / (admin + product + EVIDENCE_PRIOR), 4)
+        if confidence < min_confidence:
+            category = _UNKNOWN
+        return Classification(category, confidence, _TEXT, matches, language)
 
     def knows(self, text: str) -> bool:
         """Whether any rule mentions a word of *text* (as a word of a phrase, too): a text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from router.classify import Classification, Rule, classify, fold
@@ -82,7 +82,7 @@ def categorize(
         if contact.text.strip():
             spoken = classify(contact.text, rules, contact.language, min_confidence=threshold)
             if spoken.category is not Category.UNKNOWN:
-                return replace(spoken, source=CategorySource.SPEECH)
+                return spoken._replace(source=CategorySource.SPEECH)
         return Classification(no_input, 1.0, CategorySource.NO_INPUT)
     return classify(contact.text, rules, contact.language, min_confidence=threshold)
 
