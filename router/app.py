@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
-from router import migrate, web_api, web_chat, web_email, web_partner, web_voice
+from router import migrate, web_api, web_chat, web_console, web_email, web_partner, web_voice
 from router.appkeys import (
     Clock,
     clock_key,
@@ -287,4 +287,5 @@ def make_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
     web_chat.add_routes(app)
     web_partner.add_routes(app)
     web_api.add_routes(app)
+    web_console.add_routes(app)
     return app

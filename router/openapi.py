@@ -363,6 +363,37 @@ def answer_schemas() -> dict[str, Any]:
         ),
         "Interaction": Interaction.model_json_schema(mode="serialization"),
         "Interactions": {"type": "array", "items": ref("Interaction")},
+        "Traffic": _object(
+            {
+                "since": {**_TIME, "description": "start of the first hour (UTC)"},
+                "until": {**_TIME, "description": "end of the last hour (the current one)"},
+                "hours": {"type": "integer"},
+                "destinations": {
+                    "type": "object",
+                    "description": "destination -> external | in_house | unknown (renamed)",
+                    "additionalProperties": _strings(["external", "in_house", "unknown"]),
+                },
+                "buckets": {
+                    "type": "array",
+                    "description": "every hour of the window, oldest first, empty ones too",
+                    "items": _object(
+                        {
+                            "start": _TIME,
+                            "counts": {
+                                "type": "object",
+                                "description": "destination -> channel -> contacts",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "integer"},
+                                },
+                            },
+                        },
+                        required=["start", "counts"],
+                    ),
+                },
+            },
+            required=["since", "until", "hours", "destinations", "buckets"],
+        ),
         "PlanShares": {
             "type": "object",
             "description": "channel -> category -> percent; only the shares named change",

@@ -52,6 +52,7 @@ from router.store import (
     mark_step_version,
     newest_version,
 )
+from router.traffic import Traffic, hourly, window
 from router.views import iso
 
 log = structlog.get_logger(__name__)
@@ -577,6 +578,14 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
             for row in held
         ],
     }
+
+
+async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
+    """The last *hours* hours of contacts per destination and channel (``GET
+    /api/traffic``); destinations' kinds from the routing in force."""
+    since, until = window(now, hours)
+    document = stored_document(await _current(store))
+    return hourly(await store.contacts_per_hour(since, until), document, since, until)
 
 
 async def cutover_preview(

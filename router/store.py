@@ -438,6 +438,28 @@ class Store:
             )
             return (await session.exec(query)).all()
 
+    async def contacts_per_hour(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[datetime, str, str, int]]:
+        """Contacts received in [*since*, *until*) counted per UTC hour (its start), channel
+        and final destination: the console's traffic chart, aggregated in the database."""
+        if self.is_sqlite:  # SQLite keeps UTC text; PostgreSQL a timestamptz
+            hour: Any = sa.func.strftime("%Y-%m-%d %H:00:00", Interaction.received_at)
+        else:  # truncated in UTC, whatever the session's time zone
+            hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", Interaction.received_at))
+        async with self.reading() as session:
+            query = (
+                select(hour, Interaction.channel, Interaction.destination, sa.func.count())
+                .where(Interaction.received_at >= since, Interaction.received_at < until)
+                .group_by(hour, Interaction.channel, Interaction.destination)
+            )
+            rows = (await session.exec(query)).all()
+        counted: list[tuple[datetime, str, str, int]] = []
+        for start, channel, destination, count in rows:
+            moment = datetime.fromisoformat(start) if isinstance(start, str) else start
+            counted.append((moment.replace(tzinfo=UTC), channel, destination, int(count)))
+        return counted
+
     # -- webhook replies and interactions ---------------------------------------------
 
     async def record_contact(

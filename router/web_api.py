@@ -54,6 +54,7 @@ from router.service import (
     NoRouting,
     NothingToResume,
     apply_document,
+    contacts_per_hour,
     cutover,
     resume,
     revert,
@@ -71,6 +72,7 @@ from router.store import (
     Store,
 )
 from router.tokens import Role, authenticate
+from router.traffic import MAX_HOURS
 from router.views import (
     change_json,
     classification_json,
@@ -405,6 +407,10 @@ class InteractionsQuery(Body):
     limit: int = Field(default=100, ge=1, description="No upper cap.")
 
 
+class TrafficQuery(Body):
+    hours: int = Field(default=24, ge=1, le=MAX_HOURS, description="Whole hours, the current last.")
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -604,6 +610,12 @@ async def get_interactions(request: web.Request, token: ApiToken) -> web.Respons
     return web.json_response([interaction_json(row) for row in rows])
 
 
+async def get_traffic(request: web.Request, token: ApiToken) -> web.Response:
+    hours = query_of(request, TrafficQuery).hours
+    traffic = await contacts_per_hour(request.app[store_key], now_of(request), hours)
+    return web.json_response(traffic.as_json())
+
+
 async def get_plan(request: web.Request, token: ApiToken) -> web.Response:
     steps = await request.app[store_key].plan_steps()
     return web.json_response([step_json(step) for step in steps])
@@ -761,6 +773,17 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             query=InteractionsQuery,
         ),
         get_interactions,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/traffic",
+            "Contacts per hour by destination and channel (the console's chart)",
+            "Traffic",
+            Role.VIEWER,
+            query=TrafficQuery,
+        ),
+        get_traffic,
     ),
     (Operation("GET", "/api/plan", "Pending plan steps", "PlanSteps", Role.VIEWER), get_plan),
     (

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from router import migrate
@@ -18,6 +19,7 @@ from router.document import shipped_document
 from router.migration import PlanStep, cut_over
 from router.service import apply_document, resume, rollback, schedule_plan
 from router.store import StaleVersion, Store, create_engine
+from router.tokens import Role, create_token
 
 from .conftest import Clock, make_settings, post_twilio
 from .test_rollback import HOTLINE, PARTNER, call, eventually
@@ -142,3 +144,38 @@ async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
 
 def test_the_known_head_matches_the_migration_scripts() -> None:
     assert migrate.script_head() == migrate.HEAD
+
+
+async def test_traffic_is_counted_per_utc_hour_whatever_the_session_time_zone(
+    postgres_database_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    """date_trunc works in the session's time zone; the chart's hours are UTC hours."""
+    engine = create_engine(postgres_database_url)
+    try:
+        async with engine.begin() as connection:
+            name = (await connection.execute(sa.text("SELECT current_database()"))).scalar_one()
+            await connection.execute(
+                sa.text(f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")
+            )
+        settings = make_settings(tmp_path, database_url=postgres_database_url)
+        async with TestClient(TestServer(make_app(settings, clock=clock))) as client:
+            token = await create_token(Store(engine), "vera", Role.VIEWER, clock())
+            await call(client)  # 08:30 UTC
+            clock.advance(timedelta(hours=1))
+            await call(client)
+            await call(client)
+            response = await client.get(
+                "/api/traffic?hours=2", headers={"Authorization": f"Bearer {token}"}
+            )
+            traffic = await response.json()
+    finally:
+        await engine.dispose()
+    assert response.status == 200
+    assert [bucket["start"] for bucket in traffic["buckets"]] == [
+        "2026-11-23T08:00:00+00:00",
+        "2026-11-23T09:00:00+00:00",
+    ]
+    assert [bucket["counts"] for bucket in traffic["buckets"]] == [
+        {"hotline": {"phone": 1, "email": 0, "chat": 0}},
+        {"hotline": {"phone": 2, "email": 0, "chat": 0}},
+    ]

@@ -1,0 +1,457 @@
+// Switchboard web console: a thin client of the operators' API (/api/...).
+//
+// The token lives in this tab's sessionStorage and goes out only as a bearer header to our
+// own API. Everything shown comes from the API and is put on the page as text
+// (textContent), never as markup: reasons and actor names are typed by people.
+"use strict";
+
+const TOKEN_KEY = "switchboard.token";
+const REFRESH_MS = 5000;
+const CHANNELS = ["phone", "email", "chat"];
+const CATEGORIES = ["admin", "product", "unknown"];
+const PALETTE = ["#d9822b", "#2b6cb0", "#38a169", "#805ad5", "#c53030", "#718096"];
+
+const $ = (id) => document.getElementById(id);
+let refreshTimer = null;
+let pendingRollback = null;
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(describeError(status, body));
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function describeError(status, body) {
+  const error = body && body.error ? body.error : `HTTP ${status}`;
+  const problems = body && Array.isArray(body.problems) ? body.problems : [];
+  const details = problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
+  if (status === 403) {
+    return `Not allowed with this token's role: ${error}`;
+  }
+  return details.length ? `${error} (${details.join("; ")})` : error;
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = null;
+  }
+  if (response.status === 401) {
+    signOut("The token was refused (unknown or revoked). Sign in again.");
+    throw new ApiError(401, data);
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+// -- notices and small helpers ------------------------------------------------------------
+
+function notify(message, kind) {
+  const notice = $("notice");
+  notice.textContent = message;
+  notice.className = kind || "info";
+  notice.hidden = !message;
+}
+
+function text(id, value) {
+  $(id).textContent = value === null || value === undefined || value === "" ? "—" : String(value);
+}
+
+function when(iso) {
+  if (!iso) {
+    return "—";
+  }
+  const moment = new Date(iso);
+  return Number.isNaN(moment.getTime()) ? iso : moment.toLocaleString();
+}
+
+function cell(row, value, header) {
+  const element = document.createElement(header ? "th" : "td");
+  if (header) {
+    element.scope = "row";
+  }
+  element.textContent = value === null || value === undefined ? "—" : String(value);
+  row.appendChild(element);
+  return element;
+}
+
+function fillTable(table, rows) {
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  for (const values of rows) {
+    const row = document.createElement("tr");
+    values.forEach((value, index) => cell(row, value, index === 0));
+    body.appendChild(row);
+  }
+}
+
+// -- signing in and out -------------------------------------------------------------------
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(refreshTimer);
+  $("console").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("token").value = "";
+  notify(message || "", message ? "error" : "info");
+  $("token").focus();
+}
+
+async function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    await refresh();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) {
+      notify(error.message, "error");
+    }
+    return;
+  }
+  $("sign-in").hidden = true;
+  $("console").hidden = false;
+  $("sign-out").hidden = false;
+  notify("", "info");
+}
+
+// -- showing the state --------------------------------------------------------------------
+
+async function refresh() {
+  clearTimeout(refreshTimer);
+  try {
+    const [status, history, traffic] = await Promise.all([
+      api("GET", "api/status"),
+      api("GET", "api/routing/history"),
+      api("GET", "api/traffic?hours=24"),
+    ]);
+    showStatus(status);
+    showHistory(history);
+    showTraffic(traffic);
+    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } finally {
+    if (sessionStorage.getItem(TOKEN_KEY)) {
+      refreshTimer = setTimeout(() => refresh().catch(showRefreshError), REFRESH_MS);
+    }
+  }
+}
+
+function showRefreshError(error) {
+  if (!(error instanceof ApiError && error.status === 401)) {
+    notify(`Could not refresh: ${error.message}`, "error");
+  }
+}
+
+function showStatus(status) {
+  text("state-version", status.version);
+  text("state-kind", status.kind);
+  text("state-actor", status.actor);
+  text("state-reason", status.reason);
+  text("state-since", when(status.created_at));
+  const outbox = status.outbox || {};
+  text("state-outbox", `${outbox.pending || 0} waiting, ${outbox.failed || 0} failed`);
+
+  const banner = $("rollback-banner");
+  const rollback = status.rollback;
+  banner.hidden = !rollback;
+  $("resume-form").hidden = !rollback;
+  if (rollback) {
+    const scope = rollback.channel ? `${rollback.channel} only` : "all channels";
+    const until = rollback.until ? `until ${when(rollback.until)}` : "until routing is changed";
+    banner.textContent =
+      `ROLLBACK in force (${scope}) since ${when(rollback.since)}, ${until}. ` +
+      `By ${rollback.actor}: ${rollback.reason}`;
+  }
+  const cancelled = status.rollback_return_cancelled;
+  $("return-cancelled").hidden = !cancelled;
+  if (cancelled) {
+    $("return-cancelled").textContent =
+      `The timed rollback (version ${cancelled.rollback_version}) would have ended at ` +
+      `${when(cancelled.would_have_ended)}; version ${cancelled.cancelled_by_version} by ` +
+      `${cancelled.actor} ("${cancelled.reason}") cancelled that return.`;
+  }
+
+  const shares = status.cutover || {};
+  fillTable(
+    $("shares-table"),
+    CHANNELS.map((channel) => [
+      channel,
+      ...CATEGORIES.map((category) => `${(shares[channel] || {})[category] ?? 0} %`),
+    ]),
+  );
+
+  const held = status.partner_conversations || [];
+  $("partner-empty").hidden = held.length > 0;
+  $("partner-table").hidden = held.length === 0;
+  fillTable(
+    $("partner-table"),
+    held.map((c) => [c.channel, c.conversation_id, c.destination, when(c.last_contact_at)]),
+  );
+
+  const steps = status.plan || [];
+  $("plan-empty").hidden = steps.length > 0;
+  const list = $("plan-list");
+  list.replaceChildren();
+  for (const step of steps) {
+    const item = document.createElement("li");
+    const held = step.held_by_rollback ? " (held by the rollback)" : "";
+    item.textContent = `${when(step.at)}: ${step.reason} — ${JSON.stringify(step.cutover)}${held}`;
+    list.appendChild(item);
+  }
+}
+
+function showHistory(history) {
+  fillTable(
+    $("history-table"),
+    history.slice(0, 20).map((v) => [v.version, v.kind, v.actor, v.reason, when(v.created_at)]),
+  );
+}
+
+// -- the traffic chart: stacked bars per hour, one colour per destination ------------------
+
+function showTraffic(traffic) {
+  const destinations = Object.keys(traffic.destinations || {}).sort((a, b) => {
+    // external destinations first: they are what the migration moves
+    const kind = (name) => (traffic.destinations[name] === "external" ? 0 : 1);
+    return kind(a) - kind(b) || a.localeCompare(b);
+  });
+  const colour = Object.fromEntries(destinations.map((d, i) => [d, PALETTE[i % PALETTE.length]]));
+  const hours = traffic.buckets || [];
+  const totals = {};
+  for (const bucket of hours) {
+    for (const [destination, channels] of Object.entries(bucket.counts || {})) {
+      totals[destination] = totals[destination] || { phone: 0, email: 0, chat: 0 };
+      for (const [channel, count] of Object.entries(channels)) {
+        totals[destination][channel] = (totals[destination][channel] || 0) + count;
+      }
+    }
+  }
+  fillTable(
+    $("traffic-table"),
+    destinations.map((d) => {
+      const t = totals[d] || { phone: 0, email: 0, chat: 0 };
+      const kind = traffic.destinations[d] === "external" ? "external" : "in-house";
+      return [`${d} (${kind})`, t.phone, t.email, t.chat, t.phone + t.email + t.chat];
+    }),
+  );
+  $("chart").replaceChildren(barChart(hours, destinations, colour));
+}
+
+function svg(name, attributes) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", name);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    element.setAttribute(key, String(value));
+  }
+  return element;
+}
+
+function barChart(hours, destinations, colour) {
+  const width = 720;
+  const height = 180;
+  const left = 36;
+  const bottom = 22;
+  const sums = hours.map((bucket) =>
+    destinations.map((d) => Object.values((bucket.counts || {})[d] || {}).reduce((a, b) => a + b, 0)),
+  );
+  const peak = Math.max(1, ...sums.map((parts) => parts.reduce((a, b) => a + b, 0)));
+  const chart = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-label": "contacts per hour by destination",
+    class: "chart",
+  });
+  const slot = (width - left) / Math.max(1, hours.length);
+  const scale = (height - bottom - 8) / peak;
+  chart.appendChild(svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }));
+  const label = svg("text", { x: 2, y: 12, class: "tick" });
+  label.textContent = String(peak);
+  chart.appendChild(label);
+  hours.forEach((bucket, index) => {
+    let y = height - bottom;
+    sums[index].forEach((count, part) => {
+      if (!count) {
+        return;
+      }
+      const bar = svg("rect", {
+        x: left + index * slot + 1,
+        y: y - count * scale,
+        width: Math.max(1, slot - 2),
+        height: count * scale,
+        fill: colour[destinations[part]],
+        "data-destination": destinations[part],
+        "data-count": count,
+      });
+      const tip = svg("title");
+      tip.textContent = `${destinations[part]}: ${count} (${when(bucket.start)})`;
+      bar.appendChild(tip);
+      chart.appendChild(bar);
+      y -= count * scale;
+    });
+    if (index % 3 === 0) {
+      const tick = svg("text", { x: left + index * slot, y: height - 6, class: "tick" });
+      tick.textContent = new Date(bucket.start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      chart.appendChild(tick);
+    }
+  });
+  destinations.forEach((destination, index) => {
+    const key = svg("rect", { x: left + 8 + index * 120, y: 4, width: 10, height: 10, fill: colour[destination] });
+    const name = svg("text", { x: left + 22 + index * 120, y: 13, class: "tick" });
+    name.textContent = destination;
+    chart.append(key, name);
+  });
+  return chart;
+}
+
+// -- changes ------------------------------------------------------------------------------
+
+async function change(run, success) {
+  try {
+    const result = await run();
+    notify(success(result), "ok");
+    await refresh();
+    return result;
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) {
+      notify(error.message, "error");
+    }
+    return null;
+  }
+}
+
+function askRollback(event) {
+  event.preventDefault();
+  const form = event.target;
+  if (!form.reportValidity()) {
+    return;
+  }
+  const body = { reason: form.reason.value.trim(), channel: form.channel.value };
+  if (form.for.value) {
+    body.for = form.for.value;
+  }
+  pendingRollback = body;
+  const scope = body.channel === "all" ? "every channel" : `the ${body.channel} channel`;
+  const span = body.for ? `for ${body.for}` : "until routing is changed again";
+  $("rollback-confirm-text").textContent =
+    `Send every new contact on ${scope} to the baseline (in-house) routing, ${span}?`;
+  $("rollback-confirm").hidden = false;
+  $("rollback-confirm-button").focus();
+}
+
+async function confirmRollback() {
+  const body = pendingRollback;
+  pendingRollback = null;
+  $("rollback-confirm").hidden = true;
+  if (!body) {
+    return;
+  }
+  const result = await change(
+    () => api("POST", "api/rollback", body),
+    (row) => `Rolled back: version ${row.version} is in force.`,
+  );
+  if (result) {
+    $("rollback-form").reset();
+  }
+}
+
+function cancelRollback() {
+  pendingRollback = null;
+  $("rollback-confirm").hidden = true;
+}
+
+async function resume(event) {
+  event.preventDefault();
+  const form = event.target;
+  const result = await change(
+    () => api("POST", "api/resume", { reason: form.reason.value.trim() }),
+    (row) => `Resumed: version ${row.version} is in force.`,
+  );
+  if (result) {
+    form.reset();
+  }
+}
+
+async function cutover(event) {
+  event.preventDefault();
+  const form = event.target;
+  const preview = event.submitter && event.submitter.value === "preview";
+  const body = {
+    channel: form.channel.value,
+    category: form.category.value,
+    percent: Number(form.percent.value),
+    reason: form.reason.value.trim(),
+  };
+  if (preview) {
+    body.dry_run = true;
+    try {
+      showPreview(await api("POST", "api/cutover", body), body);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) {
+        notify(error.message, "error");
+      }
+    }
+    return;
+  }
+  const result = await change(
+    () => api("POST", "api/cutover", body),
+    (row) => `Cut-over set: version ${row.version} is in force.`,
+  );
+  if (result) {
+    $("preview").hidden = true;
+  }
+}
+
+function showPreview(result, body) {
+  const box = $("preview");
+  box.replaceChildren();
+  const title = document.createElement("p");
+  const moved = Object.values(result.moves || {}).reduce(
+    (sum, moves) => sum + Object.values(moves).reduce((a, b) => a + b, 0),
+    0,
+  );
+  title.textContent =
+    `${body.channel} × ${body.category} at ${body.percent} %: of ${result.contacts} contacts ` +
+    `in the last ${result.days} days, ${moved} would have gone elsewhere.`;
+  box.appendChild(title);
+  const list = document.createElement("ul");
+  for (const [channel, moves] of Object.entries(result.moves || {})) {
+    for (const [move, count] of Object.entries(moves)) {
+      const item = document.createElement("li");
+      item.textContent = `${channel}: ${move}: ${count}`;
+      list.appendChild(item);
+    }
+  }
+  box.appendChild(list);
+  box.hidden = false;
+}
+
+// -- start --------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("token").value.trim());
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+  $("rollback-form").addEventListener("submit", askRollback);
+  $("rollback-confirm-button").addEventListener("click", confirmRollback);
+  $("rollback-cancel").addEventListener("click", cancelRollback);
+  $("resume-form").addEventListener("submit", resume);
+  $("cutover-form").addEventListener("submit", cutover);
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    signIn(sessionStorage.getItem(TOKEN_KEY));
+  } else {
+    signOut("");
+  }
+});

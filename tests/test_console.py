@@ -1,0 +1,304 @@
+"""The web console (GET /console) in a real browser: Debian's chromium driven by Playwright,
+against the real app on loopback with real tokens. Plus the page's HTTP contract and the
+traffic API behind its chart.
+
+Without chromium these tests are skipped, unless ``CI`` is set: then they fail, because CI
+must install it (``.ci/run`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
+
+from router.service import rollback
+from router.store import Store
+from router.tokens import Role, create_token
+
+from .conftest import Clock, post_twilio
+from .conftest_pg import ci_requires_postgres
+
+Client = TestClient[Any, Any]
+
+CHROMIUM = Path(os.environ.get("SWITCHBOARD_TEST_CHROMIUM", "/usr/bin/chromium"))
+HAVE_CHROMIUM = CHROMIUM.exists()
+# as root, in a sandbox with no network beyond loopback (see the env notes of this machine)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROUTE = "/webhooks/twilio/voice/route"
+PARTNER = "+420800100200"
+
+
+@pytest.fixture
+async def tokens(client: Client, store: Store, clock: Clock) -> dict[str, str]:
+    now = clock()
+    return {
+        name: await create_token(store, name, role, now)
+        for name, role in [("vera", Role.VIEWER), ("olga", Role.OPERATOR)]
+    }
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A fresh browser page; fails the test on any script error or refused resource (a
+    Content-Security-Policy violation shows up as a console error)."""
+    if not HAVE_CHROMIUM:
+        reason = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+        if ci_requires_postgres():  # the same CI switch as for PostgreSQL
+            pytest.fail(f"CI is set, so chromium is required: {reason}", pytrace=False)
+        pytest.skip(reason)
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            context = await browser.new_context()
+            tab = await context.new_page()
+            tab.set_default_timeout(10_000)
+            tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            tab.on("console", lambda message: problems.extend(unexpected(message)))
+            yield tab
+        finally:
+            await browser.close()
+    assert problems == []
+
+
+# API answers the page handles itself (and shows); the browser logs them all the same
+HANDLED = tuple(f"status of {status} " for status in (401, 403, 409, 422))
+
+
+def unexpected(message: ConsoleMessage) -> list[str]:
+    if message.type != "error" or any(status in message.text for status in HANDLED):
+        return []
+    return [f"console error: {message.text}"]
+
+
+async def open_console(page: Page, client: Client, token: str) -> None:
+    await page.goto(str(client.make_url("/console")))
+    await page.fill("#token", token)
+    await page.click("#sign-in-form button[type=submit]")
+
+
+async def call(client: Client, sid: str, caller: str = "+420601234567") -> str:
+    form = {"CallSid": sid, "From": caller, "To": "+420555000111", "Digits": "1"}
+    response = await post_twilio(client, ROUTE, form)
+    assert response.status == 200
+    number = ET.fromstring(await response.text()).find("Dial/Number")
+    assert number is not None and number.text
+    return number.text
+
+
+async def api_get(client: Client, path: str, token: str) -> tuple[int, Any]:
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    return response.status, json.loads(await response.text())
+
+
+# -- the page over plain HTTP -------------------------------------------------------------------
+
+
+async def test_the_console_is_served_with_a_strict_content_security_policy(
+    client: Client,
+) -> None:
+    response = await client.get("/console")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    page = await response.text()
+    assert 'src="console/console.js"' in page  # relative: works under a proxy's prefix
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    for name, kind in [("console.js", "text/javascript"), ("console.css", "text/css")]:
+        asset = await client.get(f"/console/{name}")
+        assert (asset.status, asset.content_type) == (200, kind)
+    assert (await client.get("/console/../app.py")).status == 404
+    assert (await client.get("/console/index.html")).status == 404
+    slash = await client.get("/console/", allow_redirects=False)
+    assert slash.status == 308 and slash.headers["Location"] == "../console"
+
+
+async def test_traffic_counts_contacts_per_hour_destination_and_channel(
+    client: Client, tokens: dict[str, str], clock: Clock
+) -> None:
+    assert await call(client, "CA-traffic-1") != PARTNER  # nothing cut over: in-house
+    clock.advance(timedelta(hours=1))
+    assert await call(client, "CA-traffic-2") != PARTNER
+    assert await call(client, "CA-traffic-3", caller="+420601234568") != PARTNER
+    status, traffic = await api_get(client, "/api/traffic?hours=3", tokens["vera"])
+    assert status == 200
+    assert traffic["hours"] == 3
+    counts = [bucket["counts"] for bucket in traffic["buckets"]]
+    assert counts[0] == {}
+    assert counts[1] == {"hotline": {"phone": 1, "email": 0, "chat": 0}}
+    assert counts[2] == {"hotline": {"phone": 2, "email": 0, "chat": 0}}
+    assert traffic["destinations"] == {"partner": "external", "hotline": "in_house"}
+
+
+@pytest.mark.parametrize("query", ["hours=0", "hours=745", "hours=soon", "days=1"])
+async def test_a_bad_traffic_query_is_422_and_no_token_is_401(
+    client: Client, tokens: dict[str, str], query: str
+) -> None:
+    status, body = await api_get(client, f"/api/traffic?{query}", tokens["vera"])
+    assert status == 422, body
+    assert body["problems"]
+    assert (await client.get("/api/traffic")).status == 401
+
+
+# -- in the browser -----------------------------------------------------------------------------
+
+
+async def test_a_refused_token_is_said_and_the_console_stays_closed(
+    page: Page, client: Client, tokens: dict[str, str]
+) -> None:
+    await open_console(page, client, "sb_not-a-token")
+    await expect(page.locator("#notice")).to_contain_text("token was refused")
+    await expect(page.locator("#console")).to_be_hidden()
+    await expect(page.locator("#sign-in")).to_be_visible()
+
+
+async def test_a_viewer_sees_the_state_but_cannot_roll_back(
+    page: Page, client: Client, tokens: dict[str, str], store: Store
+) -> None:
+    await open_console(page, client, tokens["vera"])
+    await expect(page.locator("#state-version")).to_have_text("1")
+    await expect(page.locator("#state-kind")).to_have_text("apply")
+    await expect(page.locator("#shares-table tbody tr")).to_have_count(3)
+    await expect(page.locator("#history-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#rollback-banner")).to_be_hidden()
+
+    await page.fill("#rollback-reason", "just looking")
+    await page.click("#rollback-button")
+    await page.click("#rollback-confirm-button")
+    await expect(page.locator("#notice")).to_contain_text("Not allowed with this token's role")
+    assert [row.version for row in await store.history()] == [1]  # nothing changed
+
+
+async def test_an_operator_rolls_back_from_the_console_and_resumes(
+    page: Page, client: Client, tokens: dict[str, str], store: Store
+) -> None:
+    await client.post(  # something to roll back from: all admin calls to the partner
+        "/api/cutover",
+        json={"channel": "phone", "category": "admin", "percent": 100, "reason": "go live"},
+        headers={"Authorization": f"Bearer {tokens['olga']}"},
+    )
+    assert await call(client, "CA-before") == PARTNER
+    await open_console(page, client, tokens["olga"])
+    await expect(page.locator("#shares-table tbody tr").first).to_contain_text("100 %")
+
+    await page.fill("#rollback-reason", "partner phones down")
+    await page.select_option("#rollback-for", "4h")
+    await page.click("#rollback-button")
+    # nothing happens before the confirmation, and cancelling keeps it that way
+    await expect(page.locator("#rollback-confirm-text")).to_contain_text("every channel")
+    await page.click("#rollback-cancel")
+    assert (await store.history())[0].kind == "cutover"
+    await page.click("#rollback-button")
+    await page.click("#rollback-confirm-button")
+
+    banner = page.locator("#rollback-banner")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("partner phones down")
+    await expect(banner).to_contain_text("By olga")
+    newest = (await store.history())[0]
+    assert (newest.kind, newest.actor, newest.reason) == ("rollback", "olga", "partner phones down")
+    assert newest.expires_at is not None
+    assert await call(client, "CA-after") != PARTNER  # the service follows at once
+    await expect(page.locator("#shares-table tbody tr").first).to_contain_text("0 %")
+
+    await page.fill("#resume-reason", "partner is back")
+    await page.click("#resume-button")
+    await expect(banner).to_be_hidden()
+    assert (await store.history())[0].kind == "resume"
+    assert await call(client, "CA-resumed") == PARTNER
+
+
+async def test_a_cutover_is_previewed_then_applied(
+    page: Page, client: Client, tokens: dict[str, str], store: Store
+) -> None:
+    await open_console(page, client, tokens["olga"])
+    await page.select_option("#cutover-channel", "email")
+    await page.select_option("#cutover-category", "admin")
+    await page.fill("#cutover-percent", "25")
+    await page.fill("#cutover-reason", "step 1")
+    await page.click("#cutover-preview")
+    await expect(page.locator("#preview")).to_contain_text("email × admin at 25 %")
+    assert [row.version for row in await store.history()] == [1]  # a preview changes nothing
+
+    await page.click("#cutover-apply")
+    await expect(page.locator("#notice")).to_contain_text("version 2 is in force")
+    email_row = page.locator("#shares-table tbody tr").nth(1)
+    await expect(email_row).to_contain_text("email")
+    await expect(email_row).to_contain_text("25 %")
+    newest = (await store.history())[0]
+    assert (newest.kind, newest.actor, newest.reason) == ("cutover", "olga", "step 1")
+
+    await page.fill("#cutover-percent", "250")  # the browser's own check stops it…
+    await page.click("#cutover-apply")
+    assert len(await store.history()) == 2
+
+
+async def test_the_api_refusal_of_a_bad_change_is_shown_with_its_problems(
+    page: Page, client: Client, tokens: dict[str, str], store: Store
+) -> None:
+    await open_console(page, client, tokens["olga"])
+    await page.fill("#cutover-percent", "50")
+    await page.fill("#cutover-reason", "   ")  # passes the browser's check, not the API's
+    await page.click("#cutover-apply")
+    notice = page.locator("#notice")
+    await expect(notice).to_have_class("error")
+    await expect(notice).to_contain_text("reason")
+    assert len(await store.history()) == 1
+
+
+async def test_text_typed_by_people_is_shown_as_text_never_run(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    hostile = "<img src=x onerror=\"document.title='owned'\">"
+    await rollback(store, actor="mallory<b>", reason=hostile, now=clock())
+    await open_console(page, client, tokens["vera"])
+    banner = page.locator("#rollback-banner")
+    await expect(banner).to_contain_text(hostile)
+    await expect(page.locator("#history-table tbody tr").first).to_contain_text("mallory<b>")
+    assert await page.locator("#console img").count() == 0
+    assert await page.title() == "Switchboard console"
+
+
+async def test_the_chart_shows_the_last_day_per_destination(
+    page: Page, client: Client, tokens: dict[str, str], clock: Clock
+) -> None:
+    await client.post(
+        "/api/cutover",
+        json={"channel": "phone", "category": "admin", "percent": 100, "reason": "go live"},
+        headers={"Authorization": f"Bearer {tokens['olga']}"},
+    )
+    clock.advance(timedelta(hours=-2))
+    for n in range(3):
+        await call(client, f"CA-chart-{n}", caller=f"+42060123450{n}")
+    clock.advance(timedelta(hours=2))
+    await call(client, "CA-chart-now")
+    await open_console(page, client, tokens["vera"])
+    bars = page.locator("#chart rect[data-destination=partner]")
+    await expect(bars).to_have_count(2)
+    counts = [await bar.get_attribute("data-count") or "" for bar in await bars.all()]
+    assert sorted(counts) == ["1", "3"]
+    await expect(page.locator("#traffic-table tbody tr").first).to_contain_text(
+        "partner (external)"
+    )
+    await expect(page.locator("#traffic-table tbody tr").first).to_contain_text("4")
