@@ -51,6 +51,8 @@ log = structlog.get_logger(__name__)
 POLL_SECONDS = 0.25
 #: Due work (SPEC §4: within 2 s of its time) runs every other poll.
 DUE_WORK_EVERY_TICKS = 2
+# a scrape reads the outbox's depth; a slow database must not hang the scraper
+SCRAPE_QUERY_SECONDS = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -230,10 +232,28 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    await read_outbox_gauges(request.app)
     payload = generate_latest(request.app[metrics_key].registry)
     response = web.Response(body=payload)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response
+
+
+async def read_outbox_gauges(app: web.Application) -> None:
+    """The outbox as the database holds it, read at scrape time; when the database does not
+    answer (quickly), the last values stay and the scrape still succeeds."""
+    metrics, store = app[metrics_key], app[store_key]
+    try:
+        async with asyncio.timeout(SCRAPE_QUERY_SECONDS):
+            depth = await store.outbox_depth()
+            oldest = await store.oldest_pending_forward()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("metrics.outbox_unavailable", error=str(exc))
+        return
+    for status, count in depth.items():
+        metrics.outbox_forwards.labels(status).set(count)
+    age = (app[clock_key]() - oldest).total_seconds() if oldest is not None else 0.0
+    metrics.outbox_oldest_pending_seconds.set(max(age, 0.0))
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
@@ -247,6 +267,7 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     """Deliver forwards (email over SMTP, chat hand-offs over HTTP) in the background."""
     settings = app[settings_key]
     senders: dict[str, Sender] = {"chat": ChatSender(app[http_client_key], settings.chat_secret)}
+    attempts = app[metrics_key].outbox_attempts
     if settings.smtp is not None:
         senders["email"] = SmtpSender(settings.smtp)
     else:
@@ -261,6 +282,7 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         ),
         clock=app[clock_key],
         wake=app[outbox_wake_key],
+        observe=lambda kind, destination, result: attempts.labels(kind, destination, result).inc(),
     )
     task = asyncio.create_task(worker.run(), name="outbox")
     yield

@@ -33,6 +33,24 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.outbox_attempts = Counter(
+            "switchboard_outbox_attempts",
+            "Forward attempts (email over SMTP, chat hand-offs) by how they ended: delivered, "
+            "retry (will try again), fallback (moved to the fallback destination), failed.",
+            ["kind", "destination", "result"],
+            registry=self.registry,
+        )
+        self.outbox_forwards = Gauge(
+            "switchboard_outbox_forwards",
+            "Forwards in the outbox now (shared by every replica), pending or failed.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_pending_seconds = Gauge(
+            "switchboard_outbox_oldest_pending_seconds",
+            "Age of the longest-waiting pending forward (0 when none waits).",
+            registry=self.registry,
+        )
         self.routing_version = Gauge(
             "switchboard_routing_version",
             "The routing version this process routes by.",

@@ -81,6 +81,7 @@ class OutboxWorker:
         clock: Callable[[], datetime],
         wake: asyncio.Event,
         poll_seconds: float = 0.5,
+        observe: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.senders = senders
@@ -88,6 +89,8 @@ class OutboxWorker:
         self.clock = clock
         self.wake = wake
         self.poll_seconds = poll_seconds
+        # told (kind, destination, result) after every attempt: the app counts them
+        self.observe = observe or (lambda kind, destination, result: None)
         self._random = random.Random()
 
     async def run(self) -> None:
@@ -133,6 +136,7 @@ class OutboxWorker:
             await self.failed(row, Failure(f"sender error: {exc}", permanent=False))
             return
         await self.store.outbox_delivered(row, self.clock())
+        self.observe(row.kind, row.destination, "delivered")
         log.info(
             "outbox.delivered",
             outbox_id=row.id,
@@ -180,7 +184,10 @@ class OutboxWorker:
         await self.store.outbox_failed_attempt(
             row, changes=changes, interaction_changes=interaction_changes, now=now
         )
-        event = "outbox.failed" if outcome.status is Status.FAILED else "outbox.retry"
+        failed = outcome.status is Status.FAILED
+        result = "failed" if failed else "fallback" if outcome.to_fallback else "retry"
+        self.observe(row.kind, row.destination, result)
+        event = "outbox.failed" if failed else "outbox.retry"
         log.warning(
             event,
             outbox_id=row.id,

@@ -661,6 +661,16 @@ class Store:
             counts = {status: int(count) for status, count in (await session.exec(query)).all()}
         return {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
 
+    async def oldest_pending_forward(self) -> datetime | None:
+        """When the longest-waiting pending forward was written (None: none waits)."""
+        async with self.reading() as session:
+            query = select(sa.func.min(OutboxRow.created_at)).where(OutboxRow.status == "pending")
+            oldest = (await session.exec(query)).one()
+        if oldest is None:
+            return None
+        moment = datetime.fromisoformat(oldest) if isinstance(oldest, str) else oldest
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
     async def retry_outbox(self, row_id: int, now: datetime) -> bool:
         """Send a failed (or waiting) forward again now, from a fresh attempt count."""
         async with self.transaction() as connection:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from integrations.signing import sign
 from router.settings import Settings, SmtpSettings
@@ -234,6 +235,30 @@ async def test_a_permanent_failure_goes_to_the_fallback_then_visibly_fails(
             break
         await asyncio.sleep(0.05)
     assert rows[0].outcome == "failed"
+    # what /metrics says of it: one fallback, one delivery, one failure, one failed row (the
+    # worker counts an attempt just after committing it: wait for the count too)
+    attempts = "switchboard_outbox_attempts_total"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        sample = await metric_reader(client)
+        if sample(attempts, kind="email", destination="partner", result="failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert sample(attempts, kind="email", destination="hotline", result="fallback") == 2
+    assert sample(attempts, kind="email", destination="partner", result="delivered") == 1
+    assert sample(attempts, kind="email", destination="partner", result="failed") == 1
+    assert sample("switchboard_outbox_forwards", status="failed") == 1
+    assert sample("switchboard_outbox_forwards", status="pending") == 0
+
+
+async def metric_reader(client: Client) -> Callable[..., float]:
+    """A scrape of /metrics: (name, **labels) -> value (0 when absent)."""
+    text = await (await client.get("/metrics")).text()
+    values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for metric in family.samples:
+            values[(metric.name, frozenset(metric.labels.items()))] = metric.value
+    return lambda name, **labels: values.get((name, frozenset(labels.items())), 0.0)
 
 
 # -- refusals -----------------------------------------------------------------------------
@@ -341,6 +366,9 @@ async def test_without_smtp_settings_forwards_wait_in_the_outbox(
         assert await Store(engine).outbox_depth() == {"pending": 1, "failed": 0}
     finally:
         await engine.dispose()
+    sample = await metric_reader(client)
+    assert sample("switchboard_outbox_forwards", status="pending") == 1
+    assert sample("switchboard_outbox_oldest_pending_seconds") >= 0.5
 
 
 # -- voicemail, partner feedback, the outbox command ------------------------------------------
