@@ -14,6 +14,7 @@ const PALETTE = ["#d9822b", "#2b6cb0", "#38a169", "#805ad5", "#c53030", "#718096
 const $ = (id) => document.getElementById(id);
 let refreshTimer = null;
 let pendingRollback = null;
+let refreshFailed = false; // the notice says a refresh failed: cleared by the next success
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -115,16 +116,20 @@ async function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
   try {
     await refresh();
+    notify("", "info");
   } catch (error) {
+    // a refused token signs out; anything else (the service restarting, say) is said,
+    // and the refresh loop opens the console as soon as the API answers
     if (!(error instanceof ApiError && error.status === 401)) {
       notify(error.message, "error");
     }
-    return;
   }
+}
+
+function showConsole() {
   $("sign-in").hidden = true;
   $("console").hidden = false;
   $("sign-out").hidden = false;
-  notify("", "info");
 }
 
 // -- showing the state --------------------------------------------------------------------
@@ -140,6 +145,11 @@ async function refresh() {
     showStatus(status);
     showHistory(history);
     showTraffic(traffic);
+    showConsole();
+    if (refreshFailed) {
+      refreshFailed = false;
+      notify("", "info");
+    }
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } finally {
     if (sessionStorage.getItem(TOKEN_KEY)) {
@@ -150,6 +160,7 @@ async function refresh() {
 
 function showRefreshError(error) {
   if (!(error instanceof ApiError && error.status === 401)) {
+    refreshFailed = true;
     notify(`Could not refresh: ${error.message}`, "error");
   }
 }
