@@ -28,6 +28,8 @@ run: $(STAMP)
 	@echo "  TWILIO_AUTH_TOKEN=$$TWILIO_AUTH_TOKEN $(BIN)/switchboard try-call --url http://$(HOST):$(PORT) --speech 'jak nastavit tento vyrobek'"
 	@echo "  $(BIN)/switchboard interactions"
 	@echo "  $(BIN)/switchboard status"
+	@echo "Web console: http://$(HOST):$(PORT)/console  (sign in with a token from"
+	@echo "  $(BIN)/switchboard token create --name YOUR-NAME --role operator)"
 	@echo ""
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
