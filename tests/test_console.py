@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,8 +23,9 @@ from router.service import rollback
 from router.store import Store
 from router.tokens import Role, create_token
 
-from .conftest import Clock, post_twilio
+from .conftest import Clock
 from .conftest_pg import ci_requires_postgres
+from .test_api import call_goes_to as call
 
 Client = TestClient[Any, Any]
 
@@ -41,7 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ROUTE = "/webhooks/twilio/voice/route"
 PARTNER = "+420800100200"
 
 
@@ -94,15 +93,6 @@ async def open_console(page: Page, client: Client, token: str) -> None:
     await page.goto(str(client.make_url("/console")))
     await page.fill("#token", token)
     await page.click("#sign-in-form button[type=submit]")
-
-
-async def call(client: Client, sid: str, caller: str = "+420601234567") -> str:
-    form = {"CallSid": sid, "From": caller, "To": "+420555000111", "Digits": "1"}
-    response = await post_twilio(client, ROUTE, form)
-    assert response.status == 200
-    number = ET.fromstring(await response.text()).find("Dial/Number")
-    assert number is not None and number.text
-    return number.text
 
 
 async def api_get(client: Client, path: str, token: str) -> tuple[int, Any]:
