@@ -35,26 +35,28 @@ import aiohttp
 import aiosmtplib
 
 from bench.harness import (
+    BARE,
+    SWITCHBOARD,
     LoadOptions,
-    LoadResult,
     PreparedRequest,
     Section,
+    clean_environment,
     command_process,
-    drive,
     free_port,
     log_tail,
     markdown_table,
     median_round,
     process_cpu_seconds,
     server_process,
+    side_by_side,
+    switchboard_environment,
 )
 from bench.servers import EMAIL_PATH
-from bench.webhook import BARE, SWITCHBOARD, busy, clean_environment, comparison_rows, ratio
+from bench.webhook import busy, comparison_rows, ratio
 from integrations.signing import HEADER, sign
 from router.outbox import BATCH
 
 SECRET = "bench-email-webhook-secret"
-CUSTOMER_KEY_SECRET = "bench-customer-key-secret-0123456789"
 #: Both servers answer 200 JSON naming the interaction; a body without it is an error.
 EXPECTED = b"interaction_id"
 #: Where the direct baseline sends (the in-house mailbox of config/routing.yaml).
@@ -360,75 +362,25 @@ async def email_benchmark(options: LoadOptions) -> Section:
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         work = Path(tmp)
         database = work / "switchboard.db"
-        sb_port, bare_port = free_port(), free_port()
-        sb_base, bare_base = f"http://127.0.0.1:{sb_port}", f"http://127.0.0.1:{bare_port}"
-        sb_env = {
-            **clean_environment(),  # no SWITCHBOARD_SMTP_*: forwards wait in the outbox
-            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "SWITCHBOARD_VAR_DIR": str(work / "var"),
-            "SWITCHBOARD_PUBLIC_URL": sb_base,
-            "SWITCHBOARD_LOG_FORMAT": "json",
-            "SWITCHBOARD_CUSTOMER_KEY_SECRET": CUSTOMER_KEY_SECRET,
-            "SWITCHBOARD_EMAIL_WEBHOOK_SECRET": SECRET,
-        }
-        sb_log, bare_log = work / "switchboard.log", work / "bare.log"
-        rounds: dict[str, list[LoadResult]] = {SWITCHBOARD: [], BARE: []}
-        errors: dict[str, Counter[str]] = {SWITCHBOARD: Counter(), BARE: Counter()}
-        ok_total: Counter[str] = Counter()
-        async with (
-            server_process(
-                "switchboard",
-                port=sb_port,
-                env=sb_env,
-                log_path=sb_log,
-                ready_url=sb_base + "/readyz",
-            ) as sb_process,
-            server_process(
-                "bare",
-                port=bare_port,
-                env=clean_environment(),
-                log_path=bare_log,
-                ready_url=bare_base + "/readyz",
-            ) as bare_process,
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=options.concurrency),
-                timeout=aiohttp.ClientTimeout(total=30),
-            ) as sb_session,
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=options.concurrency),
-                timeout=aiohttp.ClientTimeout(total=30),
-            ) as bare_session,
-        ):
-            targets = {
-                SWITCHBOARD: (sb_session, sb_base + EMAIL_PATH, sb_emails, sb_process.pid),
-                BARE: (bare_session, bare_base + EMAIL_PATH, bare_emails, bare_process.pid),
-            }
 
-            async def load(name: str, first: int, count: int, label: str) -> LoadResult:
-                session, url, messages, pid = targets[name]
-                prepared = signed(messages[first : first + count])
-                result = await drive(
-                    session,
-                    url,
-                    prepared,
-                    concurrency=options.concurrency,
-                    label=label,
-                    expect=EXPECTED,
-                    server_pid=pid,
-                )
-                errors[name] += result.errors
-                ok_total[name] += result.ok
-                return result
+        def switchboard_env(base: str) -> dict[str, str]:
+            # no SWITCHBOARD_SMTP_*: forwards wait in the outbox
+            return switchboard_environment(work, base, SWITCHBOARD_EMAIL_WEBHOOK_SECRET=SECRET)
 
-            for name in (SWITCHBOARD, BARE):
-                await load(name, 0, options.email_warmup, "warm-up")
-            first = options.email_warmup
-            for index, size in enumerate(sizes):
-                # alternate which side goes first, so drift within a round hits both alike
-                order = (SWITCHBOARD, BARE) if index % 2 == 0 else (BARE, SWITCHBOARD)
-                for name in order:
-                    rounds[name].append(await load(name, first, size, f"round {index + 1}"))
-                first += size
+        messages = {SWITCHBOARD: sb_emails, BARE: bare_emails}
+        seen = await side_by_side(
+            work,
+            options,
+            path=EMAIL_PATH,
+            switchboard_env=switchboard_env,
+            # signed round by round: a signature is only good for 5 minutes
+            prepare=lambda side, url, first, count: signed(messages[side][first : first + count]),
+            expect=EXPECTED,
+            warmup=options.email_warmup,
+            sizes=sizes,
+        )
+        rounds, errors, ok_total = seen.rounds, seen.errors, seen.ok
+        sb_log = work / "switchboard.log"
 
         stored = ingested(database)
         sent_ids = {message.message_id for message in sb_emails}
@@ -461,7 +413,7 @@ async def email_benchmark(options: LoadOptions) -> Section:
         sink_base = f"http://127.0.0.1:{sink_port}"
         delivery_log = work / "switchboard-delivery.log"
         smtp_env = {
-            **sb_env,
+            **switchboard_env(f"http://127.0.0.1:{free_port()}"),
             "SWITCHBOARD_SMTP_HOST": "127.0.0.1",
             "SWITCHBOARD_SMTP_PORT": str(smtp_port),
             "SWITCHBOARD_SMTP_SECURITY": "none",

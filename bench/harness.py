@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,3 +313,124 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
         "-" * (width + 1) + ("-" if index == 0 else ":") for index, width in enumerate(widths)
     )
     return "\n".join([line(headers), rule + "|", *(line(row) for row in rows)])
+
+
+# -- one server against the other, side by side ------------------------------------------------
+
+SWITCHBOARD, BARE = "switchboard", "bare aiohttp"
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any Switchboard or Twilio setting of the caller's."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SWITCHBOARD_", "TWILIO_"))
+    }
+
+
+CUSTOMER_KEY_SECRET = "bench-customer-key-secret-0123456789"
+
+
+def switchboard_environment(work: Path, base: str, **settings: str) -> dict[str, str]:
+    """Switchboard's settings for a benchmark run in *work* (SQLite file ``switchboard.db``,
+    JSON logs) called at *base*, plus *settings* (``TWILIO_AUTH_TOKEN=…``)."""
+    return {
+        **clean_environment(),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'switchboard.db'}",
+        "SWITCHBOARD_VAR_DIR": str(work / "var"),
+        "SWITCHBOARD_PUBLIC_URL": base,
+        "SWITCHBOARD_LOG_FORMAT": "json",
+        "SWITCHBOARD_CUSTOMER_KEY_SECRET": CUSTOMER_KEY_SECRET,
+        **settings,
+    }
+
+
+#: (side, url, first, count) -> the requests numbered first … first+count-1 of that side;
+#: called just before each load, outside the timed part
+Prepare = Callable[[str, str, int, int], Sequence[PreparedRequest]]
+
+
+@dataclass(slots=True)
+class SideBySide:
+    """What both sides saw: the timed rounds, every error, every success (warm-up too)."""
+
+    rounds: dict[str, list[LoadResult]]
+    errors: dict[str, Counter[str]]
+    ok: Counter[str]
+
+
+async def side_by_side(
+    work: Path,
+    options: LoadOptions,
+    *,
+    path: str,
+    switchboard_env: Callable[[str], Mapping[str, str]],
+    prepare: Prepare,
+    expect: bytes,
+    warmup: int,
+    sizes: Sequence[int],
+) -> SideBySide:
+    """Start Switchboard (environment from ``switchboard_env(base_url)``, log in
+    ``work/switchboard.log``) and the bare aiohttp server, each with its own client session;
+    warm both up with *warmup* requests, then run ``len(sizes)`` rounds, alternating which
+    side goes first so drift within a round hits both alike."""
+    sb_port, bare_port = free_port(), free_port()
+    bases = {SWITCHBOARD: f"http://127.0.0.1:{sb_port}", BARE: f"http://127.0.0.1:{bare_port}"}
+    seen = SideBySide(
+        rounds={SWITCHBOARD: [], BARE: []},
+        errors={SWITCHBOARD: Counter(), BARE: Counter()},
+        ok=Counter(),
+    )
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=options.concurrency),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    async with (
+        server_process(
+            "switchboard",
+            port=sb_port,
+            env=switchboard_env(bases[SWITCHBOARD]),
+            log_path=work / "switchboard.log",
+            ready_url=bases[SWITCHBOARD] + "/readyz",
+        ) as sb_process,
+        server_process(
+            "bare",
+            port=bare_port,
+            env=clean_environment(),
+            log_path=work / "bare.log",
+            ready_url=bases[BARE] + "/readyz",
+        ) as bare_process,
+        session() as sb_session,
+        session() as bare_session,
+    ):
+        sides = {SWITCHBOARD: (sb_session, sb_process.pid), BARE: (bare_session, bare_process.pid)}
+
+        async def load(side: str, first: int, count: int, label: str) -> LoadResult:
+            client, pid = sides[side]
+            url = bases[side] + path
+            result = await drive(
+                client,
+                url,
+                prepare(side, url, first, count),
+                concurrency=options.concurrency,
+                label=label,
+                expect=expect,
+                server_pid=pid,
+            )
+            seen.errors[side] += result.errors
+            seen.ok[side] += result.ok
+            return result
+
+        for side in (SWITCHBOARD, BARE):
+            await load(side, 0, warmup, "warm-up")
+        first = warmup
+        for index, size in enumerate(sizes):
+            order = (SWITCHBOARD, BARE) if index % 2 == 0 else (BARE, SWITCHBOARD)
+            for side in order:
+                seen.rounds[side].append(await load(side, first, size, f"round {index + 1}"))
+            first += size
+    return seen

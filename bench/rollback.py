@@ -44,12 +44,11 @@ from bench.harness import (
     free_port,
     log_tail,
     percentile,
+    switchboard_environment,
 )
 from bench.servers import ROUTE_PATH
 from bench.webhook import (
-    CUSTOMER_KEY_SECRET,
     TWILIO_TOKEN,
-    clean_environment,
     gather_forms,
     logged_events,
     signed,
@@ -293,17 +292,13 @@ async def rollback_propagation(options: LoadOptions) -> Section:
         database = work / "switchboard.db"
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {
-            **clean_environment(),
-            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "SWITCHBOARD_VAR_DIR": str(work / "var"),
-            "SWITCHBOARD_PORT": str(port),
-            "SWITCHBOARD_PUBLIC_URL": base,
-            "SWITCHBOARD_LOG_FORMAT": "json",
-            "SWITCHBOARD_CUSTOMER_KEY_SECRET": CUSTOMER_KEY_SECRET,
-            "SWITCHBOARD_ACTOR": CLI_ACTOR,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        }
+        env = switchboard_environment(
+            work,
+            base,
+            SWITCHBOARD_PORT=str(port),
+            SWITCHBOARD_ACTOR=CLI_ACTOR,
+            TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+        )
         document = work / "routing.yaml"
         bench_document(document)
         sb = str(script)

@@ -10,7 +10,6 @@ its stored reply. The ratio against the bare handler is what Switchboard adds to
 from __future__ import annotations
 
 import math
-import os
 import random
 import sqlite3
 import tempfile
@@ -19,27 +18,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-import aiohttp
 from twilio.request_validator import RequestValidator
 
 from bench.harness import (
+    BARE,
+    SWITCHBOARD,
     LoadOptions,
     LoadResult,
     PreparedRequest,
     Section,
-    drive,
-    free_port,
     log_tail,
     median_round,
-    server_process,
+    side_by_side,
+    switchboard_environment,
 )
 from bench.servers import ROUTE_PATH
 
 TWILIO_TOKEN = "bench-twilio-auth-token"
-CUSTOMER_KEY_SECRET = "bench-customer-key-secret-0123456789"
 #: Both servers answer a digit with a <Dial>; a body without it is an error.
 EXPECTED = b"<Dial"
-SWITCHBOARD, BARE = "switchboard", "bare aiohttp"
 
 
 def gather_forms(count: int, rng: random.Random) -> list[dict[str, str]]:
@@ -76,15 +73,6 @@ def signed(url: str, forms: list[dict[str, str]], token: str) -> list[PreparedRe
     ]
 
 
-def clean_environment() -> dict[str, str]:
-    """This process's environment without any Switchboard or Twilio setting of the caller's."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("SWITCHBOARD_", "TWILIO_"))
-    }
-
-
 def stored_interactions(database: Path) -> int:
     with sqlite3.connect(database) as connection:
         (count,) = connection.execute("SELECT count(*) FROM interactions").fetchone()
@@ -106,86 +94,31 @@ def logged_events(log_path: Path) -> Counter[str]:
 async def voice_route(options: LoadOptions) -> Section:
     per_server = options.warmup + options.rounds * options.requests
     rng = random.Random(20261123)
+    forms = {SWITCHBOARD: gather_forms(per_server, rng), BARE: gather_forms(per_server, rng)}
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         work = Path(tmp)
         database = work / "switchboard.db"
-        sb_port, bare_port = free_port(), free_port()
-        sb_base, bare_base = f"http://127.0.0.1:{sb_port}", f"http://127.0.0.1:{bare_port}"
-        sb_url, bare_url = sb_base + ROUTE_PATH, bare_base + ROUTE_PATH
-        sb_requests = signed(sb_url, gather_forms(per_server, rng), TWILIO_TOKEN)
-        bare_requests = signed(bare_url, gather_forms(per_server, rng), TWILIO_TOKEN)
 
-        sb_env = {
-            **clean_environment(),
-            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "SWITCHBOARD_VAR_DIR": str(work / "var"),
-            "SWITCHBOARD_PUBLIC_URL": sb_base,
-            "SWITCHBOARD_LOG_FORMAT": "json",
-            "SWITCHBOARD_CUSTOMER_KEY_SECRET": CUSTOMER_KEY_SECRET,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        }
-        sb_log, bare_log = work / "switchboard.log", work / "bare.log"
-        rounds: dict[str, list[LoadResult]] = {SWITCHBOARD: [], BARE: []}
-        errors: dict[str, Counter[str]] = {SWITCHBOARD: Counter(), BARE: Counter()}
-        ok_total: Counter[str] = Counter()
-        async with (
-            server_process(
-                "switchboard",
-                port=sb_port,
-                env=sb_env,
-                log_path=sb_log,
-                ready_url=sb_base + "/readyz",
-            ) as sb_process,
-            server_process(
-                "bare",
-                port=bare_port,
-                env=clean_environment(),
-                log_path=bare_log,
-                ready_url=bare_base + "/readyz",
-            ) as bare_process,
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=options.concurrency),
-                timeout=aiohttp.ClientTimeout(total=30),
-            ) as sb_session,
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=options.concurrency),
-                timeout=aiohttp.ClientTimeout(total=30),
-            ) as bare_session,
-        ):
-            targets = {
-                SWITCHBOARD: (sb_session, sb_url, sb_requests, sb_process.pid),
-                BARE: (bare_session, bare_url, bare_requests, bare_process.pid),
-            }
+        def switchboard_env(base: str) -> dict[str, str]:
+            return switchboard_environment(work, base, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
 
-            async def load(name: str, first: int, count: int, label: str) -> LoadResult:
-                session, url, prepared, pid = targets[name]
-                result = await drive(
-                    session,
-                    url,
-                    prepared[first : first + count],
-                    concurrency=options.concurrency,
-                    label=label,
-                    expect=EXPECTED,
-                    server_pid=pid,
-                )
-                errors[name] += result.errors
-                ok_total[name] += result.ok
-                return result
+        def prepare(side: str, url: str, first: int, count: int) -> list[PreparedRequest]:
+            return signed(url, forms[side][first : first + count], TWILIO_TOKEN)
 
-            for name in (SWITCHBOARD, BARE):
-                await load(name, 0, options.warmup, "warm-up")
-            for index in range(options.rounds):
-                # alternate which side goes first, so drift within a round hits both alike
-                order = (SWITCHBOARD, BARE) if index % 2 == 0 else (BARE, SWITCHBOARD)
-                first = options.warmup + index * options.requests
-                for name in order:
-                    rounds[name].append(
-                        await load(name, first, options.requests, f"round {index + 1}")
-                    )
-
+        seen = await side_by_side(
+            work,
+            options,
+            path=ROUTE_PATH,
+            switchboard_env=switchboard_env,
+            prepare=prepare,
+            expect=EXPECTED,
+            warmup=options.warmup,
+            sizes=[options.requests] * options.rounds,
+        )
+        sb_log = work / "switchboard.log"
         interactions = stored_interactions(database)
         events = logged_events(sb_log)
-        section = report(options, rounds, errors, ok_total, interactions, events)
+        section = report(options, seen.rounds, seen.errors, seen.ok, interactions, events)
         if section.failures:
             section.notes.append(f"last lines of the Switchboard log:\n{log_tail(sb_log, 5)}")
         return section
