@@ -36,6 +36,9 @@ class Reason(StrEnum):
     AFTER_HOURS = "after_hours"
     CLOSED = "closed"
     UNANSWERED = "unanswered"
+    # the caller hung up in the IVR menu, before any destination was chosen: recorded from
+    # the call's status callback, with no destination ("")
+    ABANDONED = "abandoned"
 
 
 class CategorySource(StrEnum):
@@ -46,6 +49,7 @@ class CategorySource(StrEnum):
     NO_INPUT = "no_input"  # IVR timed out or an unmapped key: ivr.no_input
     TEXT = "text"  # email or chat text through the text classifier
     THREAD = "thread"  # a reply keeps the category of its thread's first contact
+    HANGUP = "hangup"  # the caller hung up in the IVR before choosing (category unknown)
 
 
 @dataclass(frozen=True, slots=True)

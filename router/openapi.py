@@ -370,8 +370,9 @@ def answer_schemas() -> dict[str, Any]:
                 "hours": {"type": "integer"},
                 "destinations": {
                     "type": "object",
-                    "description": "destination -> external | in_house | unknown (renamed)",
-                    "additionalProperties": _strings(["external", "in_house", "unknown"]),
+                    "description": "destination -> external | in_house | unknown (renamed); "
+                    '"" (kind none) counts the calls abandoned in the IVR menu',
+                    "additionalProperties": _strings(["external", "in_house", "unknown", "none"]),
                 },
                 "buckets": {
                     "type": "array",

@@ -20,8 +20,8 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from router.contact import Category, Channel, Contact
-from router.decide import Decision, categorize, decide, stored_bucket
+from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
+from router.decide import Decision, bucket, categorize, decide, stored_bucket
 from router.document import RoutingDocument, document_json, shipped_document, validate_document
 from router.migration import (
     ChannelHealth,
@@ -199,6 +199,80 @@ async def record_call_progress(
     if earlier is not None:
         return earlier
     return None if reply is None else reply.body
+
+
+def abandoned_call_row(
+    *,
+    provider_id: str,
+    customer_hash: str,
+    customer_key: str,
+    language: str | None,
+    version: int,
+    started_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """The interaction of a call whose caller hung up in the IVR menu: no category, no
+    destination; the status callback is the first we hear of it after the menu."""
+    return {
+        "channel": Channel.PHONE.value,
+        "provider_id": provider_id,
+        "customer_hash": customer_hash,
+        "category": Category.UNKNOWN.value,
+        "category_source": CategorySource.HANGUP.value,
+        "rule": None,
+        "confidence": None,
+        "side": Side.BASELINE.value,
+        "destination": "",
+        "first_destination": "",
+        "reason": Reason.ABANDONED.value,
+        "version": version,
+        "bucket": stored_bucket(bucket(customer_key)),
+        "language": language,
+        "received_at": started_at,
+        "decided_at": now,
+        "updated_at": now,
+        "outcome": "abandoned",
+        "delivery_failed": False,
+    }
+
+
+async def record_call_end(
+    store: Store,
+    *,
+    provider_id: str,
+    changes: Mapping[str, Any],
+    abandoned: Mapping[str, Any],
+    reply: Reply,
+    now: datetime,
+) -> bool:
+    """Put the call's final status (*changes*) on its interaction. A call without one (the
+    caller hung up in the IVR, before choosing) gets one now, *abandoned* (see
+    :func:`abandoned_call_row`), so every call is counted. True when it was abandoned.
+    Raises :class:`DatabaseUnavailable` when nothing could be written."""
+    update = {**changes, "updated_at": now}
+    try:
+        async with asyncio.timeout(store.timeout_seconds):
+            found, _ = await store.record_progress(
+                channel=Channel.PHONE.value,
+                provider_id=provider_id,
+                changes=update,
+                reply=None,
+                forwards=(),
+            )
+            if found:
+                return False
+            earlier = await store.record_contact({**abandoned, **update}, _reply_row(reply, now))
+            if earlier is not None:  # a retry of this callback inserted it first: same data
+                await store.record_progress(
+                    channel=Channel.PHONE.value,
+                    provider_id=provider_id,
+                    changes=update,
+                    reply=None,
+                    forwards=(),
+                )
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
+    return True
 
 
 def _reply_row(reply: Reply, now: datetime) -> dict[str, Any]:

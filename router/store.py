@@ -403,14 +403,15 @@ class Store:
     async def replay_rows(
         self, since: datetime, channel: str | None = None
     ) -> list[tuple[str, str, float, datetime]]:
-        """(channel, category, bucket, received_at) of every interaction since then."""
+        """(channel, category, bucket, received_at) of every interaction since then that
+        was routed (not the calls abandoned in the IVR: no routing would have changed them)."""
         async with self.reading() as session:
             query = select(
                 Interaction.channel,
                 Interaction.category,
                 Interaction.bucket,
                 Interaction.received_at,
-            ).where(Interaction.received_at >= since)
+            ).where(Interaction.received_at >= since, Interaction.reason != "abandoned")
             if channel is not None:
                 query = query.where(Interaction.channel == channel)
             return [tuple(row) for row in (await session.exec(query)).all()]  # type: ignore[misc]

@@ -5,7 +5,8 @@ Every hour of the window gets a bucket, also the empty ones, so a chart has no g
 guess about; the hour in progress is the last one. Destinations are listed with their kind
 (``external`` / ``in_house``) from the routing in force, and a destination that received
 contacts but is no longer in the document is kept, as ``unknown``: old traffic is not
-hidden by a later rename.
+hidden by a later rename. Calls abandoned in the IVR menu have no destination: they are
+counted under ``""``, of kind ``none``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def window(now: datetime, hours: int) -> tuple[datetime, datetime]:
 class Traffic:
     since: datetime
     until: datetime
-    destinations: dict[str, str]  # name -> external | in_house | unknown
+    destinations: dict[str, str]  # name -> external | in_house | unknown | none
     buckets: list[tuple[datetime, dict[str, dict[str, int]]]]  # hour -> dest -> channel -> n
 
     def as_json(self) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def hourly(
         bucket = hours.get(start.astimezone(UTC))
         if bucket is None or contacts <= 0:
             continue
-        kinds.setdefault(destination, "unknown")
+        kinds.setdefault(destination, "none" if not destination else "unknown")
         per_channel = bucket.setdefault(destination, {c.value: 0 for c in Channel})
         per_channel[channel] = per_channel.get(channel, 0) + contacts
     return Traffic(since, until, kinds, list(hours.items()))

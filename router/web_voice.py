@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -30,7 +31,9 @@ from router.contact import Channel
 from router.decide import categorize, decide, stored_bucket, unanswered_fallback
 from router.service import (
     Reply,
+    abandoned_call_row,
     customer_hash,
+    record_call_end,
     record_call_progress,
     record_routed_contact,
     voicemail_forward,
@@ -295,29 +298,46 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
 
 
 async def call_status(request: web.Request) -> web.Response:
-    """Twilio's status callback: the call's final status and duration."""
+    """Twilio's status callback: the call's final status and duration. A call we never
+    routed (the caller hung up in the IVR menu) is recorded here, as abandoned."""
     form = await verified_form(request)
     sid = _call_sid(form)
+    app = request.app
+    now = app[clock_key]()
     changes: dict[str, Any] = {"call_status": form.get("CallStatus", "").strip() or None}
     duration = form.get("CallDuration", "").strip()
     if duration:
         if not duration.isdigit():
             raise _bad_request(f"CallDuration {duration!r} is not a number of seconds")
         changes["duration_seconds"] = int(duration)
+    active = app[routing_key].active
+    key = tv.customer_key(form.get("From", ""))
+    abandoned = abandoned_call_row(
+        provider_id=sid,
+        customer_hash=customer_hash(app[customer_secret_key], key),
+        customer_key=key,
+        language=active.document.ivr_language(key),
+        version=active.version,
+        started_at=now - timedelta(seconds=changes.get("duration_seconds", 0)),
+        now=now,
+    )
+    body = tv.render_empty()
     try:
-        await record_call_progress(
-            request.app[store_key],
-            channel=_PHONE,
+        hung_up = await record_call_end(
+            app[store_key],
             provider_id=sid,
             changes=changes,
-            reply=None,
-            now=request.app[clock_key](),
+            abandoned=abandoned,
+            reply=Reply(sid, request.raw_path, body),
+            now=now,
         )
     except DatabaseUnavailable as exc:
         # Twilio retries status callbacks only on some failures; ask it to, and log
         log.error("call.status_unrecorded", call_sid=sid, **changes, error=str(exc))
         raise web.HTTPServiceUnavailable(text="database unavailable, retry later\n") from exc
-    return twiml(tv.render_empty())
+    if hung_up:
+        log.info("call.abandoned", call_sid=sid, version=active.version, **changes)
+    return twiml(body)
 
 
 def add_routes(app: web.Application) -> None:

@@ -37,6 +37,7 @@ def test_every_hour_gets_a_bucket_and_counts_land_in_theirs() -> None:
         (since, "email", "partner", 2),
         (since + 2 * HOUR, "phone", "hotline", 5),
         (since + 3 * HOUR, "chat", "old-team", 1),  # renamed since: kept, kind unknown
+        (since + 3 * HOUR, "phone", "", 2),  # hung up in the IVR menu: no destination
         (since - HOUR, "phone", "partner", 7),  # outside the window: ignored
     ]
     traffic = hourly(counts, document, since, until)
@@ -52,6 +53,7 @@ def test_every_hour_gets_a_bucket_and_counts_land_in_theirs() -> None:
         "partner": "external",
         "hotline": "in_house",
         "old-team": "unknown",
+        "": "none",
     }
     total = sum(n for b in data["buckets"] for per in b["counts"].values() for n in per.values())
-    assert total == 11
+    assert total == 13

@@ -322,6 +322,55 @@ async def test_status_callback_keeps_the_duration(client: Client, store: Store) 
     assert (row.call_status, row.duration_seconds) == ("completed", 73)
 
 
+async def test_a_caller_who_hangs_up_in_the_menu_is_recorded_as_abandoned(
+    client: Client, store: Store, clock: Clock
+) -> None:
+    # the menu was played (nothing is stored for it), then the caller hung up: no /route
+    response = await post_twilio(
+        client, "/webhooks/twilio/voice", {"CallSid": "CA-gone", "From": "+421905123456"}
+    )
+    assert response.status == 200
+    form = {
+        "CallSid": "CA-gone",
+        "From": "+421905123456",
+        "CallStatus": "completed",
+        "CallDuration": "9",
+    }
+    for _ in range(2):  # Twilio may repeat a status callback: still one interaction
+        response = await post_twilio(client, "/webhooks/twilio/voice/status", form)
+        assert response.status == 200
+    [row] = await interactions(store)
+    assert (row.provider_id, row.category, row.category_source, row.destination) == (
+        "CA-gone",
+        "unknown",
+        "hangup",
+        "",
+    )
+    assert (row.reason, row.outcome, row.call_status, row.duration_seconds) == (
+        "abandoned",
+        "abandoned",
+        "completed",
+        9,
+    )
+    assert row.language == "sk-SK"
+    assert row.customer_hash and "905123456" not in row.customer_hash
+    started = clock() - timedelta(seconds=9)  # when the call came in, by its duration
+    assert abs((started - row.received_at).total_seconds()) < 5
+    # an impact preview does not count it: no routing would have sent it elsewhere
+    assert await store.replay_rows(clock() - timedelta(days=1)) == []
+
+
+async def test_a_status_callback_never_overwrites_a_routed_call(
+    client: Client, store: Store
+) -> None:
+    await route(client, Digits="1")
+    form = {"CallSid": "CA0001", "CallStatus": "completed", "CallDuration": "40"}
+    await post_twilio(client, "/webhooks/twilio/voice/status", form)
+    [row] = await interactions(store)
+    assert (row.reason, row.outcome, row.category) != ("abandoned", "abandoned", "unknown")
+    assert row.destination and row.duration_seconds == 40
+
+
 # -- speech and no input ------------------------------------------------------------------------
 
 

@@ -253,11 +253,17 @@ function showTraffic(traffic) {
     $("traffic-table"),
     destinations.map((d) => {
       const t = totals[d] || { phone: 0, email: 0, chat: 0 };
-      const kind = traffic.destinations[d] === "external" ? "external" : "in-house";
-      return [`${d} (${kind})`, t.phone, t.email, t.chat, t.phone + t.email + t.chat];
+      return [label(d, traffic.destinations[d]), t.phone, t.email, t.chat, t.phone + t.email + t.chat];
     }),
   );
   $("chart").replaceChildren(barChart(hours, destinations, colour));
+}
+
+function label(destination, kind) {
+  if (kind === "none") {
+    return "hung up in the IVR menu";
+  }
+  return `${destination} (${{ external: "external", in_house: "in-house" }[kind] || "not in the routing now"})`;
 }
 
 function svg(name, attributes) {
@@ -305,7 +311,7 @@ function barChart(hours, destinations, colour) {
         "data-count": count,
       });
       const tip = svg("title");
-      tip.textContent = `${destinations[part]}: ${count} (${when(bucket.start)})`;
+      tip.textContent = `${destinations[part] || "IVR hang-ups"}: ${count} (${when(bucket.start)})`;
       bar.appendChild(tip);
       chart.appendChild(bar);
       y -= count * scale;
@@ -319,7 +325,7 @@ function barChart(hours, destinations, colour) {
   destinations.forEach((destination, index) => {
     const key = svg("rect", { x: left + 8 + index * 120, y: 4, width: 10, height: 10, fill: colour[destination] });
     const name = svg("text", { x: left + 22 + index * 120, y: 13, class: "tick" });
-    name.textContent = destination;
+    name.textContent = destination || "IVR hang-ups";
     chart.append(key, name);
   });
   return chart;
