@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router import migrate
 from router.app import make_app
+from router.appkeys import routing_key
 from router.document import document_data, shipped_document, validate_document
 from router.migration import cut_over
 from router.service import apply_document, rollback, routing_status
@@ -253,4 +254,10 @@ async def test_the_guard_rolls_back_a_failing_channel(
     assert "7 of 20 phone contacts" in current.reason
     document = validate_document(json.loads(current.document))
     assert document_data(document)["cutover"]["email"]["admin"] == 100
+    version = current.version
+
+    async def adopted() -> bool:  # the service refreshes right after its own due work
+        return bool(service.app[routing_key].active.version == version)
+
+    await eventually(adopted, within=1.0)
     assert HOTLINE in await call(service)
