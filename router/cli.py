@@ -51,7 +51,14 @@ from router.document import (
 from router.durations import parse_since
 from router.logging import configure_logging
 from router.migration import MigrationError, PlanInvalid, parse_for, parse_plan
-from router.service import apply_document, preview_impact, routing_status, stored_document
+from router.report import DEFAULT_SINCE, Report, render_text
+from router.service import (
+    apply_document,
+    contacts_report,
+    preview_impact,
+    routing_status,
+    stored_document,
+)
 from router.settings import Settings, SettingsError, load_settings
 from router.store import RoutingVersion, Store, create_engine
 from router.tokens import Role, TokenError, create_token
@@ -350,12 +357,15 @@ def status(output_format: str) -> None:
 
 
 def since_option(text: str | None, now: datetime) -> datetime | None:
-    if text is None:
-        return None
+    return None if text is None else moment_option(text, now, "--since")
+
+
+def moment_option(text: str, now: datetime, hint: str) -> datetime:
+    """An ISO 8601 time or a duration back from *now*; a usage error naming *hint*."""
     try:
         return parse_since(text, now)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from exc
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
 
 
 @cli.command()
@@ -393,6 +403,53 @@ def interactions(since: str | None, channel: str | None, limit: int, output_form
             f"{record['category']:8} {record['side']:9} -> {record['destination']:10} "
             f"{record['reason']:12} v{record['version']}  {record['outcome'] or ''}"
         )
+
+
+@cli.command("report")
+@click.option(
+    "--since",
+    default=DEFAULT_SINCE,
+    show_default=True,
+    help="Start of the period: ISO 8601 time or a duration back from now (24h, 7d).",
+)
+@click.option(
+    "--until",
+    default=None,
+    help="End of the period (exclusive), written like --since  [default: now].",
+)
+@FORMAT
+def report_command(since: str, until: str | None, output_format: str) -> None:
+    """What contacts went where over a period, and what that cost.
+
+    Counts per channel, destination and category; costs from the current routing version's
+    costs section: a call is billable when answered, an email or chat when delivered."""
+    now = datetime.now(UTC)
+    since_at = moment_option(since, now, "--since")
+    until_at = now if until is None else moment_option(until, now, "--until")
+    if since_at >= until_at:
+        raise click.BadParameter(
+            f"the period is empty: {iso(since_at)} is not before {iso(until_at)}",
+            param_hint="--since/--until",
+        )
+
+    async def work(store: Store) -> Report:
+        return await contacts_report(store, since=since_at, until=until_at)
+
+    client = remote()
+    if client is not None:
+        # resolved here, like interactions --since: "7d" means 7 days before this command
+        params = {"since": since_at.isoformat(), "until": until_at.isoformat()}
+        answer = api(client, "GET", "/api/report", params=params)[0]
+        try:
+            result = Report.model_validate(answer)
+        except ValueError as exc:
+            raise click.ClickException(f"the service answered an unexpected report: {exc}") from exc
+    else:
+        result = run(work)
+    if output_format == "json":
+        emit_json(result.model_dump(mode="json"))
+    else:
+        click.echo(render_text(result))
 
 
 # -- config -------------------------------------------------------------------------------

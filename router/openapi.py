@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from router.contact import Category, Channel
 from router.document import RoutingDocument
+from router.report import Report
 from router.store import Interaction
 from router.tokens import Role
 
@@ -65,7 +66,8 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "version": API_VERSION,
             "description": (
                 "Routing status, routing documents (versioned, with ETags), cut-over, "
-                "rollback, resume, plans, the classifier and recorded interactions. "
+                "rollback, resume, plans, the classifier, recorded interactions and the "
+                "contacts-and-costs report. "
                 "Bearer tokens (`switchboard token create`) with roles "
                 "viewer < operator < admin; every change is recorded with the token's name "
                 "as actor."
@@ -395,6 +397,7 @@ def answer_schemas() -> dict[str, Any]:
             },
             required=["since", "until", "hours", "destinations", "buckets"],
         ),
+        **model_schemas(Report),
         "PlanShares": {
             "type": "object",
             "description": "channel -> category -> percent; only the shares named change",

@@ -38,6 +38,7 @@ from router.migration import (
     shares_of,
     with_shares,
 )
+from router.report import Count, Report, build_report
 from router.routing import ActiveRouting
 from router.store import (
     DatabaseUnavailable,
@@ -660,6 +661,30 @@ async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
     since, until = window(now, hours)
     document = stored_document(await _current(store))
     return hourly(await store.contacts_per_hour(since, until), document, since, until)
+
+
+async def contacts_report(store: Store, *, since: datetime, until: datetime) -> Report:
+    """What contacts received in [*since*, *until*) went where and what that cost
+    (``switchboard report``, ``GET /api/report``).
+
+    Priced with the *current* version's ``costs`` and destination kinds, whatever version
+    routed each contact: the report answers "what does this traffic cost at today's
+    prices", and one price list keeps the figures comparable across periods."""
+    current = await _current(store)
+    document = stored_document(current)
+    kinds = {
+        name: "external" if document.is_external(name) else "in_house"
+        for name in document.destinations
+    }
+    counts = [Count(*row) for row in await store.report_counts(since, until)]
+    return build_report(
+        counts,
+        kinds=kinds,
+        costs=document.costs,
+        prices_version=current.version,
+        since=since,
+        until=until,
+    )
 
 
 async def cutover_preview(

@@ -461,6 +461,32 @@ class Store:
             counted.append((moment.replace(tzinfo=UTC), channel, destination, int(count)))
         return counted
 
+    async def report_counts(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str, str, str | None, int]]:
+        """(channel, destination, first destination, category, outcome, contacts) of the
+        contacts received in [*since*, *until*): the report's figures, aggregated in the
+        database so a month of traffic is a few dozen rows, not a row per contact."""
+        columns = (
+            col(Interaction.channel),
+            col(Interaction.destination),
+            col(Interaction.first_destination),
+            col(Interaction.category),
+            col(Interaction.outcome),
+        )
+        # Core select: six columns are more than sqlmodel's typed select() takes
+        query = (
+            sa.select(*columns, sa.func.count())
+            .where(col(Interaction.received_at) >= since, col(Interaction.received_at) < until)
+            .group_by(*columns)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            (channel, destination, first, category, outcome, int(count))
+            for channel, destination, first, category, outcome, count in rows
+        ]
+
     # -- webhook replies and interactions ---------------------------------------------
 
     async def record_contact(

@@ -50,11 +50,13 @@ from router.document import (
 from router.durations import parse_duration, parse_since
 from router.migration import MigrationError, PlanInvalid, parse_plan
 from router.openapi import Operation, openapi_document
+from router.report import DEFAULT_SINCE
 from router.service import (
     NoRouting,
     NothingToResume,
     apply_document,
     contacts_per_hour,
+    contacts_report,
     cutover,
     resume,
     revert,
@@ -411,6 +413,17 @@ class TrafficQuery(Body):
     hours: int = Field(default=24, ge=1, le=MAX_HOURS, description="Whole hours, the current last.")
 
 
+class ReportQuery(Body):
+    since: Since = Field(
+        default=DEFAULT_SINCE,
+        description="Start of the period: an ISO 8601 time or a duration back from now.",
+    )
+    until: Since | None = Field(
+        default=None,
+        description="End of the period (exclusive), written like since [default: now].",
+    )
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -616,6 +629,27 @@ async def get_traffic(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response(traffic.as_json())
 
 
+async def get_report(request: web.Request, token: ApiToken) -> web.Response:
+    query = query_of(request, ReportQuery)
+    now = now_of(request)
+    since = parse_since(query.since, now)
+    until = parse_since(query.until, now) if query.until is not None else now
+    if since >= until:
+        raise ApiError(
+            422,
+            "invalid query parameters",
+            problems=[
+                Problem(
+                    "until" if query.until is not None else "since",
+                    f"the period is empty: since {since.isoformat()} is not before "
+                    f"until {until.isoformat()}",
+                )
+            ],
+        )
+    report = await contacts_report(request.app[store_key], since=since, until=until)
+    return web.json_response(report.model_dump(mode="json"))
+
+
 async def get_plan(request: web.Request, token: ApiToken) -> web.Response:
     steps = await request.app[store_key].plan_steps()
     return web.json_response([step_json(step) for step in steps])
@@ -784,6 +818,20 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             query=TrafficQuery,
         ),
         get_traffic,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/report",
+            "Contacts per channel, destination and category over a period, and their cost",
+            "Report",
+            Role.VIEWER,
+            query=ReportQuery,
+            errors=(409,),
+            description="Priced with the current routing version's `costs`; a contact is "
+            "billable (handled) when a call was answered or an email or chat delivered.",
+        ),
+        get_report,
     ),
     (Operation("GET", "/api/plan", "Pending plan steps", "PlanSteps", Role.VIEWER), get_plan),
     (
