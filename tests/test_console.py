@@ -23,7 +23,7 @@ from router.service import rollback
 from router.store import Store
 from router.tokens import Role, create_token
 
-from .conftest import Clock
+from .conftest import Clock, post_twilio
 from .conftest_pg import ci_requires_postgres
 from .test_api import call_goes_to as call
 
@@ -292,3 +292,27 @@ async def test_the_chart_shows_the_last_day_per_destination(
         "partner (external)"
     )
     await expect(page.locator("#traffic-table tbody tr").first).to_contain_text("4")
+
+
+async def test_the_costs_of_the_last_week_are_shown_per_channel(
+    page: Page, client: Client, tokens: dict[str, str]
+) -> None:
+    await client.post(
+        "/api/cutover",
+        json={"channel": "phone", "category": "admin", "percent": 100, "reason": "go live"},
+        headers={"Authorization": f"Bearer {tokens['olga']}"},
+    )
+    for n in range(2):  # two calls the partner answers: billed at its phone price
+        sid = f"CA-cost-{n}"
+        await call(client, sid, caller=f"+42060123460{n}")
+        action = "/webhooks/twilio/voice/dial-status?attempt=1&destination=partner"
+        form = {"CallSid": sid, "From": f"+42060123460{n}", "DialCallStatus": "completed"}
+        assert (await post_twilio(client, action, form)).status == 200
+    await open_console(page, client, tokens["vera"])
+    phone = page.locator("#costs-table tbody tr").first
+    await expect(phone).to_contain_text("phone")
+    # 2 × 1.10 EUR at the partner, against 2 × 22/8 EUR in-house (config/routing.yaml)
+    await expect(phone).to_contain_text("2.20 EUR")
+    await expect(phone).to_contain_text("5.50 EUR")
+    await expect(phone).to_contain_text("-3.30 EUR")
+    await expect(page.locator("#costs-note")).to_contain_text("Billed: answered calls")

@@ -137,14 +137,16 @@ function showConsole() {
 async function refresh() {
   clearTimeout(refreshTimer);
   try {
-    const [status, history, traffic] = await Promise.all([
+    const [status, history, traffic, report] = await Promise.all([
       api("GET", "api/status"),
       api("GET", "api/routing/history"),
       api("GET", "api/traffic?hours=24"),
+      api("GET", "api/report?since=7d"),
     ]);
     showStatus(status);
     showHistory(history);
     showTraffic(traffic);
+    showCosts(report);
     showConsole();
     if (refreshFailed) {
       refreshFailed = false;
@@ -228,6 +230,36 @@ function showHistory(history) {
     $("history-table"),
     history.slice(0, 20).map((v) => [v.version, v.kind, v.actor, v.reason, when(v.created_at)]),
   );
+}
+
+// -- costs: what the handled contacts cost, against all of them in-house -------------------
+
+function money(value, currency) {
+  if (value === null || value === undefined) {
+    return "—";
+  }
+  return `${value.toFixed(2)} ${currency || ""}`.trim();
+}
+
+function showCosts(report) {
+  const currency = report.currency;
+  const rows = CHANNELS.map((channel) => [channel, report.channels[channel]]);
+  rows.push(["total", report.total]);
+  fillTable(
+    $("costs-table"),
+    rows.map(([name, section]) => [
+      name,
+      section.contacts,
+      section.handled,
+      money(section.cost.actual, currency),
+      money(section.cost.all_in_house, currency),
+      money(section.cost.difference, currency),
+    ]),
+  );
+  const notes = report.notes || [];
+  $("costs-note").textContent =
+    `Billed: answered calls and delivered email and chat; prices of version ${report.prices_version}.` +
+    (notes.length ? ` ${notes.join(" ")}` : "");
 }
 
 // -- the traffic chart: stacked bars per hour, one colour per destination ------------------
