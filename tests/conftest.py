@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner, Result
 from twilio.request_validator import RequestValidator
 
 from router import migrate
 from router.app import make_app
+from router.cli import cli
 from router.document import document_data, shipped_document, validate_document
 from router.service import apply_document
 from router.settings import Settings
@@ -166,3 +168,19 @@ def email_app(started_apps: Callable[[Settings], Any], clock: Clock) -> Callable
         return client
 
     return start
+
+
+# -- the CLI in this process (click's runner), on its own SQLite file --------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "SWITCHBOARD_VAR_DIR": str(tmp_path / "var"),
+        "SWITCHBOARD_ACTOR": "jana",
+    }
+
+
+def invoke(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)

@@ -12,24 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from router.cli import cli
 from router.document import document_data, shipped_document
 from router.shipped import shipped_path
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "SWITCHBOARD_VAR_DIR": str(tmp_path / "var"),
-        "SWITCHBOARD_ACTOR": "jana",
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+from .conftest import invoke
 
 
 def write(path: Path, data: dict[str, Any]) -> Path:

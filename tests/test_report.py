@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
 from router import migrate
-from router.cli import cli
 from router.document import Costs, document_data, shipped_document
 from router.report import (
     HANDLED_OUTCOME,
@@ -33,7 +31,7 @@ from router.shipped import shipped_path
 from router.store import Store, create_engine
 from router.tokens import Role, create_token
 
-from .conftest import NOW, PUBLIC_URL, Clock, make_settings, post_twilio
+from .conftest import NOW, PUBLIC_URL, Clock, invoke, make_settings, post_twilio
 from .smtp_sink import SmtpSink
 from .test_api import api
 from .test_email import PARTNER as PARTNER_MAILBOX
@@ -513,19 +511,6 @@ async def test_bad_report_parameters_are_422_with_every_problem(
 
 
 # -- the CLI on its own --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "SWITCHBOARD_VAR_DIR": str(tmp_path / "var"),
-        "SWITCHBOARD_ACTOR": "jana",
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 @pytest.mark.parametrize(
