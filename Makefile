@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
-LINT_PATHS := router integrations tests $(wildcard bench/*.py)
+LINT_PATHS := router integrations tests train $(wildcard bench/*.py)
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak clean train-classifier
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ lint: $(STAMP)
 ## bench: measured side by side, ratios printed; see bench/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## train-classifier: rebuild config/classifier/model.json.gz from the labelled data
+# The data directory holds the JSON-lines files that data/classifier/MANIFEST.json pins by
+# SHA-256 (see data/classifier/SOURCES.md for where they come from).
+CLASSIFIER_DATA ?= $(firstword $(wildcard ../shared/classifier-data) data/classifier)
+train-classifier: $(STAMP)
+	$(BIN)/python -m train.classifier --data $(CLASSIFIER_DATA) \
+		--manifest data/classifier/MANIFEST.json \
+		--out config/classifier/model.json.gz --report data/classifier/REPORT.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

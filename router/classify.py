@@ -41,7 +41,9 @@ so classifying a message is a dictionary lookup per word plus the phrase checks.
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 import re
 import struct
 import unicodedata
@@ -55,6 +57,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from router import classify_lang
+from router.classify_model import SIGNALS, TextModel, load_model, signals
 from router.contact import Category, CategorySource
 
 __all__ = [
@@ -86,6 +89,8 @@ TYPO_FACTOR = 0.5
 RULE_VOTE = 1.0
 #: How many arbitrary words a ``*`` in a phrase stands for at most.
 MAX_GAP = 3
+#: How many of the model's strongest words a result lists among its matches.
+MODEL_MATCHES = 3
 _DECISIVE = (Category.ADMIN, Category.PRODUCT)
 # module constants: an enum member looked up through its class costs on the hot path
 _ADMIN, _PRODUCT, _UNKNOWN = Category.ADMIN, Category.PRODUCT, Category.UNKNOWN
@@ -103,6 +108,9 @@ class Rule:
     category: Category
     weight: float = 1.0
     lang: str | None = None
+    #: an operator's rule (the routing document's ``classifier.rules``): where such rules
+    #: match, they decide, whatever the model says (see :meth:`Classifier.classify`)
+    override: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +281,9 @@ class _Chunk(NamedTuple):
     # phrases it may anchor: (word offset where they would start, _Group.beside, .table)
     starts: tuple[tuple[int, int, dict[int, tuple[list[int], list[int]]]], ...]
     votes: int  # language votes, packed (see _pack)
+    score: float  # what its words add to the model's score (0 without a model)
+    size: int  # how many words it has
+    strongest: tuple[float, str] | None  # the word that adds the most (either way), or None
 
 
 _NO_TERMS: frozenset[int] = frozenset()
@@ -307,7 +318,8 @@ def _deletions(word: str) -> set[str]:
 class Classifier:
     """Rules compiled for matching; build one with :func:`compile_rules`."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], model: TextModel | None = None) -> None:
+        self.model = model
         # a later rule with the same phrase replaces an earlier one (operator overrides)
         by_phrase: dict[str, Rule] = {}
         langs: dict[str, set[str]] = {}  # languages whose files list the phrase
@@ -366,15 +378,24 @@ class Classifier:
             for name, rule in zip(self._names, self.rules, strict=True)
         ]
         # per match id, its weight for each category (0 for the other): sum() adds floats
-        # without allocating, which it does not do for complex numbers
-        self._admin_weights = [
-            o.weight if o.category is Category.ADMIN else 0.0 for o in self._outcomes
-        ]
-        self._product_weights = [
-            o.weight if o.category is Category.PRODUCT else 0.0 for o in self._outcomes
-        ]
+        # without allocating, which it does not do for complex numbers. With a model, the
+        # operators' rules are totalled apart, since they decide on their own.
+        operator = [r.override and model is not None for _ in (1, 2) for r in self.rules]
+        self._has_overrides = any(operator)
+
+        def weights(category: Category, operators: bool) -> list[float]:
+            return [
+                o.weight if o.category is category and flag is operators else 0.0
+                for o, flag in zip(self._outcomes, operator, strict=True)
+            ]
+
+        self._admin_weights = weights(Category.ADMIN, False)
+        self._product_weights = weights(Category.PRODUCT, False)
+        self._override_admin = weights(Category.ADMIN, True)
+        self._override_product = weights(Category.PRODUCT, True)
         self._index()
         self._cache: dict[str, _Chunk] = {}  # whitespace-separated piece -> what it matches
+        self._factor_cache: dict[str | None, tuple[float, tuple[float, ...]]] = {}
 
     def _term(self, term: _Term) -> int:
         return self._terms.setdefault(term, len(self._terms))
@@ -458,7 +479,15 @@ class Classifier:
         matches: set[int] = set()
         starts: list[tuple[int, int, dict[int, tuple[list[int], list[int]]]]] = []
         votes: dict[str, float] = {}
-        for offset, word in enumerate(words(chunk)):
+        found = words(chunk)
+        score, strongest = 0.0, None
+        if self.model is not None:
+            for word in found:
+                value = self.model.word_score(word)
+                score += value
+                if value and (strongest is None or abs(value) > abs(strongest[0])):
+                    strongest = (value, word)
+        for offset, word in enumerate(found):
             hits, typo = self._match_word(word)
             terms.append(frozenset(hits) if hits else _NO_TERMS)
             for lang, vote in classify_lang.word_votes(chunk, word):
@@ -488,7 +517,13 @@ class Classifier:
                 for group in self._anchor_groups.get(t, ())
             )
         learned = self._cache[piece] = _Chunk(
-            tuple(terms), frozenset(matches) if matches else _NO_TERMS, tuple(starts), _pack(votes)
+            tuple(terms),
+            frozenset(matches) if matches else _NO_TERMS,
+            tuple(starts),
+            _pack(votes),
+            score,
+            len(found),
+            strongest,
         )
         return learned
 
@@ -535,15 +570,51 @@ class Classifier:
         chunks = self._chunks(text)
         if not chunks:
             return self._decide(set(), _language_tag(lang) if lang else None, min_confidence)
-        _, matches, starts, votes = zip(*chunks, strict=False)  # one C-level pass per field
+        # one C-level pass per field
+        _, matches, starts, votes, scores, sizes, strongest = zip(*chunks, strict=False)
         found: set[int] = set().union(*matches)
         if any(starts):
             found.update(self._phrase_matches(chunks, starts))
-        if lang:
-            language: str | None = _language_tag(lang)
+        hint = _language_tag(lang) if lang else None
+        if hint and self.model is None:
+            detected: str | None = None  # (only the model needs it when a hint is given)
         else:
-            language = _best_language(votes[:_VOTE_CHUNKS] if len(votes) > _VOTE_CHUNKS else votes)
-        return self._decide(found, language, min_confidence)
+            detected = _best_language(votes[:_VOTE_CHUNKS] if len(votes) > _VOTE_CHUNKS else votes)
+        language = hint or detected
+        if self.model is None:
+            return self._decide(found, language, min_confidence)
+        # how far the model's words are trusted follows the language the text is in
+        factors = self._factors(detected or hint)
+        return self._decide_with_model(
+            found,
+            language,
+            min_confidence,
+            sum(scores),
+            sum(sizes),
+            strongest,
+            "?" in text,
+            factors,
+        )
+
+    def _factors(self, language: str | None) -> tuple[float, tuple[float, ...]]:
+        known = self._factor_cache.get(language)
+        if known is None:
+            assert self.model is not None
+            known = self._factor_cache[language] = self.model.factors(language)
+        return known
+
+    def evidence(self, text: str) -> tuple[float, float]:
+        """The rules' admin and product totals for *text* (what the model takes among its
+        signals; operators' rules left out when there is a model)."""
+        chunks = self._chunks(text)
+        if not chunks:
+            return 0.0, 0.0
+        _, matches, starts, *_ = zip(*chunks, strict=False)
+        found: set[int] = set().union(*matches)
+        if any(starts):
+            found.update(self._phrase_matches(chunks, starts))
+        ordered = self._matched(found)
+        return self._totals(ordered, self._admin_weights, self._product_weights)
 
     def _phrase_matches(self, chunks: list[_Chunk], starts: Sequence[object]) -> set[int]:
         """The phrase rules matched; *starts* is each chunk's ``starts``."""
@@ -579,19 +650,32 @@ class Classifier:
                             seen.add(rule)
         return seen
 
-    def _decide(
-        self, found: set[int], language: str | None, min_confidence: float
-    ) -> Classification:
+    def _matched(self, found: set[int]) -> list[int]:
+        """The match ids of *found* in order, a typo match dropped where its rule also
+        matched exactly."""
         ordered = sorted(found)
         count = self._rule_count
         if ordered and ordered[-1] >= count:  # some rule matched only through a typo…
             found -= found.intersection(map(count.__add__, ordered))  # …or also exactly
             ordered = sorted(found)
-        admin = sum(map(self._admin_weights.__getitem__, ordered))
-        product = sum(map(self._product_weights.__getitem__, ordered))
-        admin = admin if admin > 0.0 else 0.0
-        product = product if product > 0.0 else 0.0
-        matches = tuple(map(self._outcomes.__getitem__, ordered))
+        return ordered
+
+    @staticmethod
+    def _totals(
+        ordered: list[int], admin_weights: list[float], product_weights: list[float]
+    ) -> tuple[float, float]:
+        admin = sum(map(admin_weights.__getitem__, ordered))
+        product = sum(map(product_weights.__getitem__, ordered))
+        return (admin if admin > 0.0 else 0.0), (product if product > 0.0 else 0.0)
+
+    @staticmethod
+    def _by_rules(
+        admin: float,
+        product: float,
+        matches: tuple[RuleMatch, ...],
+        language: str | None,
+        min_confidence: float,
+    ) -> Classification:
         if admin == product:
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         if admin > product:
@@ -602,10 +686,67 @@ class Classifier:
             category = _UNKNOWN
         return Classification(category, confidence, _TEXT, matches, language)
 
+    def _decide(
+        self, found: set[int], language: str | None, min_confidence: float
+    ) -> Classification:
+        ordered = self._matched(found)
+        admin, product = self._totals(ordered, self._admin_weights, self._product_weights)
+        matches = tuple(map(self._outcomes.__getitem__, ordered))
+        return self._by_rules(admin, product, matches, language, min_confidence)
+
+    def _decide_with_model(
+        self,
+        found: set[int],
+        language: str | None,
+        min_confidence: float,
+        word_total: float,
+        count: int,
+        strongest: Sequence[tuple[float, str] | None],
+        question: bool,
+        factors: tuple[float, tuple[float, ...]],
+    ) -> Classification:
+        """Operators' rules decide where they match and do not tie; else the model, with
+        the shipped rules' totals among its inputs."""
+        ordered = self._matched(found)
+        matches = tuple(map(self._outcomes.__getitem__, ordered))
+        if self._has_overrides:
+            chosen = self._totals(ordered, self._override_admin, self._override_product)
+            if chosen[0] != chosen[1]:
+                return self._by_rules(*chosen, matches, language, min_confidence)
+        if not count:  # no words at all (punctuation, emoji): nothing to go by
+            return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
+        admin, product = self._totals(ordered, self._admin_weights, self._product_weights)
+        values = signals(admin, product, question)
+        word_factor, signal_factors = factors
+        contributions = [f * v for f, v in zip(signal_factors, values, strict=True)]
+        z = (word_factor * word_total + sum(contributions)) / math.sqrt(count)
+        if not z:
+            return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
+        p = TextModel.probability(z)
+        category, confidence = (_PRODUCT, p) if z > 0 else (_ADMIN, 1.0 - p)
+        # the explanation: the words and signals that moved the logit most, by how much
+        root = math.sqrt(count)
+        moved = [(c, f"model:{name}") for c, name in zip(contributions, SIGNALS, strict=True) if c]
+        if word_factor:
+            moved += [(word_factor * s[0], f"model:{s[1]}") for s in strongest if s is not None]
+        top = heapq.nlargest(MODEL_MATCHES, moved, key=_magnitude)
+        explained = tuple(
+            RuleMatch(name, _PRODUCT if value > 0 else _ADMIN, round(abs(value) / root, 4))
+            for value, name in top
+        )
+        confidence = round(confidence, 4)
+        if confidence < min_confidence:
+            category = _UNKNOWN
+        return Classification(category, confidence, _TEXT, matches + explained, language)
+
     def knows(self, text: str) -> bool:
-        """Whether any rule mentions a word of *text* (as a word of a phrase, too): a text
-        it does not know changes no result when added to a message."""
-        return any(any(chunk.terms) for chunk in self._chunks(text))
+        """Whether any rule mentions a word of *text* (as a word of a phrase, too), or the
+        model has a weight for a feature of one: a text it does not know changes no
+        category when added to a message (nor, without a model, any confidence)."""
+        if any(any(chunk.terms) for chunk in self._chunks(text)):
+            return True
+        model = self.model
+        return model is not None and any(model.knows(word) for word in words(text))
 
     def language(self, text: str) -> str | None:
         """The detected language of *text* (None when nothing hints at one)."""
@@ -627,6 +768,10 @@ def _pack(votes: Mapping[str, float]) -> int:
         vote = min(round(max(votes.get(lang, 0.0), 0.0) * _VOTE_SCALE), _VOTE_MAX)
         packed |= vote << (_VOTE_BITS * index)
     return packed
+
+
+def _magnitude(item: tuple[float, str]) -> float:
+    return abs(item[0])
 
 
 def _word_terms(chunks: list[_Chunk], index: int, offset: int) -> frozenset[int]:
@@ -660,32 +805,33 @@ def _language_tag(lang: str) -> str:
     return lang.replace("_", "-").split("-", 1)[0].lower()
 
 
-_COMPILED_BY_ID: dict[int, tuple[tuple[Rule, ...], Classifier]] = {}
-_COMPILED_BY_VALUE: dict[tuple[Rule, ...], Classifier] = {}
+_COMPILED_BY_ID: dict[tuple[int, TextModel | None], tuple[tuple[Rule, ...], Classifier]] = {}
+_COMPILED_BY_VALUE: dict[tuple[tuple[Rule, ...], TextModel | None], Classifier] = {}
 _COMPILED_LIMIT = 16
 
 
-def compile_rules(rules: Iterable[Rule] | Classifier) -> Classifier:
-    """The compiled form of *rules*; cached, so calling it per message is cheap when the
-    same tuple of rules is passed each time (as routing does)."""
+def compile_rules(rules: Iterable[Rule] | Classifier, model: TextModel | None = None) -> Classifier:
+    """The compiled form of *rules* (with *model*, when given); cached, so calling it per
+    message is cheap when the same tuple of rules is passed each time (as routing does).
+    A :class:`Classifier` is returned as it is."""
     if isinstance(rules, Classifier):
         return rules
     if type(rules) is tuple:
-        known = _COMPILED_BY_ID.get(id(rules))
+        known = _COMPILED_BY_ID.get((id(rules), model))
         if known is not None and known[0] is rules:
             return known[1]
         key: tuple[Rule, ...] = rules
     else:
         key = tuple(rules)
-    compiled = _COMPILED_BY_VALUE.get(key)
+    compiled = _COMPILED_BY_VALUE.get((key, model))
     if compiled is None:
-        compiled = Classifier(key)
+        compiled = Classifier(key, model)
         if len(_COMPILED_BY_VALUE) >= _COMPILED_LIMIT:
             _COMPILED_BY_VALUE.pop(next(iter(_COMPILED_BY_VALUE)))
-        _COMPILED_BY_VALUE[key] = compiled
+        _COMPILED_BY_VALUE[key, model] = compiled
     if len(_COMPILED_BY_ID) >= _COMPILED_LIMIT:
         _COMPILED_BY_ID.pop(next(iter(_COMPILED_BY_ID)))
-    _COMPILED_BY_ID[id(key)] = (key, compiled)
+    _COMPILED_BY_ID[id(key), model] = (key, compiled)
     return compiled
 
 
@@ -695,11 +841,12 @@ def classify(
     lang: str | None = None,
     *,
     min_confidence: float = 0.0,
+    model: TextModel | None = None,
 ) -> Classification:
-    """Classify *text* with *rules* (see the module doc). *lang* (``cs``, ``cs-CZ`` …), when
-    known, is reported as the result's language instead of the detected one; it does not
-    change the category."""
-    return compile_rules(rules).classify(text, lang, min_confidence=min_confidence)
+    """Classify *text* with *rules* and, when given, *model* (see the module doc). *lang*
+    (``cs``, ``cs-CZ`` …), when known, is reported as the result's language instead of the
+    detected one; it does not change the category."""
+    return compile_rules(rules, model).classify(text, lang, min_confidence=min_confidence)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -761,20 +908,41 @@ def shipped_rules() -> tuple[Rule, ...]:
     return load_rules(shipped_path("classifier"))
 
 
+#: The shipped model's file under ``config/`` (built by ``make train-classifier``).
+MODEL_FILE = "classifier/model.json.gz"
+
+
+@cache
+def shipped_model() -> TextModel:
+    """The shipped model (``config/classifier/model.json.gz``), read once per process."""
+    from router.shipped import shipped_path
+
+    return load_model(shipped_path(MODEL_FILE))
+
+
+def shipped_classifier(rules: Iterable[Rule] | None = None) -> Classifier:
+    """*rules* (default: the shipped ones) compiled with the shipped model: what routing,
+    the API and the CLI classify with."""
+    return compile_rules(shipped_rules() if rules is None else rules, shipped_model())
+
+
 # -- evaluation -------------------------------------------------------------------------------
 
 
 class Example(NamedTuple):
-    """One labelled message; *line* is its line in the file it came from (1-based)."""
+    """One labelled message; *line* is its line in the file it came from (1-based);
+    *source* names the data set it came from, when known."""
 
     text: str
     label: Category
     lang: str | None = None
     line: int = 0
+    source: str | None = None
 
 
 def parse_examples(lines: Iterable[str]) -> list[Example]:
-    """Examples from JSON lines ``{"text", "label", "lang"?}`` (blank lines skipped).
+    """Examples from JSON lines ``{"text", "label", "lang"?, "source"?}`` (blank lines
+    skipped; other keys ignored).
 
     Raises ValueError naming the line of the first bad one."""
     examples: list[Example] = []
@@ -788,13 +956,16 @@ def parse_examples(lines: Iterable[str]) -> list[Example]:
         if not isinstance(item, dict):
             raise ValueError(f"line {number}: expected an object with text and label")
         text, label, lang = item.get("text"), item.get("label"), item.get("lang")
+        source = item.get("source")
         if not isinstance(text, str):
             raise ValueError(f"line {number}: 'text' must be a string")
         if label not in {c.value for c in Category}:
             raise ValueError(f"line {number}: 'label' must be admin, product or unknown")
         if lang is not None and not isinstance(lang, str):
             raise ValueError(f"line {number}: 'lang' must be a string")
-        examples.append(Example(text, Category(label), lang, number))
+        if source is not None and not isinstance(source, str):
+            raise ValueError(f"line {number}: 'source' must be a string")
+        examples.append(Example(text, Category(label), lang, number, source))
     return examples
 
 
@@ -806,6 +977,7 @@ class EvalResult:
     confidence: float
     language: str | None  # the example's lang, else the detected language
     text: str = ""
+    source: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -814,6 +986,15 @@ class EvalResult:
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def _group_stats(group: Sequence[EvalResult]) -> dict[str, Any]:
+    return {
+        "total": len(group),
+        "correct": sum(r.correct for r in group),
+        "accuracy": _ratio(sum(r.correct for r in group), len(group)),
+        "categories": _category_stats(group),
+    }
 
 
 def _category_stats(results: Sequence[EvalResult]) -> dict[str, dict[str, Any]]:
@@ -859,14 +1040,17 @@ class EvalReport:
             grouped.setdefault(result.language or "?", []).append(result)
         order = {lang: i for i, lang in enumerate(classify_lang.LANGUAGES)}
         return {
-            lang: {
-                "total": len(group),
-                "correct": sum(r.correct for r in group),
-                "accuracy": _ratio(sum(r.correct for r in group), len(group)),
-                "categories": _category_stats(group),
-            }
+            lang: _group_stats(group)
             for lang, group in sorted(grouped.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))
         }
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """Per source, for the examples that name one (empty when none does)."""
+        grouped: dict[str, list[EvalResult]] = {}
+        for result in self.results:
+            if result.source is not None:
+                grouped.setdefault(result.source, []).append(result)
+        return {source: _group_stats(grouped[source]) for source in sorted(grouped)}
 
     def confusion(self) -> dict[str, dict[str, int]]:
         """Rows: the labels present; columns: every category."""
@@ -889,6 +1073,7 @@ class EvalReport:
             "accuracy": self.accuracy,
             "categories": self.categories(),
             "languages": self.languages(),
+            "sources": self.sources(),
             "confusion": self.confusion(),
             "results": [
                 {
@@ -916,10 +1101,10 @@ def evaluate(
     results: list[EvalResult] = []
     for index, example in enumerate(examples, start=1):
         if isinstance(example, Example):
-            text, label, lang, line = example
+            text, label, lang, line, source = example
         else:
             text, raw_label, lang = example
-            label, line = Category(raw_label), index
+            label, line, source = Category(raw_label), index, None
         result = classify_fn(text, lang)
         results.append(
             EvalResult(
@@ -929,6 +1114,7 @@ def evaluate(
                 confidence=result.confidence,
                 language=lang or result.language,
                 text=text,
+                source=source,
             )
         )
     return EvalReport(tuple(results))
@@ -952,7 +1138,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[st
 
 
 def render_report(report: EvalReport) -> str:
-    """The report as text: accuracy, per category, per language, confusion matrix."""
+    """The report as text: accuracy, per category, per language, per source (when the
+    examples name theirs), confusion matrix."""
     out = [f"accuracy: {_percent(report.accuracy)} ({report.correct}/{report.total})", ""]
     categories = report.categories()
     out += _table(
@@ -962,19 +1149,21 @@ def render_report(report: EvalReport) -> str:
             for name, s in categories.items()
         ],
     )
-    out.append("")
     names = list(categories)
-    headers = ["language", "n", "accuracy"]
+    headers = ["n", "accuracy"]
     for name in names:
         headers += [f"{name} P", f"{name} R"]
-    rows = []
-    for lang, stats in report.languages().items():
-        row = [lang, str(stats["total"]), _percent(stats["accuracy"])]
-        for name in names:
-            s = stats["categories"].get(name, {"precision": None, "recall": None})
-            row += [_percent(s["precision"]), _percent(s["recall"])]
-        rows.append(row)
-    out += _table(headers, rows)
+    for title, groups in (("language", report.languages()), ("source", report.sources())):
+        if not groups:
+            continue
+        rows = []
+        for name, stats in groups.items():
+            row = [name, str(stats["total"]), _percent(stats["accuracy"])]
+            for category in names:
+                s = stats["categories"].get(category, {"precision": None, "recall": None})
+                row += [_percent(s["precision"]), _percent(s["recall"])]
+            rows.append(row)
+        out += ["", *_table([title, *headers], rows)]
     out += ["", "confusion (rows: label, columns: classified as)"]
     confusion = report.confusion()
     columns = [c.value for c in Category]

@@ -31,11 +31,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from router import migrate, service
 from router.classify import (
     Classification,
-    Rule,
+    Classifier,
     classify,
     evaluate,
     parse_examples,
     render_report,
+    shipped_classifier,
     shipped_rules,
 )
 from router.contact import Category, Channel
@@ -937,10 +938,10 @@ def plan_cancel(step: int | None, output_format: str) -> None:
 # -- the classifier ---------------------------------------------------------------------------
 
 
-def classifier_in_force(settings: Settings) -> tuple[tuple[Rule, ...], float, str]:
-    """The shipped rules plus the stored document's ``classifier`` entries, and where they
-    came from. No database is needed: an unreachable or empty one means shipped rules only,
-    and nothing is created (no migration, no new SQLite file)."""
+def classifier_in_force(settings: Settings) -> tuple[Classifier, float, str]:
+    """The shipped model and rules plus the stored document's ``classifier`` entries, and
+    where they came from. No database is needed: an unreachable or empty one means the
+    shipped ones only, and nothing is created (no migration, no new SQLite file)."""
     shipped = shipped_document()
     url = make_url(settings.database_url)
     missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
@@ -960,10 +961,14 @@ def classifier_in_force(settings: Settings) -> tuple[tuple[Rule, ...], float, st
         document = asyncio.run(stored())
     except (SQLAlchemyError, OSError, TimeoutError, ValueError):
         document = None
-    source = "shipped rules and the stored routing document" if document else "shipped rules"
+    source = (
+        "shipped model and rules and the stored routing document"
+        if document
+        else "shipped model and rules"
+    )
     document = document or shipped
     rules = routing_rules(shipped_rules(), document)
-    return rules, document.classifier.min_confidence, source
+    return shipped_classifier(rules), document.classifier.min_confidence, source
 
 
 @cli.command("classify")

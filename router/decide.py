@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from router.classify import Classification, Rule, classify, fold
+from router.classify import Classification, Classifier, Rule, classify, fold
 from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
 from router.document import RoutingDocument
 
@@ -47,9 +47,10 @@ def bucket(customer_key: str) -> float:
 
 
 def routing_rules(shipped: Iterable[Rule], document: RoutingDocument) -> tuple[Rule, ...]:
-    """The shipped rules plus the document's own; built once per routing version."""
+    """The shipped rules plus the document's own (which override the model where they
+    match); built once per routing version."""
     extra = (
-        Rule(fold(rule.phrase), Category(rule.category), rule.weight, rule.lang)
+        Rule(fold(rule.phrase), Category(rule.category), rule.weight, rule.lang, override=True)
         for rule in document.classifier.rules
     )
     return (*shipped, *extra)
@@ -66,11 +67,12 @@ def stored_bucket(customer_bucket: float) -> float:
 
 
 def categorize(
-    contact: Contact, document: RoutingDocument, rules: Iterable[Rule]
+    contact: Contact, document: RoutingDocument, rules: Iterable[Rule] | Classifier
 ) -> Classification:
     """Step 1: the category of *contact* and how it was decided.
 
-    *rules* are all rules in force (see :func:`routing_rules`)."""
+    *rules* are all rules in force (see :func:`routing_rules`), or the classifier compiled
+    from them with the model."""
     threshold = document.classifier.min_confidence
     if contact.thread_category is not None:
         return Classification(contact.thread_category, 1.0, CategorySource.THREAD)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from router.classify import Rule, shipped_rules
+from router.classify import Classifier, Rule, shipped_classifier, shipped_rules
 from router.decide import routing_rules
 from router.document import (
     DocumentInvalid,
@@ -32,15 +32,18 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ActiveRouting:
-    """One routing version, parsed, with the classifier rules it implies."""
+    """One routing version, parsed, with the classifier rules it implies and the
+    classifier (those rules with the shipped model) that routes by them."""
 
     version: int
     document: RoutingDocument
     rules: tuple[Rule, ...]
+    classifier: Classifier
 
     @classmethod
     def of(cls, version: int, document: RoutingDocument) -> ActiveRouting:
-        return cls(version, document, routing_rules(shipped_rules(), document))
+        rules = routing_rules(shipped_rules(), document)
+        return cls(version, document, rules, shipped_classifier(rules))
 
     @classmethod
     def from_row(cls, row: RoutingVersion) -> ActiveRouting:

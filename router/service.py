@@ -783,7 +783,7 @@ async def route_forwarded(
                 contact = replace(contact, thread_category=Category(thread.category))
                 conversation_id = thread.conversation_id or thread.provider_id
             document = active.document
-            classification = categorize(contact, document, active.rules)
+            classification = categorize(contact, document, active.classifier)
             decision = decide(contact, classification, document, now, version=active.version)
             row = _interaction_row(contact, decision, customer_hash, now)
             row["conversation_id"] = conversation_id or contact.provider_id

@@ -608,7 +608,7 @@ async def post_classify(request: web.Request, token: ApiToken) -> web.Response:
     body = await body_of(request, ClassifyRequest)
     active = request.app[routing_key].active
     min_confidence = active.document.classifier.min_confidence
-    result = classify(body.text, active.rules, body.lang, min_confidence=min_confidence)
+    result = classify(body.text, active.classifier, body.lang, min_confidence=min_confidence)
     return web.json_response(classification_json(result, body.lang or result.language))
 
 

@@ -117,7 +117,7 @@ async def route_call(request: web.Request) -> web.Response:
     document = active.document
     contact = tv.parse_gather(form, received_at=now)
     contact = replace(contact, language=document.ivr_language(contact.customer_key))
-    classification = categorize(contact, document, active.rules)
+    classification = categorize(contact, document, active.classifier)
     decision = decide(contact, classification, document, now, version=active.version)
     address = document.address(decision.destination, Channel.PHONE)
     base = base_url(request)

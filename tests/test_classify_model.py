@@ -1,0 +1,388 @@
+"""The classifier's trained model: features, scores, loading, how it combines with the rules,
+and training it (``train/classifier.py``)."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.classify import (
+    MODEL_FILE,
+    Rule,
+    RuleMatch,
+    compile_rules,
+    shipped_classifier,
+    shipped_model,
+    shipped_rules,
+    words,
+)
+from router.classify_model import (
+    MODEL_FORMAT,
+    TextModel,
+    load_model,
+    model_data,
+    word_features,
+    word_key,
+)
+from router.contact import Category, CategorySource
+from router.decide import routing_rules
+from router.document import document_data, shipped_document, validate_document
+from router.shipped import shipped_path
+from train.classifier import (
+    HELD_OUT_SHARE,
+    Message,
+    file_digest,
+    is_held_out,
+    read_messages,
+    train,
+    write_model,
+)
+
+A, P, U = Category.ADMIN, Category.PRODUCT, Category.UNKNOWN
+DATA = Path(__file__).parent / "data"
+MODEL = shipped_model()
+CLASSIFIER = shipped_classifier()
+
+
+# -- features and scores -----------------------------------------------------------------------
+
+
+def test_a_word_is_itself_and_its_letter_ngrams_with_digits_as_a_shape() -> None:
+    assert word_features("ab") == ["w:ab", "<ab", "ab>", "<ab>"]
+    assert word_features("kabel")[:4] == ["w:kabel", "<ka", "kab", "abe"]
+    assert word_key("2405123") == "0000000"
+    assert word_key("a" * 40) == "a" * 24
+    assert word_features("objednavka2405123")[0] == "w:objednavka0000000"
+
+
+def test_a_message_scores_its_words_over_the_root_of_their_number() -> None:
+    model = TextModel(
+        {"w:mixer": 2.0, "w:refund": -3.0, "<mi": 0.5},
+        signal_weights=(-1.0, 1.0, 0.5, 0.25),
+        scale=2.0,
+        signals_only=(-4.0, 2.0, 1.0, 1.5),
+        signals_scale=0.5,
+        coverage={"en": 1.0, "cs": 0.25},
+    )
+    assert model.word_score("mixer") == 2.5
+    # a covered language: words and signals, by the full part's scale
+    assert model.score(["mixer", "refund"], language="en") == pytest.approx(
+        2.0 * (2.5 - 3.0 + 0.5) / math.sqrt(2)  # no rule matched: the no_rule signal
+    )
+    assert model.score(["x"], admin=2.0, language="en") == pytest.approx(
+        2.0 * -math.log1p(2.0)  # the rules' totals count with diminishing returns
+    )
+    # a language nobody trained on: the signals alone
+    assert model.score(["mixer", "refund"], question=True, language="de") == pytest.approx(
+        0.5 * (1.0 + 1.5) / math.sqrt(2)
+    )
+    assert model.score(["mixer"], language=None) == model.score(["mixer"], language="de")
+    # partly covered: the two parts in proportion
+    assert model.score(["mixer"], language="cs") == pytest.approx(
+        0.25 * 2.0 * (2.5 + 0.5) + 0.75 * 0.5 * 1.0
+    )
+    assert model.score([]) == 0.0
+    assert model.probability(0.0) == 0.5
+    assert model.probability(1.0) == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert model.probability(-1e6) == 0.0  # no overflow
+    assert model.probability(1e6) == 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["mixer", "refund", "blender", "parcel", "x"]), min_size=1),
+    st.integers(min_value=1, max_value=30),
+    st.sampled_from(["en", "cs", None]),
+    st.floats(min_value=0, max_value=5),
+    st.floats(min_value=0, max_value=5),
+    st.booleans(),
+)
+def test_words_the_model_does_not_know_never_flip_a_score(
+    known: list[str], extra: int, language: str | None, admin: float, product: float, asks: bool
+) -> None:
+    """No intercept: padding a message with unknown words shrinks its logit, never turns it."""
+    model = TextModel(
+        {"w:mixer": 1.5, "w:refund": -2.0, "w:blender": 0.7, "w:parcel": -0.4},
+        (-1.0, 0.8, 0.6, 0.3),
+        1.2,
+        (-2.0, 1.5, 0.9, 1.1),
+        0.8,
+        {"en": 1.0, "cs": 0.4},
+    )
+    before = model.score(known, admin, product, asks, language)
+    after = model.score([*known, *(["qqqq"] * extra)], admin, product, asks, language)
+    assert after == before == 0 or math.copysign(1, after) == math.copysign(1, before)
+    assert abs(after) <= abs(before)
+
+
+# -- the model file ------------------------------------------------------------------------------
+
+
+def test_a_written_model_loads_back_the_same(tmp_path: Path) -> None:
+    model = TextModel(
+        {"w:a": 1.25, "<b>": -0.5},
+        (-0.75, 0.5, 0.25, 0.125),
+        1.5,
+        (-1.0, 1.0, 0.5, 0.75),
+        0.5,
+        {"en": 1.0, "ru": 0.2},
+        info={"messages": 3},
+    )
+    path = tmp_path / "model.json.gz"
+    write_model(model, path)
+    loaded = load_model(path)
+    assert dict(loaded.weights) == {"w:a": 1.25, "<b>": -0.5}
+    assert (loaded.signal_weights, loaded.scale, loaded.signals_only, loaded.signals_scale) == (
+        (-0.75, 0.5, 0.25, 0.125),
+        1.5,
+        (-1.0, 1.0, 0.5, 0.75),
+        0.5,
+    )
+    assert (dict(loaded.coverage), dict(loaded.info)) == ({"en": 1.0, "ru": 0.2}, {"messages": 3})
+    assert loaded.digest == file_digest(path)
+    write_model(model, tmp_path / "again.json.gz")
+    assert (tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"format": 99}', "model format 99"),
+        (b'{"format": 1, "ngrams": [2], "max_word": 24}', "features differ"),
+        (b'{"format": 1, "ngrams": [3, 4, 5], "max_word": 24, "weights": {"a": "x"}}', "weights"),
+        (b'{"format": 1, "ngrams": [3, 4, 5], "max_word": 24, "weights": {}}', "signals"),
+        (
+            b'{"format": 1, "ngrams": [3, 4, 5], "max_word": 24, "weights": {}, "signals": {}, '
+            b'"signals_only": {}}',
+            "model signals",
+        ),
+    ],
+)
+def test_a_broken_model_file_is_refused_with_the_reason(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "model.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=problem):
+        load_model(path)
+
+
+def test_the_shipped_model_fits_this_code_and_is_small() -> None:
+    path = shipped_path(MODEL_FILE)
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    assert data["format"] == MODEL_FORMAT
+    assert data == model_data(MODEL) | {"info": data["info"]}
+    assert MODEL.info["messages"] > 0 and MODEL.scale > 0
+    assert len(MODEL.weights) > 1000
+
+
+# -- the model with the rules ----------------------------------------------------------------------
+
+
+def test_results_name_the_rules_and_the_models_strongest_words() -> None:
+    result = CLASSIFIER.classify("Where is my parcel? I want my money back for the order.")
+    assert result.category is A and result.source is CategorySource.TEXT
+    explained = [m for m in result.matches if m.rule.startswith("model:")]
+    assert 1 <= len(explained) <= 3
+    assert all(m.weight > 0 and m.category in (A, P) for m in explained)
+    assert any(not m.rule.startswith("model:") for m in result.matches)  # the rules too
+    assert result.rule is not None
+
+
+def test_nothing_to_go_by_is_still_unknown() -> None:
+    for text in ["", "   ", "🙂", "!!!"]:
+        assert CLASSIFIER.classify(text)[:2] == (U, 0.0), text
+
+
+def test_below_min_confidence_the_answer_is_unknown() -> None:
+    texts = ["where is my order", "hello, a question about it", "is it ok", "thanks"]
+    text, confident = next(
+        (t, r)
+        for t in texts
+        if 0 < (r := CLASSIFIER.classify(t)).confidence < 1 and r.category is not U
+    )
+    at = CLASSIFIER.classify(text, min_confidence=confident.confidence)
+    assert at.category is confident.category
+    above = CLASSIFIER.classify(text, min_confidence=confident.confidence + 0.0001)
+    assert above.category is U and above.confidence == confident.confidence
+    assert above.matches == confident.matches
+
+
+def document_with_rules(*rules: dict[str, object]) -> tuple[Rule, ...]:
+    data = copy.deepcopy(document_data(shipped_document()))
+    data["classifier"] = {"rules": list(rules)}
+    return routing_rules(shipped_rules(), validate_document(data))
+
+
+def test_operators_rules_in_the_routing_document_override_the_model() -> None:
+    text = "kde je moje objednavka, uz tyden nic"
+    assert CLASSIFIER.classify(text).category is A
+    rules = document_with_rules({"phrase": "tyden", "category": "product", "weight": 1})
+    overridden = shipped_classifier(rules).classify(text)
+    assert overridden.category is P
+    assert RuleMatch("tyden", P, 1.0) in overridden.matches
+    # where no operator's rule matches, the model decides as before
+    other = shipped_classifier(rules).classify("where is my parcel")
+    assert other[:2] == CLASSIFIER.classify("where is my parcel")[:2]
+
+
+def test_operators_rules_that_tie_leave_the_decision_to_the_model() -> None:
+    rules = document_with_rules(
+        {"phrase": "alpha", "category": "product", "weight": 2},
+        {"phrase": "beta", "category": "admin", "weight": 2},
+    )
+    text = "alpha beta where is my refund"
+    result = shipped_classifier(rules).classify(text)
+    assert result.category is A
+
+
+def test_without_a_model_the_rules_alone_decide_as_before() -> None:
+    text = "kde je moje objednavka"
+    rules_only = compile_rules(shipped_rules()).classify(text)
+    assert not any(m.rule.startswith("model:") for m in rules_only.matches)
+    assert rules_only.confidence == round(
+        sum(m.weight for m in rules_only.matches if m.category is A)
+        / (sum(abs(m.weight) for m in rules_only.matches) + 1),
+        4,
+    )
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def fixture_messages() -> list[Message]:
+    """The team's own labelled sets, as training data for the trainer's mechanics only (the
+    shipped model is never trained on messages the team wrote)."""
+    messages = []
+    for name in ("tune", "fresh"):
+        lines = (DATA / f"classifier_{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                item = json.loads(line)
+                messages.append(
+                    Message(item["text"], item["label"], item["lang"], name, str(number))
+                )
+    return messages
+
+
+def test_the_held_out_share_is_fixed_by_source_and_id_alone() -> None:
+    keys = [("src", str(i)) for i in range(4000)]
+    held = [key for key in keys if is_held_out(*key)]
+    assert abs(len(held) / len(keys) - HELD_OUT_SHARE) < 0.03
+    assert held == [key for key in keys if is_held_out(*key)]
+    assert is_held_out("a", "1") != is_held_out("b", "1") or is_held_out("a", "2") != is_held_out(
+        "b", "2"
+    )
+
+
+def test_training_is_reproducible_and_reports_held_out_and_cross_source_figures(
+    tmp_path: Path,
+) -> None:
+    messages = fixture_messages()
+    model, lines, report = train(messages)
+    again, _, _ = train(messages)
+    write_model(model, tmp_path / "one.json.gz")
+    write_model(again, tmp_path / "two.json.gz")
+    assert (tmp_path / "one.json.gz").read_bytes() == (tmp_path / "two.json.gz").read_bytes()
+    held_out = [m for m in messages if is_held_out(m.source, m.id)]
+    assert report["info"]["messages"] == len(messages) - len(held_out)
+    assert report["held_out"]["all"]["n"] == len(held_out)
+    assert set(report["cross_source"]["sources"]) == {"tune", "fresh"}
+    assert report["cross_source"]["sources"]["fresh"]["n"] == sum(
+        m.source == "fresh" for m in messages
+    )
+    assert any(line.startswith("## Cross-source") for line in lines)
+    trained = compile_rules(shipped_rules(), model)
+    right = sum(trained.classify(m.text).category.value == m.label for m in held_out)
+    assert right >= 0.9 * len(held_out)
+
+
+def test_the_manifest_pins_every_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    line = {"text": "where is my order", "label": "admin", "lang": "en", "source": "s", "id": "1"}
+    (data / "s.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    manifest = tmp_path / "MANIFEST.json"
+    manifest.write_text(
+        json.dumps({"files": [{"path": "s.jsonl", "sha256": file_digest(data / "s.jsonl")}]}),
+        encoding="utf-8",
+    )
+    assert [m.text for m in read_messages(data, manifest)] == ["where is my order"]
+    (data / "s.jsonl").write_text(json.dumps(line | {"label": "product"}) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="SHA-256"):
+        read_messages(data, manifest)
+    (data / "s.jsonl").unlink()
+    with pytest.raises(SystemExit, match="missing"):
+        read_messages(data, manifest)
+
+
+def test_bad_training_lines_are_named(tmp_path: Path) -> None:
+    bad = {"text": "x", "label": "other", "lang": "en", "source": "s", "id": "1"}
+    (tmp_path / "s.jsonl").write_text(json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"s\.jsonl:1: label"):
+        read_messages(tmp_path)
+    good = bad | {"label": "admin"}
+    (tmp_path / "s.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps(good) + "\n", encoding="utf-8"
+    )
+    with pytest.raises(SystemExit, match="appears twice"):
+        read_messages(tmp_path)
+
+
+def test_words_are_what_the_rules_see() -> None:
+    assert words("Doesn't WORK, objednávka č. 12") == ["doesnt", "work", "objednavka", "c", "12"]
+
+
+# -- the shipped model and its data ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "data" / "classifier" / "MANIFEST.json"
+
+
+def data_directory() -> Path | None:
+    """Where the labelled data lies, if on this machine: $SWITCHBOARD_CLASSIFIER_DATA, else
+    the shared folder beside the checkout (the data is not in the repository; see
+    data/classifier/SOURCES.md)."""
+    named = os.environ.get("SWITCHBOARD_CLASSIFIER_DATA")
+    candidate = Path(named) if named else ROOT.parent / "shared" / "classifier-data"
+    return candidate if (candidate / "train").is_dir() else None
+
+
+def test_the_shipped_model_was_trained_only_on_sources_licensed_for_it() -> None:
+    files = json.loads(MANIFEST.read_text(encoding="utf-8"))["files"]
+    trained = {entry["source"] for entry in files if entry["use"] == "train"}
+    scored_only = {entry["source"] for entry in files if entry["use"] == "test"}
+    assert set(MODEL.info["sources"]) <= trained
+    assert not set(MODEL.info["sources"]) & scored_only
+    assert all(
+        entry["licence"] and entry["licence"] != "none found"
+        for entry in files
+        if entry["use"] == "train"
+    )
+    total = sum(
+        c["admin"] + c["product"]
+        for e in files
+        if e["use"] == "train"
+        for c in e["counts"].values()
+    )
+    assert MODEL.info["messages"] + MODEL.info["held_out"] == total
+
+
+def test_retraining_from_the_pinned_data_rebuilds_the_shipped_model(tmp_path: Path) -> None:
+    directory = data_directory()
+    if directory is None:
+        pytest.skip("the labelled data is not on this machine (see data/classifier/SOURCES.md)")
+    model, _, _ = train(read_messages(directory, MANIFEST))
+    write_model(model, tmp_path / "model.json.gz")
+    assert (tmp_path / "model.json.gz").read_bytes() == shipped_path(MODEL_FILE).read_bytes()
