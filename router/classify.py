@@ -41,7 +41,6 @@ so classifying a message is a dictionary lookup per word plus the phrase checks.
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import re
@@ -49,7 +48,7 @@ import struct
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from itertools import compress
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -61,6 +60,7 @@ from router.classify_model import SIGNALS, TextModel, load_model, signals
 from router.contact import Category, CategorySource
 
 __all__ = [
+    "MODEL_FILE",
     "Classification",
     "Classifier",
     "EvalReport",
@@ -76,6 +76,8 @@ __all__ = [
     "parse_examples",
     "render_report",
     "rules_from_data",
+    "shipped_classifier",
+    "shipped_model",
     "shipped_rules",
 ]
 
@@ -91,6 +93,7 @@ RULE_VOTE = 1.0
 MAX_GAP = 3
 #: How many of the model's strongest words a result lists among its matches.
 MODEL_MATCHES = 3
+_SIGNAL_NAMES = tuple(f"model:{name}" for name in SIGNALS)
 _DECISIVE = (Category.ADMIN, Category.PRODUCT)
 # module constants: an enum member looked up through its class costs on the hot path
 _ADMIN, _PRODUCT, _UNKNOWN = Category.ADMIN, Category.PRODUCT, Category.UNKNOWN
@@ -113,11 +116,18 @@ class Rule:
     override: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RuleMatch:
+class RuleMatch(NamedTuple):
+    """A rule (or, ``model:…``, one of the model's words or signals) that counted, with the
+    weight it counted with. A named tuple: several are built per message."""
+
     rule: str
     category: Category
     weight: float
+
+
+# RuleMatch from a ready tuple, skipping the named tuple's Python-level __new__ (a third of
+# the cost of explaining a result)
+_new_match: Callable[[tuple[str, Category, float]], RuleMatch] = partial(tuple.__new__, RuleMatch)
 
 
 class Classification(NamedTuple):
@@ -283,7 +293,9 @@ class _Chunk(NamedTuple):
     votes: int  # language votes, packed (see _pack)
     score: float  # what its words add to the model's score (0 without a model)
     size: int  # how many words it has
-    strongest: tuple[float, str] | None  # the word that adds the most (either way), or None
+    # the word that adds the most, either way: (magnitude, what it adds, "model:<word>"),
+    # or None
+    strongest: tuple[float, float, str] | None
 
 
 _NO_TERMS: frozenset[int] = frozenset()
@@ -485,8 +497,8 @@ class Classifier:
             for word in found:
                 value = self.model.word_score(word)
                 score += value
-                if value and (strongest is None or abs(value) > abs(strongest[0])):
-                    strongest = (value, word)
+                if value and (strongest is None or abs(value) > strongest[0]):
+                    strongest = (abs(value), value, f"model:{word}")
         for offset, word in enumerate(found):
             hits, typo = self._match_word(word)
             terms.append(frozenset(hits) if hits else _NO_TERMS)
@@ -592,7 +604,6 @@ class Classifier:
             sum(scores),
             sum(sizes),
             strongest,
-            "?" in text,
             factors,
         )
 
@@ -701,8 +712,7 @@ class Classifier:
         min_confidence: float,
         word_total: float,
         count: int,
-        strongest: Sequence[tuple[float, str] | None],
-        question: bool,
+        strongest: Sequence[tuple[float, float, str] | None],
         factors: tuple[float, tuple[float, ...]],
     ) -> Classification:
         """Operators' rules decide where they match and do not tie; else the model, with
@@ -716,7 +726,7 @@ class Classifier:
         if not count:  # no words at all (punctuation, emoji): nothing to go by
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         admin, product = self._totals(ordered, self._admin_weights, self._product_weights)
-        values = signals(admin, product, question)
+        values = signals(admin, product)
         word_factor, signal_factors = factors
         contributions = [f * v for f, v in zip(signal_factors, values, strict=True)]
         z = (word_factor * word_total + sum(contributions)) / math.sqrt(count)
@@ -726,13 +736,21 @@ class Classifier:
         category, confidence = (_PRODUCT, p) if z > 0 else (_ADMIN, 1.0 - p)
         # the explanation: the words and signals that moved the logit most, by how much
         root = math.sqrt(count)
-        moved = [(c, f"model:{name}") for c, name in zip(contributions, SIGNALS, strict=True) if c]
-        if word_factor:
-            moved += [(word_factor * s[0], f"model:{s[1]}") for s in strongest if s is not None]
-        top = heapq.nlargest(MODEL_MATCHES, moved, key=_magnitude)
+        moved = [
+            (abs(c), c, name) for c, name in zip(contributions, _SIGNAL_NAMES, strict=True) if c
+        ]
+        if word_factor:  # (a positive factor: the strongest words stay the strongest)
+            # (sorted() beats heapq.nlargest here: some fifty items, no key function)
+            moved += [
+                (word_factor * size, word_factor * value, word)
+                for size, value, word in sorted(filter(None, strongest))[-MODEL_MATCHES:]
+            ]
+        moved.sort(reverse=True)
         explained = tuple(
-            RuleMatch(name, _PRODUCT if value > 0 else _ADMIN, round(abs(value) / root, 4))
-            for value, name in top
+            [
+                _new_match((name, _PRODUCT if value > 0 else _ADMIN, round(size / root, 4)))
+                for size, value, name in moved[:MODEL_MATCHES]
+            ]
         )
         confidence = round(confidence, 4)
         if confidence < min_confidence:
@@ -768,10 +786,6 @@ def _pack(votes: Mapping[str, float]) -> int:
         vote = min(round(max(votes.get(lang, 0.0), 0.0) * _VOTE_SCALE), _VOTE_MAX)
         packed |= vote << (_VOTE_BITS * index)
     return packed
-
-
-def _magnitude(item: tuple[float, str]) -> float:
-    return abs(item[0])
 
 
 def _word_terms(chunks: list[_Chunk], index: int, offset: int) -> frozenset[int]:

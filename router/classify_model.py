@@ -11,10 +11,12 @@ The model has two parts (:class:`TextModel`). The full part scores a message
 ``(sum of its words' scores + signals) / sqrt(words)``, positive for product. The
 *signals* (:data:`SIGNALS`) are what does not depend on the language of the training
 data: the shipped rules' evidence for each category (the rules cover every language we
-serve, the training data mostly English), whether no rule matched at all, and whether
-the message asks a question. The second part weighs the signals alone; it takes over, in
-proportion, for a language the training data hardly covers, where n-grams learnt from
-other languages are noise. There is no intercept, on purpose: then neither the length of
+serve, the training data mostly English) and whether no rule matched at all. The second
+part weighs the signals alone. Their logits are mixed per language: a language the
+training data hardly covers is scored by the signals alone, since n-grams learnt from
+other languages are noise there, and even a covered one only half by its words (in
+leave-one-source-out tests, words learnt from one kind of shop carried over to another
+worse than the rules did). There is no intercept, on purpose: then neither the length of
 a message nor a word the model knows nothing about can flip the sign of its logit, only
 shrink it. Each part is calibrated by a scale fitted on out-of-fold predictions, so a
 confidence of 0.9 is right about nine times in ten on data like the training data.
@@ -50,7 +52,7 @@ __all__ = [
 #: Bumped whenever a feature's definition changes; a model of another format is refused.
 MODEL_FORMAT = 1
 #: Letter n-grams of the word with ``<`` and ``>`` marking its ends.
-NGRAMS = (3, 4, 5)
+NGRAMS = (4, 5)
 #: Longer words are cut: past this, a word is a URL, an address or a token, not language.
 MAX_WORD = 24
 _DIGIT = re.compile(r"\d")
@@ -76,19 +78,13 @@ def word_features(word: str) -> list[str]:
 
 
 #: The language-independent inputs, in the order of :attr:`TextModel.signal_weights`.
-SIGNALS = ("rules_admin", "rules_product", "no_rule", "question")
+SIGNALS = ("rules_admin", "rules_product", "no_rule")
 
 
-def signals(admin: float, product: float, question: bool) -> tuple[float, float, float, float]:
+def signals(admin: float, product: float) -> tuple[float, float, float]:
     """The values of :data:`SIGNALS` for a message whose shipped rules total *admin* and
-    *product* (diminishing returns: ten matching words are not ten times one) and that
-    does or does not contain a question mark."""
-    return (
-        math.log1p(admin),
-        math.log1p(product),
-        1.0 if not admin and not product else 0.0,
-        1.0 if question else 0.0,
-    )
+    *product*: diminishing returns, so ten matching words are not ten times one."""
+    return math.log1p(admin), math.log1p(product), 1.0 if not admin and not product else 0.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -127,14 +123,13 @@ class TextModel:
         words: Iterable[str],
         admin: float = 0.0,
         product: float = 0.0,
-        question: bool = False,
         language: str | None = None,
     ) -> float:
         """The logit of product for a message of folded *words* with the rules' *admin*
         and *product* totals, in *language* (see the module doc); 0 for no words."""
         listed = list(words)
         total = math.fsum(map(self.word_score, listed))
-        return self.logit(total, len(listed), signals(admin, product, question), language)
+        return self.logit(total, len(listed), signals(admin, product), language)
 
     def logit(
         self, word_total: float, count: int, values: Sequence[float], language: str | None

@@ -13,8 +13,12 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from router.classify import parse_examples
+import pytest
+
+from router.classify import EvalReport, evaluate, parse_examples, render_report, shipped_classifier
 from router.classify_lang import LANGUAGES
+from router.contact import Category
+from router.document import shipped_document
 
 DATA = Path(__file__).parent / "data"
 BLIND = DATA / "classifier_blind.jsonl"
@@ -28,3 +32,32 @@ def test_the_blind_set_is_the_one_committed_before_training() -> None:
     assert counts == {
         (lang, label): n for lang in LANGUAGES for label, n in (("admin", 42), ("product", 18))
     }
+
+
+def blind_report() -> EvalReport:
+    classifier = shipped_classifier()
+    threshold = shipped_document().classifier.min_confidence
+    return evaluate(
+        parse_examples(BLIND.read_text(encoding="utf-8").splitlines()),
+        lambda text, lang: classifier.classify(text, lang, min_confidence=threshold),
+    )
+
+
+def test_the_shipped_classifier_on_the_blind_set() -> None:
+    """Regression floors at what the shipped model reaches, not the goal: issue #12 asks
+    for 95 % accuracy and 90 % product recall on messages nobody on the team wrote. The
+    README has the full figures and where they fall short."""
+    report = blind_report()
+    text = render_report(report)
+    assert report.accuracy is not None and report.accuracy >= 0.875, text
+    assert report.categories()["product"]["recall"] >= 0.95, text
+    assert report.categories()["admin"]["precision"] >= 0.97, text
+    unknown = sum(r.category is Category.UNKNOWN for r in report.results)
+    assert unknown <= 0.05 * report.total, text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_blind_set_per_language(lang: str) -> None:
+    stats = blind_report().languages()[lang]
+    assert stats["accuracy"] >= 0.75, stats
+    assert stats["categories"]["product"]["recall"] >= 0.85, stats

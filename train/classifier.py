@@ -41,12 +41,16 @@ HELD_OUT_SHARE = 0.2
 #: A feature must occur in at least this many training messages to get a weight.
 MIN_DOCUMENTS = 2
 #: Inverse regularisation strength of the logistic regression.
-C = 4.0
+C = 1.0
+#: A source of n messages weighs n ** SOURCE_POWER in training (1: every message the same).
+SOURCE_POWER = 0.3
 #: Weights smaller than this are dropped from the shipped model (they change no decision).
 MIN_WEIGHT = 1e-3
 #: A language with this many training messages is fully covered: its messages are scored
 #: by the words and the signals; with fewer, the signals alone weigh in proportionally.
 COVERED_AT = 500
+#: How far the words are trusted in a fully covered language (the rest: the signals alone).
+TRUST = 0.5
 LABELS = ("admin", "product")
 
 
@@ -154,7 +158,7 @@ class Featurizer:
                     rows.append(row)
                     cols.append(column)
                     values.append(count / root)
-            values_of = signals(*self.rules.evidence(message.text), "?" in message.text)
+            values_of = signals(*self.rules.evidence(message.text))
             for offset, value in enumerate(values_of):
                 if value:
                     rows.append(row)
@@ -178,9 +182,10 @@ def fit(featurizer: Featurizer, messages: Sequence[Message]) -> TextModel:
     vocabulary = featurizer.vocabulary(messages)
     matrix = featurizer.matrix(messages, vocabulary)
     labels = np.array([m.product for m in messages], dtype=np.int8)
+    weights_of = sample_weights(messages)
     width = len(vocabulary)
-    full = _logistic().fit(matrix, labels).coef_[0]
-    alone = _logistic().fit(matrix[:, width:], labels).coef_[0]
+    full = _logistic().fit(matrix, labels, sample_weight=weights_of).coef_[0]
+    alone = _logistic().fit(matrix[:, width:], labels, sample_weight=weights_of).coef_[0]
     weights = {
         feature: float(f"{full[index]:.4g}")
         for feature, index in vocabulary.items()
@@ -193,14 +198,28 @@ def fit(featurizer: Featurizer, messages: Sequence[Message]) -> TextModel:
         1.0,
         _rounded(alone),
         1.0,
-        {lang: round(min(1.0, n / COVERED_AT), 4) for lang, n in sorted(languages.items())},
+        {lang: round(TRUST * min(1.0, n / COVERED_AT), 4) for lang, n in sorted(languages.items())},
     )
+
+
+def sample_weights(messages: Sequence[Message]) -> Any:
+    """How much each message counts: a source of n messages weighs n ** SOURCE_POWER in all
+    (a big source of one kind of text must not drown the others), and then the two labels
+    weigh the same (real traffic is mostly admin, but a product question is no less worth
+    getting right)."""
+    sizes = Counter(m.source for m in messages)
+    raw = np.array([sizes[m.source] ** (SOURCE_POWER - 1.0) for m in messages])
+    products = np.array([m.product for m in messages])
+    for label in (True, False):
+        chosen = products == label
+        total = raw[chosen].sum()
+        if total:
+            raw[chosen] *= len(messages) / (2.0 * total)
+    return raw
 
 
 def _logistic() -> Any:
-    return LogisticRegression(
-        C=C, fit_intercept=False, class_weight="balanced", max_iter=2000, solver="lbfgs"
-    )
+    return LogisticRegression(C=C, fit_intercept=False, max_iter=2000, solver="lbfgs")
 
 
 def _rounded(values: Iterable[float]) -> tuple[float, ...]:
@@ -212,7 +231,7 @@ def raw_scores(model: TextModel, rules: Classifier, text: str) -> tuple[float, f
     found = words(text)
     if not found:
         return 0.0, 0.0
-    values = signals(*rules.evidence(text), "?" in text)
+    values = signals(*rules.evidence(text))
     root = math.sqrt(len(found))
     by_signals = math.fsum(w * v for w, v in zip(model.signal_weights, values, strict=True))
     full = (math.fsum(map(model.word_score, found)) + by_signals) / root
