@@ -19,6 +19,7 @@ from router.classify import (
     Rule,
     RuleMatch,
     compile_rules,
+    parse_examples,
     shipped_classifier,
     shipped_model,
     shipped_rules,
@@ -389,3 +390,51 @@ def test_retraining_from_the_pinned_data_rebuilds_the_shipped_model(tmp_path: Pa
     model, _, _ = train(read_messages(directory, MANIFEST))
     write_model(model, tmp_path / "model.json.gz")
     assert (tmp_path / "model.json.gz").read_bytes() == shipped_path(MODEL_FILE).read_bytes()
+
+
+# -- invariants of the shipped classifier -------------------------------------------------------
+
+TEXTS = [
+    e.text
+    for name in ("tune", "holdout")
+    for e in parse_examples(
+        (DATA / f"classifier_{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    )
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(TEXTS),
+    st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyzčšžřłąęöüßбвгджзклмнпрстфхцчшщ", min_size=1, max_size=12
+    ),
+    st.booleans(),
+)
+def test_a_word_neither_rules_nor_model_know_never_changes_a_category(
+    text: str, word: str, first: bool
+) -> None:
+    if CLASSIFIER.knows(word):
+        return
+    before = CLASSIFIER.classify(text)
+    after = CLASSIFIER.classify(f"{word} {text}" if first else f"{text} {word}")
+    # (the confidence may move: such a word can still sway which language is detected,
+    # and with it how far the model's words are trusted)
+    assert after.category is before.category
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(TEXTS),
+    st.sampled_from(["Děkuji.", "Thanks!", "Hallo,", "Dzięki", "Спасибо", "—", ":)", "Dobrý den,"]),
+)
+def test_greetings_and_punctuation_never_flip_a_confident_decision(text: str, extra: str) -> None:
+    before = CLASSIFIER.classify(text)
+    after = CLASSIFIER.classify(f"{extra} {text} {extra}")
+    if before.confidence >= 0.8:
+        assert after.category is before.category, (before, after)
+
+
+def test_a_language_hint_changes_the_reported_language() -> None:
+    result = CLASSIFIER.classify("kde je moje objednavka", "sk-SK")
+    assert result.language == "sk" and result.category is A
