@@ -33,8 +33,18 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from router.classify import Classifier, compile_rules, shipped_rules, words
+from router.classify import (
+    Classifier,
+    EvalReport,
+    EvalResult,
+    Example,
+    compile_rules,
+    evaluate,
+    shipped_rules,
+    words,
+)
 from router.classify_model import SIGNALS, TextModel, model_data, signals, word_features
+from router.contact import Category
 
 #: The share of every source kept out of training, chosen by a hash of (source, id).
 HELD_OUT_SHARE = 0.2
@@ -251,52 +261,55 @@ def fit_scale(scores: Sequence[float], products: Sequence[bool]) -> float:
 # -- evaluation ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    message: Message
-    predicted: str  # admin | product | unknown
-
-    @property
-    def correct(self) -> bool:
-        return self.predicted == self.message.label
-
-
 def score_with(
     model: TextModel, messages: Sequence[Message], min_confidence: float = 0.0
-) -> list[Scored]:
+) -> EvalReport:
+    """*messages* classified by the shipped rules with *model*, evaluated as
+    ``switchboard classify --eval`` does."""
     classifier = compile_rules(shipped_rules(), model)
-    return [
-        Scored(m, classifier.classify(m.text, min_confidence=min_confidence).category.value)
-        for m in messages
+    examples = [
+        Example(m.text, Category(m.label), m.lang, line, m.source)
+        for line, m in enumerate(messages, 1)
     ]
+    # (classified without the language hint, as routing does for most contacts)
+    return evaluate(
+        examples, lambda text, _: classifier.classify(text, min_confidence=min_confidence)
+    )
 
 
-def figures(scored: Sequence[Scored]) -> dict[str, Any]:
-    products = [s for s in scored if s.message.product]
-    admins = [s for s in scored if not s.message.product]
-    predicted_product = [s for s in scored if s.predicted == "product"]
+def figures(report: EvalReport) -> dict[str, Any]:
+    """The figures the training report tabulates."""
+    categories = report.categories()
+    unknown = sum(r.category is Category.UNKNOWN for r in report.results)
     return {
-        "n": len(scored),
-        "product": len(products),
-        "accuracy": _ratio(sum(s.correct for s in scored), len(scored)),
-        "product_recall": _ratio(sum(s.correct for s in products), len(products)),
-        "product_precision": _ratio(
-            sum(s.message.product for s in predicted_product), len(predicted_product)
-        ),
-        "admin_recall": _ratio(sum(s.correct for s in admins), len(admins)),
-        "unknown": _ratio(sum(s.predicted == "unknown" for s in scored), len(scored)),
+        "n": report.total,
+        "product": categories["product"]["support"],
+        "accuracy": report.accuracy,
+        "product_recall": categories["product"]["recall"],
+        "product_precision": categories["product"]["precision"],
+        "admin_recall": categories["admin"]["recall"],
+        "unknown": round(unknown / report.total, 4) if report.total else None,
     }
 
 
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+def grouped(report: EvalReport, key: str) -> dict[str, dict[str, Any]]:
+    """:func:`figures` per value of the results' *key* (``language`` or ``source``)."""
+    groups: dict[str, list[EvalResult]] = defaultdict(list)
+    for result in report.results:
+        groups[str(getattr(result, key))].append(result)
+    return {name: figures(EvalReport(tuple(group))) for name, group in sorted(groups.items())}
 
 
-def grouped(scored: Sequence[Scored], key: str) -> dict[str, dict[str, Any]]:
-    groups: dict[str, list[Scored]] = defaultdict(list)
-    for item in scored:
-        groups[getattr(item.message, key)].append(item)
-    return {name: figures(group) for name, group in sorted(groups.items())}
+def section(title: str, report: EvalReport) -> tuple[dict[str, Any], list[str]]:
+    """A report's figures overall, per language and per source, as data and as Markdown."""
+    data = {
+        "all": figures(report),
+        "languages": grouped(report, "language"),
+        "sources": grouped(report, "source"),
+    }
+    lines = [f"## {title}", "", *table("all", {"all": data["all"]}), ""]
+    lines += [*table("language", data["languages"]), "", *table("source", data["sources"]), ""]
+    return data, lines
 
 
 def _percent(value: float | None) -> str:
@@ -373,35 +386,15 @@ def train(
         f"and signals), {signals_scale} (signals alone); coverage {dict(model.coverage)}.",
         "",
     ]
-    if held_out:
-        scored = score_with(model, held_out, min_confidence)
-        report["held_out"] = {
-            "all": figures(scored),
-            "languages": grouped(scored, "lang"),
-            "sources": grouped(scored, "source"),
-        }
-        lines += ["## Held out", "", *table("all", {"all": figures(scored)}), ""]
-        lines += [*table("language", grouped(scored, "lang")), ""]
-        lines += [*table("source", grouped(scored, "source")), ""]
-    if test_only:
-        scored = score_with(model, test_only, min_confidence)
-        report["test_only"] = {
-            "all": figures(scored),
-            "languages": grouped(scored, "lang"),
-            "sources": grouped(scored, "source"),
-        }
-        lines += [
-            "## Sources without a licence to train on (scored only)",
-            "",
-            *table("all", {"all": figures(scored)}),
-            "",
-            *table("language", grouped(scored, "lang")),
-            "",
-            *table("source", grouped(scored, "source")),
-            "",
-        ]
+    for key, title, chosen in (
+        ("held_out", "Held out", held_out),
+        ("test_only", "Sources without a licence to train on (scored only)", test_only),
+    ):
+        if chosen:
+            report[key], section_lines = section(title, score_with(model, chosen, min_confidence))
+            lines += section_lines
     if cross_source:
-        crossed: list[Scored] = []
+        crossed: list[EvalResult] = []
         rows: dict[str, dict[str, Any]] = {}
         for source in sorted({m.source for m in trainable}):
             rest = [m for m in training if m.source != source]
@@ -410,15 +403,16 @@ def train(
                 continue
             without = replace(fit(featurizer, rest), scale=scale, signals_scale=signals_scale)
             scored_source = score_with(without, tested, min_confidence)
-            crossed += scored_source
+            crossed += scored_source.results
             rows[source] = figures(scored_source)
-        report["cross_source"] = {"sources": rows, "all": figures(crossed)}
+        everything = EvalReport(tuple(crossed))
+        report["cross_source"] = {"sources": rows, "all": figures(everything)}
         lines += [
             "## Cross-source: trained without the source, tested on all of it",
             "",
-            *table("source left out", {**rows, "all": figures(crossed)}),
+            *table("source left out", {**rows, "all": figures(everything)}),
             "",
-            *table("language (cross-source)", grouped(crossed, "lang")),
+            *table("language (cross-source)", grouped(everything, "language")),
             "",
         ]
     return model, lines, report
