@@ -2,8 +2,10 @@
 
 Rules are data: weighted words and phrases per category, one file per language under
 ``config/classifier/`` (:func:`shipped_rules`), extended or overridden by the routing
-document's ``classifier.rules``. Every rule of every language applies to every message;
-the language is detected (or given) only to report it.
+document's ``classifier.rules``. Every rule of every language applies to every message.
+With a trained model (:mod:`router.classify_model`, the shipped one in routing), the rules'
+totals are among the model's inputs and the detected language says how far the model's
+words are trusted; without one, the language is detected (or given) only to report it.
 
 Matching happens on folded text (:func:`fold`: lower case, no diacritics), so "Objednávka",
 "OBJEDNAVKA" and "objednavku" are one word to the rules. A rule phrase is words separated
@@ -29,12 +31,17 @@ matches. Weights may be negative (evidence against a category; totals do not go 
 a weight of 0 marks a known neutral word: it counts nothing but, being the most specific
 match, keeps shorter stems and typo matching off that word ("достат" is not "достав").
 
-The category with the larger total wins; its confidence is ``total / (admin + product +
-1)``, so it grows with the amount of evidence as well as with its share (one weight-2 rule
-alone gives 0.67). No evidence, a tie, or a confidence below ``min_confidence`` gives
-``unknown``. Adding a word that matches no rule never changes a result.
+Without a model, the category with the larger total wins; its confidence is ``total /
+(admin + product + 1)``, so it grows with the amount of evidence as well as with its share
+(one weight-2 rule alone gives 0.67). No evidence, a tie, or a confidence below
+``min_confidence`` gives ``unknown``. Adding a word that matches no rule never changes a
+result. With a model, operators' rules (``Rule.override``) decide in the same way wherever
+they match and do not tie; otherwise the model's calibrated probability decides, and the
+result's matches end with its strongest words and signals (``model:…``). Adding a word
+neither the rules nor the model know never changes the category.
 
-Pure: no I/O here except in the loaders (:func:`load_rules`, :func:`shipped_rules`).
+Pure: no I/O here except in the loaders (:func:`load_rules`, :func:`shipped_rules`,
+:func:`shipped_model`).
 Compiled rules are cached per rules tuple, and what each distinct word matches is cached,
 so classifying a message is a dictionary lookup per word plus the phrase checks.
 """
@@ -859,7 +866,8 @@ def classify(
 ) -> Classification:
     """Classify *text* with *rules* and, when given, *model* (see the module doc). *lang*
     (``cs``, ``cs-CZ`` …), when known, is reported as the result's language instead of the
-    detected one; it does not change the category."""
+    detected one; it changes no category, except with a model for a text whose own language
+    cannot be detected (then the hint says how far the model's words are trusted)."""
     return compile_rules(rules, model).classify(text, lang, min_confidence=min_confidence)
 
 
