@@ -729,7 +729,8 @@ class Classifier:
         if self._has_overrides:
             chosen = self._totals(ordered, self._override_admin, self._override_product)
             if chosen[0] != chosen[1]:
-                return self._by_rules(*chosen, matches, language, min_confidence)
+                # an operator's rule is an instruction, not evidence: no threshold applies
+                return self._by_rules(*chosen, matches, language, 0.0)
         if not count:  # no words at all (punctuation, emoji): nothing to go by
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         admin, product = self._totals(ordered, self._admin_weights, self._product_weights)

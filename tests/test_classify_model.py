@@ -236,6 +236,10 @@ def test_operators_rules_in_the_routing_document_override_the_model() -> None:
     overridden = shipped_classifier(rules).classify(text)
     assert overridden.category is P
     assert RuleMatch("tyden", P, 1.0) in overridden.matches
+    # at the shipped threshold too, even at the default weight (1 / (1 + 1) = 0.5 < 0.55)
+    threshold = shipped_document().classifier.min_confidence
+    default = document_with_rules({"phrase": "tyden", "category": "product"})
+    assert shipped_classifier(default).classify(text, min_confidence=threshold).category is P
     # where no operator's rule matches, the model decides as before
     other = shipped_classifier(rules).classify("where is my parcel")
     assert other[:2] == CLASSIFIER.classify("where is my parcel")[:2]
