@@ -38,7 +38,9 @@ Without a model, the category with the larger total wins; its confidence is ``to
 result. With a model, operators' rules (``Rule.override``) decide in the same way wherever
 they match and do not tie; otherwise the model's calibrated probability decides, and the
 result's matches end with its strongest words and signals (``model:…``). Adding a word
-neither the rules nor the model know never changes the category.
+neither the rules nor the model know never changes the category of a message of two words
+or more (to a single word matching no rule it adds the "no rule matched" signal: see
+:data:`router.classify_model.NO_RULE_MIN_WORDS`).
 
 Pure: no I/O here except in the loaders (:func:`load_rules`, :func:`shipped_rules`,
 :func:`shipped_model`).
@@ -48,6 +50,7 @@ so classifying a message is a dictionary lookup per word plus the phrase checks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -63,7 +66,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from router import classify_lang
-from router.classify_model import SIGNALS, TextModel, load_model, signals
+from router.classify_model import SIGNALS, TextModel, combine, load_model, signals
 from router.contact import Category, CategorySource
 
 __all__ = [
@@ -82,6 +85,7 @@ __all__ = [
     "load_rules",
     "parse_examples",
     "render_report",
+    "rules_digest",
     "rules_from_data",
     "shipped_classifier",
     "shipped_model",
@@ -151,11 +155,15 @@ class Classification(NamedTuple):
     @property
     def rule(self) -> str | None:
         """The strongest matching rule for the category decided (stored with the
-        interaction); for ``unknown`` the strongest of all."""
-        if not self.matches:
-            return None
-        decisive = [m for m in self.matches if m.category is self.category and m.weight > 0]
-        return max(decisive or self.matches, key=lambda m: abs(m.weight)).rule
+        interaction); for ``unknown`` the strongest of all. Only where no rule matched, the
+        model's strongest word (``model:…``); never one of its signals, which only restate
+        the rules."""
+        rules = [m for m in self.matches if not m.rule.startswith("model:")]
+        if not rules:
+            rules = [m for m in self.matches if m.rule not in _SIGNAL_NAMES]
+        decisive = [m for m in rules if m.category is self.category and m.weight > 0]
+        chosen = decisive or rules
+        return max(chosen, key=lambda m: abs(m.weight)).rule if chosen else None
 
 
 # -- folding ----------------------------------------------------------------------------------
@@ -298,6 +306,9 @@ class _Chunk(NamedTuple):
     # phrases it may anchor: (word offset where they would start, _Group.beside, .table)
     starts: tuple[tuple[int, int, dict[int, tuple[list[int], list[int]]]], ...]
     votes: int  # language votes, packed (see _pack)
+    # the votes again where the rules or the model know a word of it, else 0: what the
+    # model's trust is told from, so that an unknown word cannot move that
+    known_votes: int
     score: float  # what its words add to the model's score (0 without a model)
     size: int  # how many words it has
     # the word that adds the most, either way: (magnitude, what it adds, "model:<word>"),
@@ -499,11 +510,12 @@ class Classifier:
         starts: list[tuple[int, int, dict[int, tuple[list[int], list[int]]]]] = []
         votes: dict[str, float] = {}
         found = words(chunk)
-        score, strongest = 0.0, None
+        score, strongest, known = 0.0, None, 0
         if self.model is not None:
             for word in found:
                 value = self.model.word_score(word)
                 score += value
+                known += self.model.knows(word)
                 if value and (strongest is None or abs(value) > strongest[0]):
                     strongest = (abs(value), value, f"model:{word}")
         for offset, word in enumerate(found):
@@ -511,14 +523,16 @@ class Classifier:
             terms.append(frozenset(hits) if hits else _NO_TERMS)
             for lang, vote in classify_lang.word_votes(chunk, word):
                 votes[lang] = votes.get(lang, 0.0) + vote
-            single = [t for t in hits if t in self._single]
+            single = [(t, r) for t in hits for r in self._single.get(t, ())]
             if single:
-                top = max(self._term_list[t].specificity for t in single)
+                # the most specific stem counts, among the shipped rules and, apart, among
+                # the operators' (a shorter stem of theirs is not shadowed by a shipped one)
                 rules = [
                     r
-                    for t in single
-                    if self._term_list[t].specificity == top
-                    for r in self._single[t]
+                    for operators in (False, True)
+                    for r in self._most_specific(
+                        [(t, r) for t, r in single if self.rules[r].override is operators]
+                    )
                 ]
                 # neutral words (weight 0) only keep other stems off a word: no match
                 matches.update(
@@ -535,16 +549,25 @@ class Classifier:
                 for t in hits
                 for group in self._anchor_groups.get(t, ())
             )
+        packed = _pack(votes)
         learned = self._cache[piece] = _Chunk(
             tuple(terms),
             frozenset(matches) if matches else _NO_TERMS,
             tuple(starts),
-            _pack(votes),
+            packed,
+            packed if known or any(terms) else 0,
             score,
             len(found),
             strongest,
         )
         return learned
+
+    def _most_specific(self, candidates: list[tuple[int, int]]) -> list[int]:
+        """The rules of the most specific terms among *candidates* (term, rule)."""
+        if not candidates:
+            return []
+        top = max(self._term_list[t].specificity for t, _ in candidates)
+        return [r for t, r in candidates if self._term_list[t].specificity == top]
 
     def _chunks(self, text: str) -> list[_Chunk]:
         """What each whitespace-separated piece of *text* matches."""
@@ -587,14 +610,14 @@ class Classifier:
         """Classify *text* (see the module doc); *lang* is reported as the language instead
         of the detected one."""
         chunks = self._chunks(text)
-        if not chunks:
-            return self._decide(set(), _language_tag(lang) if lang else None, min_confidence)
-        # one C-level pass per field
-        _, matches, starts, votes, scores, sizes, strongest = zip(*chunks, strict=False)
-        found: set[int] = set().union(*matches)
-        if any(starts):
-            found.update(self._phrase_matches(chunks, starts))
         hint = _language_tag(lang) if lang else None
+        if not chunks:
+            return self._decide(set(), hint, min_confidence)
+        # one C-level pass per field
+        _, matches, starts, votes, known_votes, scores, sizes, strongest = zip(
+            *chunks, strict=False
+        )
+        found = self._found(chunks, matches, starts)
         if hint and self.model is None:
             detected: str | None = None  # (only the model needs it when a hint is given)
         else:
@@ -602,7 +625,12 @@ class Classifier:
         language = hint or detected
         if self.model is None:
             return self._decide(found, language, min_confidence)
-        # how far the model's words are trusted follows the language the text is in
+        # How far the model's words are trusted follows the language the text is in, told
+        # from the words something knows: the same as *detected* unless a word nobody knows
+        # voted, and such a word must not change a decision.
+        if known_votes != votes:
+            known_votes = known_votes[:_VOTE_CHUNKS]
+            detected = _best_language(known_votes) if any(known_votes) else None
         factors = self._factors(detected or hint)
         return self._decide_with_model(
             found,
@@ -613,6 +641,16 @@ class Classifier:
             strongest,
             factors,
         )
+
+    def _found(
+        self, chunks: list[_Chunk], matches: Sequence[frozenset[int]], starts: Sequence[object]
+    ) -> set[int]:
+        """The match ids of the rules that *chunks* match (*matches* and *starts*: their
+        fields of those names), phrases included."""
+        found: set[int] = set().union(*matches)
+        if any(starts):
+            found.update(self._phrase_matches(chunks, starts))
+        return found
 
     def _factors(self, language: str | None) -> tuple[float, tuple[float, ...]]:
         known = self._factor_cache.get(language)
@@ -628,10 +666,7 @@ class Classifier:
         if not chunks:
             return 0.0, 0.0
         _, matches, starts, *_ = zip(*chunks, strict=False)
-        found: set[int] = set().union(*matches)
-        if any(starts):
-            found.update(self._phrase_matches(chunks, starts))
-        ordered = self._matched(found)
+        ordered = self._matched(self._found(chunks, matches, starts))
         return self._totals(ordered, self._admin_weights, self._product_weights)
 
     def _phrase_matches(self, chunks: list[_Chunk], starts: Sequence[object]) -> set[int]:
@@ -734,10 +769,10 @@ class Classifier:
         if not count:  # no words at all (punctuation, emoji): nothing to go by
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         admin, product = self._totals(ordered, self._admin_weights, self._product_weights)
-        values = signals(admin, product)
         word_factor, signal_factors = factors
-        contributions = [f * v for f, v in zip(signal_factors, values, strict=True)]
-        z = (word_factor * word_total + sum(contributions)) / math.sqrt(count)
+        z, contributions = combine(
+            word_factor, signal_factors, word_total, signals(admin, product, count), count
+        )
         if not z:
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         p = TextModel.probability(z)
@@ -835,9 +870,11 @@ _COMPILED_LIMIT = 16
 def compile_rules(rules: Iterable[Rule] | Classifier, model: TextModel | None = None) -> Classifier:
     """The compiled form of *rules* (with *model*, when given); cached, so calling it per
     message is cheap when the same tuple of rules is passed each time (as routing does).
-    A :class:`Classifier` is returned as it is."""
+    A :class:`Classifier` is returned as it is, unless another *model* is given."""
     if isinstance(rules, Classifier):
-        return rules
+        if model is None or model is rules.model:
+            return rules
+        rules = rules.rules
     if type(rules) is tuple:
         known = _COMPILED_BY_ID.get((id(rules), model))
         if known is not None and known[0] is rules:
@@ -922,6 +959,16 @@ def load_rules(path: Path) -> tuple[Rule, ...]:
         return rules_from_data(data, path.stem if len(path.stem) <= 3 else None)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def rules_digest(rules: Iterable[Rule]) -> str:
+    """SHA-256 over *rules* as the model's signals see them (phrase, category, weight, in
+    order): a model records the digest of the rules it was trained with, since its signals'
+    weights mean nothing for other rules."""
+    digest = hashlib.sha256()
+    for rule in rules:
+        digest.update(f"{rule.phrase}\0{rule.category.value}\0{rule.weight!r}\n".encode())
+    return digest.hexdigest()
 
 
 def shipped_rules() -> tuple[Rule, ...]:

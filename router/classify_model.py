@@ -11,15 +11,18 @@ The model has two parts (:class:`TextModel`). The full part scores a message
 ``(sum of its words' scores + signals) / sqrt(words)``, positive for product. The
 *signals* (:data:`SIGNALS`) are what does not depend on the language of the training
 data: the shipped rules' evidence for each category (the rules cover every language we
-serve, the training data mostly English) and whether no rule matched at all. The second
+serve, the training data mostly English) and whether no rule matched a message of two words
+or more (a single one, "hello", "test", is no sign of anything). The second
 part weighs the signals alone. Their logits are mixed per language: a language the
 training data hardly covers is scored by the signals alone, since n-grams learnt from
 other languages are noise there, and even a covered one only half by its words (in
 leave-one-source-out tests, words learnt from one kind of shop carried over to another
 worse than the rules did). There is no intercept, on purpose: then neither the length of
 a message nor a word the model knows nothing about can flip the sign of its logit, only
-shrink it. Each part is calibrated by a scale fitted on out-of-fold predictions, so a
-confidence of 0.9 is right about nine times in ten on data like the training data.
+shrink it (the one exception: a second word makes "no rule matched" count), and a message
+with no evidence at all scores 0 (``unknown``). Each part is calibrated by a scale fitted
+on out-of-fold predictions, so a confidence of 0.9 is right about nine times in ten on
+data like the training data.
 
 Everything that defines a feature lives here, so training (``train/classifier.py``) and
 classifying can never disagree. Pure: words in, numbers out; only :func:`load_model` reads a
@@ -42,6 +45,7 @@ __all__ = [
     "MODEL_FORMAT",
     "SIGNALS",
     "TextModel",
+    "combine",
     "load_model",
     "model_data",
     "signals",
@@ -50,7 +54,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a feature's definition changes; a model of another format is refused.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 #: Letter n-grams of the word with ``<`` and ``>`` marking its ends.
 NGRAMS = (4, 5)
 #: Longer words are cut: past this, a word is a URL, an address or a token, not language.
@@ -79,12 +83,33 @@ def word_features(word: str) -> list[str]:
 
 #: The language-independent inputs, in the order of :attr:`TextModel.signal_weights`.
 SIGNALS = ("rules_admin", "rules_product", "no_rule")
+#: "No rule matched" says something only of a message long enough for a rule to have had a
+#: chance: a single word ("hello", "test", "Привет") matching none is no sign of a product
+#: question, two are ("Koliko kil zdrži?" is three). Three would cost 1.4 points
+#: cross-source, mostly short chat queries.
+NO_RULE_MIN_WORDS = 2
 
 
-def signals(admin: float, product: float) -> tuple[float, float, float]:
-    """The values of :data:`SIGNALS` for a message whose shipped rules total *admin* and
-    *product*: diminishing returns, so ten matching words are not ten times one."""
-    return math.log1p(admin), math.log1p(product), 1.0 if not admin and not product else 0.0
+def signals(admin: float, product: float, count: int) -> tuple[float, float, float]:
+    """The values of :data:`SIGNALS` for a message of *count* words whose shipped rules
+    total *admin* and *product*: diminishing returns, so ten matching words are not ten
+    times one."""
+    nothing = not admin and not product and count >= NO_RULE_MIN_WORDS
+    return math.log1p(admin), math.log1p(product), 1.0 if nothing else 0.0
+
+
+def combine(
+    word_factor: float,
+    signal_factors: Sequence[float],
+    word_total: float,
+    values: Sequence[float],
+    count: int,
+) -> tuple[float, list[float]]:
+    """A logit and what each signal added to it before the division by the root of the
+    length: ``(word_factor * word_total + sum(factor * value)) / sqrt(count)`` for a
+    message of *count* > 0 words. The one place the model's sum is written."""
+    contributions = [f * v for f, v in zip(signal_factors, values, strict=True)]
+    return (word_factor * word_total + sum(contributions)) / math.sqrt(count), contributions
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -129,7 +154,7 @@ class TextModel:
         and *product* totals, in *language* (see the module doc); 0 for no words."""
         listed = list(words)
         total = math.fsum(map(self.word_score, listed))
-        return self.logit(total, len(listed), signals(admin, product), language)
+        return self.logit(total, len(listed), signals(admin, product, len(listed)), language)
 
     def logit(
         self, word_total: float, count: int, values: Sequence[float], language: str | None
@@ -138,9 +163,7 @@ class TextModel:
         signals' values and the message's language; 0 for no words."""
         if count <= 0:
             return 0.0
-        word_factor, signal_factors = self.factors(language)
-        weighted = math.fsum(f * v for f, v in zip(signal_factors, values, strict=True))
-        return (word_factor * word_total + weighted) / math.sqrt(count)
+        return combine(*self.factors(language), word_total, values, count)[0]
 
     def factors(self, language: str | None) -> tuple[float, tuple[float, ...]]:
         """What a word's score and each signal's value are multiplied by in the logit of a
@@ -175,22 +198,31 @@ def model_data(model: TextModel) -> dict[str, Any]:
     }
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _from_data(data: Mapping[str, Any], digest: str) -> TextModel:
     if data.get("format") != MODEL_FORMAT:
         raise ValueError(f"model format {data.get('format')!r}: expected {MODEL_FORMAT}")
     if tuple(data.get("ngrams", ())) != NGRAMS or data.get("max_word") != MAX_WORD:
         raise ValueError("model features differ from this code's (ngrams, max_word)")
     weights = data["weights"]
-    if not isinstance(weights, dict) or not all(
-        isinstance(value, int | float) for value in weights.values()
-    ):
+    if not isinstance(weights, dict) or not all(map(_is_number, weights.values())):
         raise ValueError("model weights: expected a map of feature to number")
     named, alone = data["signals"], data["signals_only"]
     for value in (named, alone):
         if not isinstance(value, dict) or set(value) != set(SIGNALS):
             raise ValueError(f"model signals: expected {', '.join(SIGNALS)}")
+        if not all(map(_is_number, value.values())):
+            raise ValueError("model signals: expected a number per signal")
+    for name in ("scale", "signals_scale"):
+        if not _is_number(data[name]):
+            raise ValueError(f"model {name}: expected a number")
     coverage = data["coverage"]
-    if not isinstance(coverage, dict) or not all(0 <= v <= 1 for v in coverage.values()):
+    if not isinstance(coverage, dict) or not all(
+        _is_number(v) and 0 <= v <= 1 for v in coverage.values()
+    ):
         raise ValueError("model coverage: expected a map of language to a share 0–1")
     return TextModel(
         weights={str(k): float(v) for k, v in weights.items()},
@@ -210,11 +242,13 @@ def load_model(path: Path) -> TextModel:
     Raises ValueError for a file that is not a model of this format."""
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
-    text = gzip.decompress(raw) if path.suffix == ".gz" else raw
     try:
+        text = gzip.decompress(raw) if path.suffix == ".gz" else raw
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not JSON ({exc.msg})") from None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, cut short, not text
+        raise ValueError(f"{path}: not a readable model file ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     try:

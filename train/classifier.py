@@ -40,10 +40,18 @@ from router.classify import (
     Example,
     compile_rules,
     evaluate,
+    rules_digest,
     shipped_rules,
     words,
 )
-from router.classify_model import SIGNALS, TextModel, model_data, signals, word_features
+from router.classify_model import (
+    SIGNALS,
+    TextModel,
+    combine,
+    model_data,
+    signals,
+    word_features,
+)
 from router.contact import Category
 
 #: The share of every source kept out of training, chosen by a hash of (source, id).
@@ -52,10 +60,10 @@ HELD_OUT_SHARE = 0.2
 MIN_DOCUMENTS = 2
 #: Inverse regularisation strength of the logistic regression.
 C = 1.0
-#: A source of n messages weighs n ** SOURCE_POWER in training (1: every message the same).
-SOURCE_POWER = 0.3
 #: Weights smaller than this are dropped from the shipped model (they change no decision).
 MIN_WEIGHT = 1e-3
+#: A source of n messages weighs n ** SOURCE_POWER in training (1: every message the same).
+SOURCE_POWER = 0.3
 #: A language with this many training messages is fully covered: its messages are scored
 #: by the words and the signals; with fewer, the signals alone weigh in proportionally.
 COVERED_AT = 500
@@ -143,7 +151,8 @@ class Featurizer:
         self.rules = rules
         self._cache: dict[str, Counter[str]] = {}
 
-    def counts(self, text: str) -> tuple[Counter[str], int]:
+    def counts(self, text: str) -> tuple[Counter[str], list[str]]:
+        """The word features of *text* with their counts, and its words."""
         total: Counter[str] = Counter()
         found = words(text)
         for word in found:
@@ -151,24 +160,24 @@ class Featurizer:
             if cached is None:
                 cached = self._cache[word] = Counter(word_features(word))
             total.update(cached)
-        return total, len(found)
+        return total, found
 
     def matrix(self, messages: Sequence[Message], vocabulary: dict[str, int]) -> sparse.csr_matrix:
         """Rows of features; the last columns are the signals (classify_model.SIGNALS)."""
         rows, cols, values = [], [], []
         width = len(vocabulary)
         for row, message in enumerate(messages):
-            counts, size = self.counts(message.text)
-            if not size:
+            counts, found = self.counts(message.text)
+            if not found:
                 continue
-            root = math.sqrt(size)
+            root = math.sqrt(len(found))
             for feature, count in counts.items():
                 column = vocabulary.get(feature)
                 if column is not None:
                     rows.append(row)
                     cols.append(column)
                     values.append(count / root)
-            values_of = signals(*self.rules.evidence(message.text))
+            values_of = signals(*self.rules.evidence(message.text), len(found))
             for offset, value in enumerate(values_of):
                 if value:
                     rows.append(row)
@@ -241,11 +250,10 @@ def raw_scores(model: TextModel, rules: Classifier, text: str) -> tuple[float, f
     found = words(text)
     if not found:
         return 0.0, 0.0
-    values = signals(*rules.evidence(text))
-    root = math.sqrt(len(found))
-    by_signals = math.fsum(w * v for w, v in zip(model.signal_weights, values, strict=True))
-    full = (math.fsum(map(model.word_score, found)) + by_signals) / root
-    alone = math.fsum(w * v for w, v in zip(model.signals_only, values, strict=True)) / root
+    values = signals(*rules.evidence(text), len(found))
+    word_total = math.fsum(map(model.word_score, found))
+    full, _ = combine(1.0, model.signal_weights, word_total, values, len(found))
+    alone, _ = combine(0.0, model.signals_only, 0.0, values, len(found))
     return full, alone
 
 
@@ -374,6 +382,7 @@ def train(
         "sources": dict(sorted(Counter(m.source for m in training).items())),
         "features": len(model.weights),
         "C": C,
+        "rules_digest": rules_digest(shipped_rules()),
     }
     model = replace(model, info=info)
 
