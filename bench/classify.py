@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.harness import REPO_ROOT, LoadOptions, Section
-from router.classify import (
+from router.core.classify import (
     MODEL_FILE,
     Classification,
     Classifier,
@@ -34,9 +34,9 @@ from router.classify import (
     shipped_model,
     shipped_rules,
 )
-from router.classify_model import load_model
-from router.contact import Category
-from router.shipped import shipped_path
+from router.core.classify_model import load_model
+from router.core.contact import Category
+from router.core.shipped import shipped_path
 
 DATA_FILES = ("tests/data/classifier_tune.jsonl", "tests/data/classifier_holdout.jsonl")
 MESSAGE_CHARS = 300

@@ -54,7 +54,7 @@ from bench.harness import (
 from bench.servers import EMAIL_PATH
 from bench.webhook import busy, comparison_rows, ratio
 from integrations.signing import HEADER, sign
-from router.outbox import BATCH
+from router.service.outbox import BATCH
 
 SECRET = "bench-email-webhook-secret"
 #: Both servers answer 200 JSON naming the interaction; a body without it is an error.

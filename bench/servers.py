@@ -135,7 +135,7 @@ def serve_smtp_sink(host: str, port: int, smtp_port: int) -> None:
 
 
 def serve_switchboard(host: str, port: int) -> None:
-    from router.cli import cli
+    from router.cli.commands import cli
 
     cli.main(
         args=["serve", "--host", host, "--port", str(port)],

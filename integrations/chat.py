@@ -19,8 +19,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integrations import signing
-from router.masking import mask_cards
-from router.outbox import Delivery, DeliveryError
+from router.core.masking import mask_cards
+from router.service.outbox import Delivery, DeliveryError
 
 HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
 _RETRYABLE_4XX = frozenset({408, 429})

@@ -47,7 +47,7 @@ encoded word makes it give up on the whole value. A missing
 Message-ID gives ``"sha256:<hex of raw>"``; an unusable From gives ``sender == ""``; an
 attachment whose content cannot be decoded is kept as it came.
 
-Imports only the standard library, integrations/email_message.py and router/mailtext.py:
+Imports only the standard library, integrations/email_message.py and router/core/mailtext.py:
 never aiohttp, the store, the clock or the network.
 
 Web layers must hand text fields over so that ``value.encode("utf-8", "surrogateescape")``
@@ -77,7 +77,7 @@ from email.utils import encode_rfc2231, formataddr, getaddresses
 from typing import TypeAlias
 
 from integrations.email_message import quoted_printable, without_mbox_line
-from router.mailtext import html_to_text
+from router.core.mailtext import html_to_text
 
 __all__ = [
     "EmailFormatError",

@@ -7,7 +7,7 @@ where Switchboard must change it. Pure: bytes in, bytes out; no network, no data
   ending; every original byte follows unchanged (an mbox ``From `` envelope line, which is
   not part of an RFC 5322 message, is dropped);
 * with ``mask_cards`` (a destination outside the shop), card numbers are masked with
-  router/masking.py in every ``text/plain`` and ``text/html`` body part that is not an
+  router/core/masking.py in every ``text/plain`` and ``text/html`` body part that is not an
   attachment (nor inside an attached message; an inline ``message/rfc822`` is followed).
   Such a part is decoded from its transfer encoding (RFC 2045) and charset, masked, and
   written back in the same charset and transfer encoding; a part without a card stays
@@ -17,7 +17,7 @@ where Switchboard must change it. Pure: bytes in, bytes out; no network, no data
 The MIME structure is walked on the bytes themselves (RFC 2046 boundaries), not through a
 parse-and-regenerate round trip, because ``email.generator`` re-folds headers and rewrites
 bodies, which would break DKIM signatures and the "unchanged" promise.
-Imports only the standard library and router/masking.py.
+Imports only the standard library and router/core/masking.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from router.masking import mask_cards
+from router.core.masking import mask_cards
 
 __all__ = ["forwarded", "quoted_printable", "split_head", "without_mbox_line"]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from router.contact import Channel, Contact
+from router.core.contact import Channel, Contact
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 VOICE_PATH = "/webhooks/twilio/voice"

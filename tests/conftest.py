@@ -16,13 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 from twilio.request_validator import RequestValidator
 
-from router import migrate
-from router.app import make_app
-from router.cli import cli
-from router.document import document_data, shipped_document, validate_document
+from router.cli.commands import cli
+from router.core.document import document_data, shipped_document, validate_document
 from router.service import apply_document
 from router.settings import Settings
-from router.store import Store, create_engine
+from router.store import Store, create_engine, migrate
+from router.web.app import make_app
 
 from .smtp_sink import SmtpSink
 

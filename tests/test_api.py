@@ -14,11 +14,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 
-from router.appkeys import routing_key
-from router.document import validate_document
+from router.core.document import validate_document
+from router.service.tokens import Role, create_token
 from router.store import Store
-from router.tokens import Role, create_token
-from router.web_api import ROUTES
+from router.web.api import ROUTES
+from router.web.appkeys import routing_key
 
 from .conftest import Clock, post_twilio
 

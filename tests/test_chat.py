@@ -17,10 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from integrations.signing import HEADER, sign, verify
-from router.appkeys import settings_key
-from router.document import shipped_document
+from router.core.document import shipped_document
 from router.settings import Settings
 from router.store import Store, create_engine
+from router.web.appkeys import settings_key
 
 from .conftest import Clock, make_settings, post_twilio, shipped_data, store_document
 

@@ -15,10 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from router.classify import EvalReport, evaluate, parse_examples, render_report, shipped_classifier
-from router.classify_lang import LANGUAGES
-from router.contact import Category
-from router.document import shipped_document
+from router.core.classify import (
+    EvalReport,
+    evaluate,
+    parse_examples,
+    render_report,
+    shipped_classifier,
+)
+from router.core.classify_lang import LANGUAGES
+from router.core.contact import Category
+from router.core.document import shipped_document
 
 DATA = Path(__file__).parent / "data"
 BLIND = DATA / "classifier_blind.jsonl"

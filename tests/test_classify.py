@@ -16,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.classify import (
+from router.core.classify import (
     Classification,
     Example,
     Rule,
@@ -31,11 +31,11 @@ from router.classify import (
     rules_from_data,
     shipped_rules,
 )
-from router.classify_lang import LANGUAGES
-from router.contact import Category, CategorySource
-from router.decide import routing_rules
-from router.document import document_data, shipped_document, validate_document
-from router.shipped import shipped_path
+from router.core.classify_lang import LANGUAGES
+from router.core.contact import Category, CategorySource
+from router.core.decide import routing_rules
+from router.core.document import document_data, shipped_document, validate_document
+from router.core.shipped import shipped_path
 
 DATA = Path(__file__).parent / "data"
 HOLDOUT = DATA / "classifier_holdout.jsonl"

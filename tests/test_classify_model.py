@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.classify import (
+from router.core.classify import (
     MODEL_FILE,
     Rule,
     RuleMatch,
@@ -26,7 +26,7 @@ from router.classify import (
     shipped_rules,
     words,
 )
-from router.classify_model import (
+from router.core.classify_model import (
     MODEL_FORMAT,
     NO_RULE_MIN_WORDS,
     TextModel,
@@ -35,10 +35,10 @@ from router.classify_model import (
     word_features,
     word_key,
 )
-from router.contact import Category, CategorySource
-from router.decide import routing_rules
-from router.document import document_data, shipped_document, validate_document
-from router.shipped import shipped_path
+from router.core.contact import Category, CategorySource
+from router.core.decide import routing_rules
+from router.core.document import document_data, shipped_document, validate_document
+from router.core.shipped import shipped_path
 from train.classifier import (
     HELD_OUT_SHARE,
     Message,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from router.document import document_data, shipped_document
-from router.shipped import shipped_path
+from router.core.document import document_data, shipped_document
+from router.core.shipped import shipped_path
 
 from .conftest import invoke
 

@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
 
 from router.service import rollback
+from router.service.tokens import Role, create_token
 from router.store import Store
-from router.tokens import Role, create_token
 
 from .conftest import Clock, post_twilio
 from .conftest_pg import ci_requires_postgres

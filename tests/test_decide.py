@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.classify import Classification, load_rules
-from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
-from router.decide import (
+from router.core.classify import Classification, load_rules
+from router.core.contact import Category, CategorySource, Channel, Contact, Reason, Side
+from router.core.decide import (
     bucket,
     categorize,
     decide,
@@ -22,8 +22,8 @@ from router.decide import (
     stored_bucket,
     unanswered_fallback,
 )
-from router.document import RoutingDocument, document_data, shipped_document, validate_document
-from router.shipped import shipped_path
+from router.core.document import RoutingDocument, document_data, shipped_document, validate_document
+from router.core.shipped import shipped_path
 
 from .conftest import NOW, PRAGUE
 

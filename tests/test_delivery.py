@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.delivery import Failure, Schedule, Stage, Status, after_failure
+from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SCHEDULE = Schedule()

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from router.contact import Category, Channel, Side
-from router.document import (
+from router.core.contact import Category, Channel, Side
+from router.core.document import (
     Change,
     DocumentInvalid,
     Problem,
@@ -29,7 +29,7 @@ from router.document import (
     shipped_document,
     validate_document,
 )
-from router.shipped import shipped_path
+from router.core.shipped import shipped_path
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=PRAGUE)  # a Monday, 09:30 Prague

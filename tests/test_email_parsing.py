@@ -33,8 +33,8 @@ from integrations.email_inbound import (
     parse_sendgrid,
 )
 from integrations.email_message import forwarded
-from router.mailtext import classification_text
-from router.masking import mask_cards
+from router.core.mailtext import classification_text
+from router.core.masking import mask_cards
 
 PAYLOADS = Path(__file__).parent / "payloads"
 ADDED = {

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.hours import ALWAYS, DAYS, HoursError, parse_hours
+from router.core.hours import ALWAYS, DAYS, HoursError, parse_hours
 
 PRAGUE = ZoneInfo("Europe/Prague")
 MONDAY = date(2026, 11, 23)  # the week of the shared NOW (Monday 09:30 Prague)

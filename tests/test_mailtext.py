@@ -1,10 +1,10 @@
-"""What the classifier reads of an email (router/mailtext.py): the customer's own words."""
+"""What the classifier reads of an email (router/core/mailtext.py): the customer's own words."""
 
 from __future__ import annotations
 
 import pytest
 
-from router.mailtext import classification_text, html_to_text, strip_reply
+from router.core.mailtext import classification_text, html_to_text, strip_reply
 
 NEW = "Kde je moje objednávka 2024001234?"
 

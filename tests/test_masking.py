@@ -1,4 +1,4 @@
-"""Card masking (router/masking.py): what is a card number, what is not, and the invariants."""
+"""Card masking (router/core/masking.py): what is a card number, what is not, and the invariants."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.masking import luhn_valid, mask_cards
+from router.core.masking import luhn_valid, mask_cards
 
 
 @pytest.mark.parametrize(

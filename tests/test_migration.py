@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.classify import Classification
-from router.contact import Category, CategorySource, Channel, Contact, Side
-from router.decide import bucket, decide
-from router.document import document_data, shipped_document, validate_document
-from router.migration import (
+from router.core.classify import Classification
+from router.core.contact import Category, CategorySource, Channel, Contact, Side
+from router.core.decide import bucket, decide
+from router.core.document import document_data, shipped_document, validate_document
+from router.core.migration import (
     ChannelHealth,
     MigrationError,
     PlanInvalid,

@@ -12,14 +12,13 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from router import migrate
-from router.app import make_app
-from router.contact import Category, Channel
-from router.document import shipped_document
-from router.migration import PlanStep, cut_over
+from router.core.contact import Category, Channel
+from router.core.document import shipped_document
+from router.core.migration import PlanStep, cut_over
 from router.service import apply_document, resume, rollback, schedule_plan
-from router.store import StaleVersion, Store, create_engine
-from router.tokens import Role, create_token
+from router.service.tokens import Role, create_token
+from router.store import StaleVersion, Store, create_engine, migrate
+from router.web.app import make_app
 
 from .conftest import Clock, make_settings, post_twilio
 from .test_rollback import HOTLINE, PARTNER, call, eventually

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.app import make_app
+from router.core.shipped import shipped_path
+from router.service.tokens import Role, create_token
 from router.settings import Settings
-from router.shipped import shipped_path
 from router.store import Store
-from router.tokens import Role, create_token
+from router.web.app import make_app
 
 from .conftest import Clock
 from .test_rollback import switchboard

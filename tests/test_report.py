@@ -1,4 +1,4 @@
-"""The contacts-and-costs report: the pure core (router/report.py) on plain values, then real
+"""The contacts-and-costs report: the pure core (router/core/report.py) on plain values, then real
 contacts recorded through the real app and read back through the CLI and the API."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from router import migrate
-from router.document import Costs, document_data, shipped_document
-from router.report import (
+from router.core.document import Costs, document_data, shipped_document
+from router.core.report import (
     HANDLED_OUTCOME,
     Count,
     Report,
@@ -25,11 +24,11 @@ from router.report import (
     is_handled,
     render_text,
 )
+from router.core.shipped import shipped_path
 from router.service import apply_document, contacts_report
+from router.service.tokens import Role, create_token
 from router.settings import Settings
-from router.shipped import shipped_path
-from router.store import Store, create_engine
-from router.tokens import Role, create_token
+from router.store import Store, create_engine, migrate
 
 from .conftest import NOW, PUBLIC_URL, Clock, invoke, make_settings, post_twilio
 from .smtp_sink import SmtpSink
@@ -567,8 +566,8 @@ async def test_the_store_aggregates_the_same_way_on_postgres(
 ) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from router.app import make_app
-    from router.migration import cut_over
+    from router.core.migration import cut_over
+    from router.web.app import make_app
 
     engine = create_engine(postgres_database_url)
     try:

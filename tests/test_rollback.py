@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from router import migrate
-from router.app import make_app
-from router.appkeys import routing_key
-from router.document import document_data, shipped_document, validate_document
-from router.migration import cut_over
+from router.core.document import document_data, shipped_document, validate_document
+from router.core.migration import cut_over
 from router.service import apply_document, rollback, routing_status
 from router.settings import Settings
-from router.store import Store, create_engine
+from router.store import Store, create_engine, migrate
+from router.web.app import make_app
+from router.web.appkeys import routing_key
 
 from .conftest import PUBLIC_URL, Clock, post_twilio
 

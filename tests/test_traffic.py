@@ -1,4 +1,4 @@
-"""router/traffic.py with plain values: the hours of a window and the contacts in them."""
+"""router/core/traffic.py with plain values: the hours of a window and the contacts in them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from router.document import validate_document
-from router.traffic import MAX_HOURS, hourly, window
+from router.core.document import validate_document
+from router.core.traffic import MAX_HOURS, hourly, window
 
 from .conftest import shipped_data
 

@@ -15,11 +15,11 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.app import make_app
-from router.document import RoutingDocument, document_data, shipped_document, validate_document
+from router.core.document import RoutingDocument, document_data, shipped_document, validate_document
 from router.service import apply_document
 from router.settings import Settings
 from router.store import Interaction, Store, create_engine
+from router.web.app import make_app
 
 from .conftest import NOW, PRAGUE, PUBLIC_URL, Clock, make_settings, post_twilio
 
@@ -48,7 +48,7 @@ async def start(
     """Start the real app; with *document*, it is stored as the current version first."""
     if document is not None:
         engine = create_engine(settings.database_url)
-        from router import migrate
+        from router.store import migrate
 
         await migrate.upgrade(engine)
         await apply_document(

@@ -5,7 +5,7 @@ directory, checks every file against the directory's ``MANIFEST.json`` (its SHA-
 data, so a model is rebuilt from exactly the messages it was built from), splits off the
 held-out share (a fixed rule on each message's source and id, :func:`is_held_out`, decided
 before any training), and fits a logistic regression over the features that
-:mod:`router.classify_model` defines, with the shipped rules' evidence as two more inputs.
+:mod:`router.core.classify_model` defines, with the shipped rules' evidence as two more inputs.
 
 It prints and writes (``REPORT.md`` beside the model) the held-out figures per language and
 per source, and the cross-source figures: for each source, a model trained without it,
@@ -33,7 +33,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from router.classify import (
+from router.core.classify import (
     Classifier,
     EvalReport,
     EvalResult,
@@ -44,7 +44,7 @@ from router.classify import (
     shipped_rules,
     words,
 )
-from router.classify_model import (
+from router.core.classify_model import (
     SIGNALS,
     TextModel,
     combine,
@@ -52,7 +52,7 @@ from router.classify_model import (
     signals,
     word_features,
 )
-from router.contact import Category
+from router.core.contact import Category
 
 #: The share of every source kept out of training, chosen by a hash of (source, id).
 HELD_OUT_SHARE = 0.2

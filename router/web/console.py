@@ -1,6 +1,6 @@
 """GET /console: the operators' web console (SPEC §5).
 
-The console is three static files (``router/console/``) and nothing else on the server: the
+The console is three static files (``router/web/static/``) and nothing else on the server: the
 page asks for an API token, keeps it in the tab's sessionStorage, and calls the operators'
 API (``/api/…``) with it as a bearer token, so every rule of the API — roles, validation,
 audit actor, 401/403/409/422 — holds for the console unchanged, and the page itself holds
@@ -42,7 +42,7 @@ _SECURITY_HEADERS: Final = {
 
 
 def _read(name: str) -> bytes:
-    return resources.files("router").joinpath("console", name).read_bytes()
+    return resources.files("router.web").joinpath("static", name).read_bytes()
 
 
 async def console_page(request: web.Request) -> web.Response:

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import yaml
 
-from router.contact import Category, Channel
-from router.decide import place
-from router.document import Problem, RoutingDocument, document_data, validate_document
-from router.durations import parse_duration
+from router.core.contact import Category, Channel
+from router.core.decide import place
+from router.core.document import Problem, RoutingDocument, document_data, validate_document
+from router.core.durations import parse_duration
 
 Shares = Mapping[Channel, Mapping[Category, float]]
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from router.classify import Classification, Classifier, Rule, classify, fold
-from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
-from router.document import RoutingDocument
+from router.core.classify import Classification, Classifier, Rule, classify, fold
+from router.core.contact import Category, CategorySource, Channel, Contact, Reason, Side
+from router.core.document import RoutingDocument
 
 
 @dataclass(frozen=True, slots=True)

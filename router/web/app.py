@@ -24,8 +24,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
-from router import migrate, web_api, web_chat, web_console, web_email, web_partner, web_voice
-from router.appkeys import (
+from router.core.delivery import Schedule
+from router.metrics import Metrics
+from router.service import ensure_initial_routing, run_due_work
+from router.service.outbox import OutboxWorker, Sender
+from router.service.routing import ActiveRouting, RoutingState, last_known, remember
+from router.settings import Settings, customer_key_secret
+from router.store import ROUTING_CHANNEL, Store, create_engine, migrate
+from router.web import api as web_api
+from router.web import chat as web_chat
+from router.web import console as web_console
+from router.web import email as web_email
+from router.web import partner as web_partner
+from router.web import voice as web_voice
+from router.web.appkeys import (
     Clock,
     clock_key,
     customer_secret_key,
@@ -37,13 +49,6 @@ from router.appkeys import (
     store_key,
     wake_key,
 )
-from router.delivery import Schedule
-from router.metrics import Metrics
-from router.outbox import OutboxWorker, Sender
-from router.routing import ActiveRouting, RoutingState, last_known, remember
-from router.service import ensure_initial_routing, run_due_work
-from router.settings import Settings, customer_key_secret
-from router.store import ROUTING_CHANNEL, Store, create_engine
 
 log = structlog.get_logger(__name__)
 

@@ -15,9 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.appkeys import clock_key, store_key
-from router.masking import mask_cards
-from router.web_signed import chat_signed_body
+from router.core.masking import mask_cards
+from router.web.appkeys import clock_key, store_key
+from router.web.signed import chat_signed_body
 
 log = structlog.get_logger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import structlog
 
-from router.classify import Classifier, Rule, shipped_classifier, shipped_rules
-from router.decide import routing_rules
-from router.document import (
+from router.core.classify import Classifier, Rule, shipped_classifier, shipped_rules
+from router.core.decide import routing_rules
+from router.core.document import (
     DocumentInvalid,
     RoutingDocument,
     document_json,

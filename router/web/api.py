@@ -4,7 +4,7 @@ This module owns the HTTP side of operating Switchboard: the route table with ea
 endpoint's least role, authentication, request bodies and query strings (pydantic models:
 every problem by path, 422), the mapping of service errors to status codes, and the JSON
 shape of the answers. Decisions and changes are made by ``router.service`` and
-``router.migration``; a handler is parse → one service call → JSON.
+``router.core.migration``; a handler is parse → one service call → JSON.
 
 It must not import ``integrations/`` or open database sessions itself (``router.store``
 only for its row types and errors).
@@ -36,10 +36,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.appkeys import clock_key, routing_key, store_key, wake_key
-from router.classify import classify
-from router.contact import Category, Channel
-from router.document import (
+from router.core.classify import classify
+from router.core.contact import Category, Channel
+from router.core.document import (
     DocumentInvalid,
     Problem,
     RoutingDocument,
@@ -47,10 +46,10 @@ from router.document import (
     document_data,
     validate_document,
 )
-from router.durations import parse_duration, parse_since
-from router.migration import MigrationError, PlanInvalid, parse_plan
-from router.openapi import Operation, openapi_document
-from router.report import DEFAULT_SINCE
+from router.core.durations import parse_duration, parse_since
+from router.core.migration import MigrationError, PlanInvalid, parse_plan
+from router.core.report import DEFAULT_SINCE
+from router.core.traffic import MAX_HOURS
 from router.service import (
     NoRouting,
     NothingToResume,
@@ -66,6 +65,14 @@ from router.service import (
     stored_document,
 )
 from router.service import cutover_preview as service_cutover_preview
+from router.service.tokens import Role, authenticate
+from router.service.views import (
+    change_json,
+    classification_json,
+    interaction_json,
+    step_json,
+    version_json,
+)
 from router.store import (
     ApiToken,
     DatabaseUnavailable,
@@ -73,15 +80,8 @@ from router.store import (
     StaleVersion,
     Store,
 )
-from router.tokens import Role, authenticate
-from router.traffic import MAX_HOURS
-from router.views import (
-    change_json,
-    classification_json,
-    interaction_json,
-    step_json,
-    version_json,
-)
+from router.web.appkeys import clock_key, routing_key, store_key, wake_key
+from router.web.openapi import Operation, openapi_document
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from router.classify import Classification
+from router.core.classify import Classification
 from router.store import Interaction, OutboxRow, PlanStepRow, RoutingVersion
 
 

@@ -1,5 +1,5 @@
 """The delivery worker: claims due outbox rows, hands each to its sender, records the
-outcome, retries with backoff, redirects to the fallback destination (router/delivery.py).
+outcome, retries with backoff, redirects to the fallback destination (router/core/delivery.py).
 
 It never names a vendor: senders satisfy :class:`Sender` and are wired in by app.py
 (SMTP for email, HTTP for chat hand-offs). Every replica runs one worker; rows are leased
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.delivery import Failure, Schedule, Stage, Status, after_failure
+from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
 from router.store import OutboxRow, Store
 
 log = structlog.get_logger(__name__)

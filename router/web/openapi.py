@@ -5,7 +5,7 @@ Everything that describes the API to its callers lives here: the :class:`Operati
 and the answer schemas, which are written by hand. Request schemas are not: they come from
 the pydantic models the handlers validate with, so what is published is what is enforced.
 
-Pure: builds a dict and does no I/O. It must not import ``router.web_api`` (which imports
+Pure: builds a dict and does no I/O. It must not import ``router.web.api`` (which imports
 this module and owns the route table the operations come from) nor aiohttp.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.contact import Category, Channel
-from router.document import RoutingDocument
-from router.report import Report
+from router.core.contact import Category, Channel
+from router.core.document import RoutingDocument
+from router.core.report import Report
+from router.service.tokens import Role
 from router.store import Interaction
-from router.tokens import Role
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"

@@ -42,10 +42,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from router.contact import Category, Channel, Side
-from router.durations import parse_duration
-from router.hours import ALWAYS, HoursError, OpeningHours, parse_hours
-from router.shipped import shipped_path
+from router.core.contact import Category, Channel, Side
+from router.core.durations import parse_duration
+from router.core.hours import ALWAYS, HoursError, OpeningHours, parse_hours
+from router.core.shipped import shipped_path
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -252,7 +252,7 @@ class Destination(_Model):
     phone: Annotated[str, Field(strict=True), AfterValidator(_phone)] | None = None
     email: Annotated[str, Field(strict=True), AfterValidator(_email)] | None = None
     chat: Annotated[str, Field(strict=True), AfterValidator(_chat_url)] | None = None
-    hours: Any = "always"  # "always" or a mapping, see router.hours; kept for the round trip
+    hours: Any = "always"  # "always" or a mapping, see router.core.hours; kept for the round trip
     _opening_hours: OpeningHours = PrivateAttr(default=ALWAYS)
 
     @field_validator("hours", mode="before")

@@ -3,7 +3,7 @@
 Rules are data: weighted words and phrases per category, one file per language under
 ``config/classifier/`` (:func:`shipped_rules`), extended or overridden by the routing
 document's ``classifier.rules``. Every rule of every language applies to every message.
-With a trained model (:mod:`router.classify_model`, the shipped one in routing), the rules'
+With a trained model (:mod:`router.core.classify_model`, the shipped one in routing), the rules'
 totals are among the model's inputs and the detected language says how far the model's
 words are trusted; without one, the language is detected (or given) only to report it.
 
@@ -65,9 +65,9 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from router import classify_lang
-from router.classify_model import SIGNALS, TextModel, combine, load_model, signals
-from router.contact import Category, CategorySource
+from router.core import classify_lang
+from router.core.classify_model import SIGNALS, TextModel, combine, load_model, signals
+from router.core.contact import Category, CategorySource
 
 __all__ = [
     "MODEL_FILE",
@@ -973,7 +973,7 @@ def rules_digest(rules: Iterable[Rule]) -> str:
 
 def shipped_rules() -> tuple[Rule, ...]:
     """Every shipped rule (``config/classifier/*.yaml``), the same tuple on every call."""
-    from router.shipped import shipped_path
+    from router.core.shipped import shipped_path
 
     return load_rules(shipped_path("classifier"))
 
@@ -985,7 +985,7 @@ MODEL_FILE = "classifier/model.json.gz"
 @cache
 def shipped_model() -> TextModel:
     """The shipped model (``config/classifier/model.json.gz``), read once per process."""
-    from router.shipped import shipped_path
+    from router.core.shipped import shipped_path
 
     return load_model(shipped_path(MODEL_FILE))
 

@@ -21,7 +21,12 @@ from aiohttp import BodyPartReader, web
 
 from integrations import email_inbound as inbound
 from integrations import signing
-from router.appkeys import (
+from router.core.contact import Channel, Contact
+from router.core.decide import Decision
+from router.core.mailtext import classification_text
+from router.service import customer_hash, route_forwarded
+from router.store import DatabaseUnavailable, TokenReplayed
+from router.web.appkeys import (
     clock_key,
     customer_secret_key,
     metrics_key,
@@ -30,11 +35,6 @@ from router.appkeys import (
     settings_key,
     store_key,
 )
-from router.contact import Channel, Contact
-from router.decide import Decision
-from router.mailtext import classification_text
-from router.service import customer_hash, route_forwarded
-from router.store import DatabaseUnavailable, TokenReplayed
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from router.contact import Channel
-from router.document import RoutingDocument
+from router.core.contact import Channel
+from router.core.document import RoutingDocument
 
 __all__ = ["MAX_HOURS", "Traffic", "hourly", "window"]
 

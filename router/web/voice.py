@@ -18,17 +18,8 @@ from aiohttp import web
 
 from integrations import twilio_voice as tv
 from integrations.smtp import voicemail_message
-from router.appkeys import (
-    clock_key,
-    customer_secret_key,
-    metrics_key,
-    outbox_wake_key,
-    routing_key,
-    settings_key,
-    store_key,
-)
-from router.contact import Channel
-from router.decide import categorize, decide, stored_bucket, unanswered_fallback
+from router.core.contact import Channel
+from router.core.decide import categorize, decide, stored_bucket, unanswered_fallback
 from router.service import (
     Reply,
     abandoned_call_row,
@@ -39,6 +30,15 @@ from router.service import (
     voicemail_forward,
 )
 from router.store import DatabaseUnavailable
+from router.web.appkeys import (
+    clock_key,
+    customer_secret_key,
+    metrics_key,
+    outbox_wake_key,
+    routing_key,
+    settings_key,
+    store_key,
+)
 
 log = structlog.get_logger(__name__)
 

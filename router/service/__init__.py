@@ -20,10 +20,10 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from router.contact import Category, CategorySource, Channel, Contact, Reason, Side
-from router.decide import Decision, bucket, categorize, decide, stored_bucket
-from router.document import RoutingDocument, document_json, shipped_document, validate_document
-from router.migration import (
+from router.core.contact import Category, CategorySource, Channel, Contact, Reason, Side
+from router.core.decide import Decision, bucket, categorize, decide, stored_bucket
+from router.core.document import RoutingDocument, document_json, shipped_document, validate_document
+from router.core.migration import (
     ChannelHealth,
     Impact,
     PlanStep,
@@ -38,8 +38,10 @@ from router.migration import (
     shares_of,
     with_shares,
 )
-from router.report import Count, Report, build_report
-from router.routing import ActiveRouting
+from router.core.report import Count, Report, build_report
+from router.core.traffic import Traffic, hourly, window
+from router.service.routing import ActiveRouting
+from router.service.views import iso
 from router.store import (
     DatabaseUnavailable,
     Interaction,
@@ -53,8 +55,6 @@ from router.store import (
     mark_step_version,
     newest_version,
 )
-from router.traffic import Traffic, hourly, window
-from router.views import iso
 
 log = structlog.get_logger(__name__)
 

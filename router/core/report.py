@@ -40,8 +40,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.contact import Category, Channel
-from router.document import Costs
+from router.core.contact import Category, Channel
+from router.core.document import Costs
 
 __all__ = [
     "DEFAULT_SINCE",

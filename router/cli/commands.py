@@ -3,7 +3,7 @@
 Commands work on the database named by ``SWITCHBOARD_DATABASE_URL`` directly, so the
 on-call person can inspect and change routing while the HTTP service is down; with
 ``--url`` and a token they work through a running service's API instead. Both ways give
-the same JSON shapes (router/views.py), so one printer serves both. Data goes to stdout
+the same JSON shapes (router/service/views.py), so one printer serves both. Data goes to stdout
 (``--format json`` for scripts); errors go to stderr with a non-zero exit code.
 """
 
@@ -28,8 +28,8 @@ from multidict import CIMultiDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from router import migrate, service
-from router.classify import (
+from router import service
+from router.core.classify import (
     Classification,
     Classifier,
     classify,
@@ -39,9 +39,9 @@ from router.classify import (
     shipped_classifier,
     shipped_rules,
 )
-from router.contact import Category, Channel
-from router.decide import routing_rules
-from router.document import (
+from router.core.contact import Category, Channel
+from router.core.decide import routing_rules
+from router.core.document import (
     DocumentInvalid,
     RoutingDocument,
     diff_documents,
@@ -49,10 +49,10 @@ from router.document import (
     load_document,
     shipped_document,
 )
-from router.durations import parse_since
+from router.core.durations import parse_since
+from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
+from router.core.report import DEFAULT_SINCE, Report, render_text
 from router.logging import configure_logging
-from router.migration import MigrationError, PlanInvalid, parse_for, parse_plan
-from router.report import DEFAULT_SINCE, Report, render_text
 from router.service import (
     apply_document,
     contacts_report,
@@ -60,10 +60,8 @@ from router.service import (
     routing_status,
     stored_document,
 )
-from router.settings import Settings, SettingsError, load_settings
-from router.store import RoutingVersion, Store, create_engine
-from router.tokens import Role, TokenError, create_token
-from router.views import (
+from router.service.tokens import Role, TokenError, create_token
+from router.service.views import (
     change_json,
     classification_json,
     interaction_json,
@@ -72,9 +70,11 @@ from router.views import (
     step_json,
     version_json,
 )
+from router.settings import Settings, SettingsError, load_settings
+from router.store import RoutingVersion, Store, create_engine, migrate
 
 if TYPE_CHECKING:
-    from router.remote import Remote
+    from router.cli.remote import Remote
 
 T = TypeVar("T")
 
@@ -162,7 +162,7 @@ def remote() -> Remote | None:
     if not target.token:
         raise click.ClickException("--url needs --token (or SWITCHBOARD_TOKEN)")
     # imported here: the HTTP client costs the on-call person's rollback a quarter second
-    from router.remote import Remote
+    from router.cli.remote import Remote
 
     return Remote(target.url, target.token)
 
@@ -179,7 +179,7 @@ def api(
     """One API request; a refusal or an unreachable service is a clear CLI error."""
     import aiohttp
 
-    from router.remote import RemoteError
+    from router.cli.remote import RemoteError
 
     try:
         return asyncio.run(client.request(method, path, json=body, params=params, headers=headers))
@@ -259,7 +259,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP service (migrates the database first)."""
     from aiohttp import web
 
-    from router.app import make_app
+    from router.web.app import make_app
 
     local_only("serve")
     settings = _settings()

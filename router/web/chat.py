@@ -15,19 +15,19 @@ from aiohttp import web
 
 from integrations import chat as chat_format
 from integrations import twilio_messaging as messaging
-from router.appkeys import (
+from router.core.contact import Channel, Contact
+from router.service import Routed, customer_hash, route_forwarded
+from router.store import DatabaseUnavailable
+from router.web.appkeys import (
     clock_key,
     customer_secret_key,
     outbox_wake_key,
     routing_key,
     store_key,
 )
-from router.contact import Channel, Contact
-from router.service import Routed, customer_hash, route_forwarded
-from router.store import DatabaseUnavailable
-from router.web_email import log_routed
-from router.web_signed import chat_signed_body
-from router.web_voice import verified_form
+from router.web.email import log_routed
+from router.web.signed import chat_signed_body
+from router.web.voice import verified_form
 
 log = structlog.get_logger(__name__)
 

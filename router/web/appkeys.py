@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from router.metrics import Metrics
-from router.routing import RoutingState
+from router.service.routing import RoutingState
 from router.settings import Settings
 from router.store import Store
 

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from integrations import signing
-from router.appkeys import metrics_key, settings_key
+from router.web.appkeys import metrics_key, settings_key
 
 log = structlog.get_logger(__name__)
 

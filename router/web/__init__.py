@@ -1,0 +1,1 @@
+"""The HTTP shell: the aiohttp application, webhooks, the operators' API and console."""
