@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from router.cli.commands import cli
 from router.core.document import document_data, shipped_document, validate_document
-from router.service import apply_document
+from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 from router.web.app import make_app

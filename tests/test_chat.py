@@ -247,7 +247,8 @@ async def test_an_sms_is_routed_as_chat_and_acknowledged_in_the_senders_language
 async def test_status_lists_the_conversations_the_partner_holds_until_they_come_back(
     chat_app: Callable[..., Any], receiver: tuple[Receiver, str], clock: Clock
 ) -> None:
-    from router.service import rollback, routing_status
+    from router.service.queries import routing_status
+    from router.service.versions import rollback
 
     state, _ = receiver
     client = await chat_app(cutover={"chat": {"admin": 100}})

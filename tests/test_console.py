@@ -19,8 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
 
-from router.service import rollback
 from router.service.tokens import Role, create_token
+from router.service.versions import rollback
 from router.store import Store
 
 from .conftest import Clock, post_twilio

@@ -25,8 +25,9 @@ from router.core.report import (
     render_text,
 )
 from router.core.shipped import shipped_path
-from router.service import apply_document, contacts_report
+from router.service.queries import contacts_report
 from router.service.tokens import Role, create_token
+from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 

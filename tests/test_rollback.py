@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.core.document import document_data, shipped_document, validate_document
 from router.core.migration import cut_over
-from router.service import apply_document, rollback, routing_status
+from router.service.queries import routing_status
+from router.service.versions import apply_document, rollback
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 from router.web.app import make_app

@@ -16,7 +16,7 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.core.document import RoutingDocument, document_data, shipped_document, validate_document
-from router.service import apply_document
+from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Interaction, Store, create_engine
 from router.web.app import make_app

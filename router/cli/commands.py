@@ -28,7 +28,6 @@ from multidict import CIMultiDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from router import service
 from router.core.classify import (
     Classification,
     Classifier,
@@ -53,14 +52,10 @@ from router.core.durations import parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
 from router.core.report import DEFAULT_SINCE, Report, render_text
 from router.logging import configure_logging
-from router.service import (
-    apply_document,
-    contacts_report,
-    preview_impact,
-    routing_status,
-    stored_document,
-)
+from router.service import queries, scheduler, versions
+from router.service.queries import contacts_report, preview_impact, routing_status
 from router.service.tokens import Role, TokenError, create_token
+from router.service.versions import apply_document, stored_document
 from router.service.views import (
     change_json,
     classification_json,
@@ -138,7 +133,7 @@ def run(work: Callable[[Store], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except service.NoRouting as exc:
+    except versions.NoRouting as exc:
         raise click.ClickException(NO_ROUTING) from exc
     except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(
@@ -636,7 +631,7 @@ def config_revert(version: int, reason: str, actor: str, output_format: str) -> 
 
     async def work(store: Store) -> dict[str, Any]:
         try:
-            row = await service.revert(
+            row = await versions.revert(
                 store, version, actor=actor, reason=reason, now=datetime.now(UTC)
             )
         except LookupError as exc:
@@ -708,10 +703,10 @@ def cutover_command(
 
     async def work(store: Store) -> dict[str, Any]:
         if dry_run:
-            return await service.cutover_preview(
+            return await queries.cutover_preview(
                 store, chosen_channel, chosen_category, percent, days=days, now=now
             )
-        row = await service.cutover(
+        row = await versions.cutover(
             store,
             chosen_channel,
             chosen_category,
@@ -776,7 +771,7 @@ def rollback_command(
 
     async def work(store: Store) -> dict[str, Any]:
         try:
-            row = await service.rollback(
+            row = await versions.rollback(
                 store,
                 actor=actor,
                 reason=reason,
@@ -820,8 +815,8 @@ def resume_command(reason: str, actor: str, output_format: str) -> None:
 
     async def work(store: Store) -> dict[str, Any]:
         try:
-            row = await service.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
-        except service.NothingToResume as exc:
+            row = await versions.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
+        except versions.NothingToResume as exc:
             raise click.ClickException(str(exc)) from exc
         return change_json(row)
 
@@ -855,7 +850,7 @@ def plan_apply(file: Path, actor: str, output_format: str) -> None:
         raise click.ClickException(f"{file} is not a valid plan:\n{exc}") from exc
 
     async def work(store: Store) -> list[dict[str, Any]]:
-        rows = await service.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
+        rows = await scheduler.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
         return [step_json(row) for row in rows]
 
     client = remote()

@@ -50,22 +50,20 @@ from router.core.durations import parse_duration, parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_plan
 from router.core.report import DEFAULT_SINCE
 from router.core.traffic import MAX_HOURS
-from router.service import (
+from router.service.queries import contacts_per_hour, contacts_report, routing_status
+from router.service.queries import cutover_preview as service_cutover_preview
+from router.service.scheduler import schedule_plan
+from router.service.tokens import Role, authenticate
+from router.service.versions import (
     NoRouting,
     NothingToResume,
     apply_document,
-    contacts_per_hour,
-    contacts_report,
     cutover,
     resume,
     revert,
     rollback,
-    routing_status,
-    schedule_plan,
     stored_document,
 )
-from router.service import cutover_preview as service_cutover_preview
-from router.service.tokens import Role, authenticate
 from router.service.views import (
     change_json,
     classification_json,

@@ -26,9 +26,10 @@ from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
 from router.core.delivery import Schedule
 from router.metrics import Metrics
-from router.service import ensure_initial_routing, run_due_work
 from router.service.outbox import OutboxWorker, Sender
 from router.service.routing import ActiveRouting, RoutingState, last_known, remember
+from router.service.scheduler import run_due_work
+from router.service.versions import ensure_initial_routing
 from router.settings import Settings, customer_key_secret
 from router.store import ROUTING_CHANNEL, Store, create_engine, migrate
 from router.web import api as web_api

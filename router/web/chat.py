@@ -16,7 +16,7 @@ from aiohttp import web
 from integrations import chat as chat_format
 from integrations import twilio_messaging as messaging
 from router.core.contact import Channel, Contact
-from router.service import Routed, customer_hash, route_forwarded
+from router.service.contacts import Routed, customer_hash, route_forwarded
 from router.store import DatabaseUnavailable
 from router.web.appkeys import (
     clock_key,

@@ -24,7 +24,7 @@ from integrations import signing
 from router.core.contact import Channel, Contact
 from router.core.decide import Decision
 from router.core.mailtext import classification_text
-from router.service import customer_hash, route_forwarded
+from router.service.contacts import customer_hash, route_forwarded
 from router.store import DatabaseUnavailable, TokenReplayed
 from router.web.appkeys import (
     clock_key,

@@ -20,15 +20,14 @@ from integrations import twilio_voice as tv
 from integrations.smtp import voicemail_message
 from router.core.contact import Channel
 from router.core.decide import categorize, decide, stored_bucket, unanswered_fallback
-from router.service import (
-    Reply,
+from router.service.calls import (
     abandoned_call_row,
-    customer_hash,
     record_call_end,
     record_call_progress,
-    record_routed_contact,
     voicemail_forward,
 )
+from router.service.contacts import customer_hash, record_routed_contact
+from router.service.records import Reply
 from router.store import DatabaseUnavailable
 from router.web.appkeys import (
     clock_key,

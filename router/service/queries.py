@@ -1,0 +1,167 @@
+"""Read models: status, traffic, the report and impact previews."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from router.core.contact import Category, Channel
+from router.core.document import RoutingDocument
+from router.core.migration import (
+    Impact,
+    Recorded,
+    cancelled_return,
+    cut_over,
+    impact,
+    rollback_in_force,
+    shares_of,
+)
+from router.core.report import Count, Report, build_report
+from router.core.traffic import Traffic, hourly, window
+from router.service.versions import NoRouting, _current, stored_document
+from router.service.views import iso
+from router.store import (
+    Store,
+)
+
+log = structlog.get_logger(__name__)
+
+
+#: How far back status looks for conversations the partner still holds.
+CONVERSATION_WINDOW = timedelta(days=30)
+
+
+async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
+    """What `status --format json` and GET /api/status show."""
+    history = await store.history()
+    if not history:
+        raise NoRouting("the database holds no routing version yet")
+    current = history[0]
+    document = stored_document(current)
+    in_force = rollback_in_force(current)
+    rollback_json: dict[str, Any] | None = None
+    if in_force is not None:
+        rollback_json = {
+            "version": in_force.version,
+            "reason": in_force.reason,
+            "actor": in_force.actor,
+            "since": iso(in_force.created_at),
+            "until": iso(in_force.expires_at) if in_force.expires_at else None,
+            "channel": in_force.channel,
+            "restores": in_force.restores,
+        }
+    cancelled = cancelled_return(history, now)
+    # A conversation comes back in-house with its next message after a rollback; until
+    # then the partner holds it, however long ago its last contact was (within a window
+    # that bounds the query).
+    external = [name for name in document.destinations if document.is_external(name)]
+    held = await store.conversations_held(now - CONVERSATION_WINDOW, external)
+    steps = await store.plan_steps()
+    outbox = await store.outbox_depth()
+    return {
+        "version": current.version,
+        "kind": current.kind,
+        "actor": current.actor,
+        "reason": current.reason,
+        "created_at": iso(current.created_at),
+        "cutover": shares_of(document),
+        "rollback": rollback_json,
+        "rollback_return_cancelled": None
+        if cancelled is None
+        else {
+            "rollback_version": cancelled.rollback,
+            "would_have_ended": iso(cancelled.would_have_ended),
+            "cancelled_by_version": cancelled.cancelled_by,
+            "actor": cancelled.actor,
+            "reason": cancelled.reason,
+        },
+        "plan": [
+            {
+                "id": step.id,
+                "at": iso(step.due_at),
+                "reason": step.reason,
+                "cutover": json.loads(step.cutover),
+                "held_by_rollback": in_force is not None and step.due_at <= now,
+            }
+            for step in steps
+        ],
+        "outbox": outbox,
+        "partner_conversations": [
+            {
+                "conversation_id": row.conversation_id,
+                "channel": row.channel,
+                "destination": row.destination,
+                "last_contact_at": iso(row.received_at),
+                "interaction_id": row.id,
+            }
+            for row in held
+        ],
+    }
+
+
+async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
+    """The last *hours* hours of contacts per destination and channel (``GET
+    /api/traffic``); destinations' kinds from the routing in force."""
+    since, until = window(now, hours)
+    document = stored_document(await _current(store))
+    return hourly(await store.contacts_per_hour(since, until), document, since, until)
+
+
+async def contacts_report(store: Store, *, since: datetime, until: datetime) -> Report:
+    """What contacts received in [*since*, *until*) went where and what that cost
+    (``switchboard report``, ``GET /api/report``).
+
+    Priced with the *current* version's ``costs`` and destination kinds, whatever version
+    routed each contact: the report answers "what does this traffic cost at today's
+    prices", and one price list keeps the figures comparable across periods."""
+    current = await _current(store)
+    document = stored_document(current)
+    kinds = {
+        name: "external" if document.is_external(name) else "in_house"
+        for name in document.destinations
+    }
+    counts = [Count(*row) for row in await store.report_counts(since, until)]
+    return build_report(
+        counts,
+        kinds=kinds,
+        costs=document.costs,
+        prices_version=current.version,
+        since=since,
+        until=until,
+    )
+
+
+async def cutover_preview(
+    store: Store,
+    channel: Channel | None,
+    category: Category | None,
+    percent: float,
+    *,
+    days: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """What a cut-over would have changed over the last *days*; nothing is stored."""
+    current = await _current(store)
+    before = stored_document(current)
+    after = cut_over(before, channel, category, percent)
+    result = await preview_impact(store, before, after, days=days, now=now)
+    return {"dry_run": True, "version": current.version, "days": days, **result.as_json()}
+
+
+async def preview_impact(
+    store: Store,
+    before: RoutingDocument,
+    after: RoutingDocument,
+    *,
+    days: int,
+    now: datetime,
+) -> Impact:
+    rows = await store.replay_rows(now - timedelta(days=days))
+    recorded = [
+        Recorded(Channel(channel), Category(category), bucket_value, received_at)
+        for channel, category, bucket_value, received_at in rows
+    ]
+    return impact(recorded, before, after)

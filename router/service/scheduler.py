@@ -1,0 +1,184 @@
+"""Due work: plan steps, a timed rollback's return and the guard, each done once across
+replicas."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from router.core.contact import Category, Channel
+from router.core.document import document_json
+from router.core.migration import (
+    ChannelHealth,
+    PlanStep,
+    guard_trips,
+    return_due,
+    rollback_in_force,
+    with_shares,
+)
+from router.service.versions import (
+    GUARD_ACTOR,
+    SCHEDULER_ACTOR,
+    NoRouting,
+    NothingToResume,
+    resume,
+    rollback,
+    stored_document,
+)
+from router.store import (
+    PlanStepRow,
+    RoutingVersion,
+    StaleVersion,
+    Store,
+    claim_plan_step,
+    insert_version,
+    mark_step_version,
+    newest_version,
+)
+
+log = structlog.get_logger(__name__)
+
+
+async def schedule_plan(
+    store: Store, steps: Sequence[PlanStep], *, actor: str, now: datetime
+) -> list[PlanStepRow]:
+    rows = [
+        PlanStepRow(
+            due_at=step.at,
+            reason=step.reason,
+            cutover=json.dumps(
+                {
+                    ch.value: {cat.value: pct for cat, pct in cats.items()}
+                    for ch, cats in step.cutover.items()
+                },
+                sort_keys=True,
+            ),
+            created_by=actor,
+            created_at=now,
+        )
+        for step in steps
+    ]
+    return await store.add_plan_steps(rows)
+
+
+def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
+    data = json.loads(row.cutover)
+    return {
+        Channel(channel): {Category(cat): float(pct) for cat, pct in cats.items()}
+        for channel, cats in data.items()
+    }
+
+
+class _StepHeld(Exception):
+    """Raised inside a step's transaction to give the claim back."""
+
+
+async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> RoutingVersion | None:
+    """Execute one due step, exactly once across replicas: the step is claimed and the
+    version stored in one transaction, so a second replica finds it done."""
+    assert step.id is not None
+    try:
+        async with store.writing() as session:
+            if not await claim_plan_step(session, step.id, now):
+                return None
+            current = await newest_version(session)
+            if current is None:
+                raise NoRouting("the database holds no routing version yet")
+            if rollback_in_force(current) is not None:
+                # a rollback committed since the caller looked: hold the step (undo claim)
+                raise _StepHeld
+            document = with_shares(stored_document(current), step_shares(step))
+            row = await insert_version(
+                session,
+                after=current.version,
+                document=document_json(document),
+                kind="plan",
+                actor=SCHEDULER_ACTOR,
+                reason=step.reason,
+                now=now,
+            )
+            await mark_step_version(session, step.id, row.version)
+    except (IntegrityError, _StepHeld):  # a concurrent version, or a rollback: next tick
+        return None
+    log.info("plan.step_executed", step=step.id, version=row.version, reason=step.reason)
+    return row
+
+
+async def run_due_work(store: Store, now: datetime) -> list[RoutingVersion]:
+    """Everything due now: a timed rollback's return, plan steps, the guard.
+
+    Plan steps wait while a rollback is in force: a scheduled step must not undo an
+    incident rollback behind the on-call person's back (status lists them as held)."""
+    made: list[RoutingVersion] = []
+    current = await store.current_version()
+    if current is None:
+        return made
+    if return_due(current, now):
+        # another replica may have resumed, or someone changed routing, a moment ago
+        with contextlib.suppress(NothingToResume, StaleVersion):
+            made.append(
+                await resume(
+                    store,
+                    actor=SCHEDULER_ACTOR,
+                    reason=f"rollback of version {current.version} ended ({current.reason})",
+                    now=now,
+                    expected=current.version,
+                )
+            )
+        return made
+    if rollback_in_force(current) is None:
+        for step in await store.plan_steps():
+            if step.due_at > now:
+                break
+            row = await run_plan_step(store, step, now)
+            if row is not None:
+                made.append(row)
+        if made:
+            return made
+    tripped = await guard_check(store, now)
+    if tripped is not None:
+        made.append(tripped)
+    return made
+
+
+async def guard_check(store: Store, now: datetime) -> RoutingVersion | None:
+    current = await store.current_version()
+    if current is None:
+        return None
+    document = stored_document(current)
+    guard = document.guard
+    if guard is None:
+        return None
+    since = now - guard.window_duration
+    if current.kind == "resume":  # failures from before a resume were already acted on
+        since = max(since, current.created_at)
+    external = [name for name in document.destinations if document.is_external(name)]
+    health = [
+        ChannelHealth(Channel(channel), contacts, failures)
+        for channel, contacts, failures in await store.external_contacts(since, external)
+    ]
+    tripped = guard_trips(document, health)
+    if not tripped:
+        return None
+    channel = tripped[0]
+    item = next(h for h in health if h.channel is channel)
+    reason = (
+        f"guard: {item.failures} of {item.contacts} {channel.value} contacts to external "
+        f"destinations failed within {guard.window} (limit {guard.max_failure_rate:.0%})"
+    )
+    try:
+        return await rollback(
+            store,
+            actor=GUARD_ACTOR,
+            reason=reason,
+            now=now,
+            channel=channel,
+            duration=guard.rollback_duration,
+        )
+    except StaleVersion:
+        return None
