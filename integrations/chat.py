@@ -19,8 +19,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integrations import signing
+from router.core.contact import Channel, Contact
 from router.core.masking import mask_cards
-from router.service.outbox import Delivery, DeliveryError
+from router.service.ports import Delivery, DeliveryError
 
 HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
 _RETRYABLE_4XX = frozenset({408, 429})
@@ -50,6 +51,19 @@ class ChatMessage:
     customer_id: str
     text: str
     language: str | None
+
+    def contact(self, received_at: datetime) -> Contact:
+        """The message as the core sees it: the customer id is the customer key, and the
+        conversation names the thread (its first message decides the category)."""
+        return Contact(
+            channel=Channel.CHAT,
+            provider_id=self.provider_id,
+            customer_key=self.customer_id,
+            received_at=received_at,
+            text=self.text,
+            language=self.language,
+            conversation_id=self.conversation_id,
+        )
 
 
 def parse_chat(body: bytes) -> ChatMessage:

@@ -68,6 +68,7 @@ import quopri
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.message import Message
@@ -77,7 +78,8 @@ from email.utils import encode_rfc2231, formataddr, getaddresses
 from typing import TypeAlias
 
 from integrations.email_message import quoted_printable, without_mbox_line
-from router.core.mailtext import html_to_text
+from router.core.contact import Channel, Contact
+from router.core.mailtext import classification_text, html_to_text
 
 __all__ = [
     "EmailFormatError",
@@ -114,6 +116,19 @@ class InboundEmail:
     text: str  # text/plain preferred, else HTML as text; decoded
     references: tuple[str, ...]  # In-Reply-To then References ids, without <>, unique
     recipient: str  # where it was sent (envelope, else To), lower-cased; "" if unknown
+
+    def contact(self, received_at: datetime) -> Contact:
+        """The email as the core sees it: the sender is the customer, the subject and the
+        customer's own words (quotes, signatures and HTML stripped) are what is classified,
+        and the references name the thread."""
+        return Contact(
+            channel=Channel.EMAIL,
+            provider_id=self.message_id,
+            customer_key=self.sender,
+            received_at=received_at,
+            text=classification_text(self.subject, self.text),
+            references=self.references,
+        )
 
 
 class EmailFormatError(ValueError):

@@ -16,7 +16,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 import aiosmtplib
 
 from integrations.email_message import forwarded
-from router.service.outbox import Delivery, DeliveryError
+from router.service.ports import Delivery, DeliveryError
 from router.settings import SmtpSettings
 
 SEND_TIMEOUT_SECONDS = 60.0

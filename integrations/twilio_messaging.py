@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from twilio.twiml.messaging_response import MessagingResponse
 
 from integrations.twilio_voice import customer_key
+from router.core.contact import Channel, Contact
 
 MESSAGING_PATH = "/webhooks/twilio/messaging"
 
@@ -19,6 +21,19 @@ class InboundMessage:
     customer_key: str  # the E.164 number: the same bucket as the customer's calls
     medium: str  # "sms" or "whatsapp": one conversation per number and medium
     text: str
+
+    def contact(self, *, received_at: datetime, language: str, conversation_id: str) -> Contact:
+        """The message as a chat contact; the conversation is named by the caller (a keyed
+        hash of the number: the raw number is never stored)."""
+        return Contact(
+            channel=Channel.CHAT,
+            provider_id=self.message_sid,
+            customer_key=self.customer_key,
+            received_at=received_at,
+            text=self.text,
+            language=language,
+            conversation_id=conversation_id,
+        )
 
 
 def parse_message(form: Mapping[str, str]) -> InboundMessage:

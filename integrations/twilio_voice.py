@@ -9,14 +9,17 @@ follow Twilio's "TwiML Voice: <Gather>", "<Dial>" and "<Record>" references and 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from router.core.calls import CallStep, DialFallback, Hangup, TakeVoicemail
 from router.core.contact import Channel, Contact
+from router.core.decide import Decision
+from router.core.document import RoutingDocument
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 VOICE_PATH = "/webhooks/twilio/voice"
@@ -65,7 +68,8 @@ def call_sid(form: Mapping[str, str]) -> str:
 
 
 def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:
-    """The contact behind a <Gather> result (or the redirect after no input)."""
+    """The contact behind a <Gather> result (or the redirect after no input); ValueError
+    when the form names no call."""
     digits = form.get("Digits", "").strip() or None
     return Contact(
         channel=Channel.PHONE,
@@ -151,3 +155,49 @@ def render_hangup() -> str:
 
 def render_empty() -> str:
     return _xml(VoiceResponse())
+
+
+def render_route(base: str) -> Callable[[Contact, Decision, RoutingDocument], str]:
+    """The answer to /route: dial the decided destination, or take a message when it has no
+    phone address. Twilio posts the dial's outcome to /dial-status (attempt 1)."""
+
+    def render(contact: Contact, decision: Decision, document: RoutingDocument) -> str:
+        address = document.address(decision.destination, Channel.PHONE)
+        if address is None:
+            language = contact.language or "en-US"
+            return render_voicemail(
+                prompt=document.voicemail_prompt(language),
+                language=language,
+                action=action_url(base, RECORDED_PATH, destination=decision.destination),
+            )
+        return render_dial(
+            address=address,
+            action=action_url(base, DIAL_STATUS_PATH, attempt=1, destination=decision.destination),
+        )
+
+    return render
+
+
+def render_call_step(base: str) -> Callable[[CallStep, RoutingDocument], str]:
+    """The answer to /dial-status: hang up, dial the fallback (attempt 2), or take a
+    voicemail for the destination first decided."""
+
+    def render(step: CallStep, document: RoutingDocument) -> str:
+        match step:
+            case Hangup():
+                return render_hangup()
+            case DialFallback(destination=fallback, address=address, origin=origin):
+                return render_dial(
+                    address=address,
+                    action=action_url(
+                        base, DIAL_STATUS_PATH, attempt=2, destination=fallback, origin=origin
+                    ),
+                )
+            case TakeVoicemail(destination=destination, language=language):
+                return render_voicemail(
+                    prompt=document.voicemail_prompt(language),
+                    language=language,
+                    action=action_url(base, RECORDED_PATH, destination=destination),
+                )
+
+    return render

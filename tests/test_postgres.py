@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.core.contact import Category, Channel
 from router.core.document import shipped_document
 from router.core.migration import PlanStep, cut_over
+from router.service.ports import StaleVersion
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, create_token
 from router.service.versions import apply_document, resume, rollback
-from router.store import StaleVersion, Store, create_engine, migrate
+from router.store import Store, create_engine, migrate
 from router.web.app import make_app
 
 from .conftest import Clock, make_settings, post_twilio

@@ -58,6 +58,8 @@ class Contact:
 
     ``customer_key`` is already normalised (E.164 number, lower-cased address, chat id) and
     may be empty when the provider gave nothing usable; the bucket is derived from it alone.
+    A message names the thread it belongs to by ``references`` (the provider ids of earlier
+    messages: an email's In-Reply-To and References) or by ``conversation_id`` (a chat).
     """
 
     channel: Channel
@@ -68,3 +70,5 @@ class Contact:
     text: str = ""
     language: str | None = None
     thread_category: Category | None = None
+    references: tuple[str, ...] = ()
+    conversation_id: str | None = None

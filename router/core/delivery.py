@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from router.core.lifecycle import ForwardStatus
+
 
 class Stage(StrEnum):
     PRIMARY = "primary"
     FALLBACK = "fallback"
 
 
-class Status(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
+#: A forward's status; its allowed moves are in :mod:`router.core.lifecycle`.
+Status = ForwardStatus
 
 
 @dataclass(frozen=True, slots=True)

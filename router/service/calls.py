@@ -1,163 +1,228 @@
-"""Calls after routing: dial outcomes, voicemail, the final status (or an IVR hang-up)."""
+"""Calls after routing: dial outcomes, voicemail, the final status (or an IVR hang-up).
+
+Each step is decided by the pure core (:mod:`router.core.calls`), rendered by the handler's
+*render* callback (TwiML lives in ``integrations/``) and recorded in one unit of work with
+the answer given, so a repeated request to the same step gets the same answer and records
+nothing twice. Moves between outcomes follow :mod:`router.core.lifecycle`; one it does not
+allow (a callback arriving out of order) leaves the outcome as it is.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
+from router.core.calls import CallProgress, CallStep, DialFallback, after_dial
 from router.core.contact import Category, CategorySource, Channel, Reason, Side
 from router.core.decide import bucket, stored_bucket
 from router.core.document import RoutingDocument
-from router.service.records import Reply, forward_row, reply_row
-from router.store import (
-    DatabaseUnavailable,
-    Store,
-)
+from router.core.lifecycle import OUTCOME_MOVES, Outcome
+from router.service.contacts import customer_hash, target
+from router.service.ports import DatabaseUnavailable
+from router.service.records import NewForward, NewInteraction, Reply, new_forward
+from router.service.routing import ActiveRouting
+from router.store.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
+_PHONE = Channel.PHONE.value
 
-async def stored_reply(store: Store, provider_id: str, step: str) -> str | None:
-    """The answer given before to this very request, if any; None also when the database
-    cannot be read (the caller must get an answer anyway)."""
+
+async def call_dialled(
+    uow: UnitOfWork,
+    routing: ActiveRouting,
+    now: datetime,
+    *,
+    call_sid: str,
+    step: str,
+    caller: str,
+    status: str,
+    answered: bool,
+    attempt: int,
+    destination: str,
+    origin: str | None,
+    render: Callable[[CallStep, RoutingDocument], str],
+) -> str:
+    """A ``<Dial>`` ended with *status*: hang up, dial the fallback once, or take a
+    voicemail. Returns the answer; it is given even when the database is down."""
+    document = routing.document
+    next_step, progress = after_dial(
+        answered=answered,
+        status=status,
+        attempt=attempt,
+        destination=destination,
+        origin=origin,
+        language=document.ivr_language(caller),
+        document=document,
+        now=now,
+    )
+    body = render(next_step, document)
+    if isinstance(next_step, DialFallback):
+        log.info(
+            "call.fallback",
+            call_sid=call_sid,
+            failed=destination,
+            to=next_step.destination,
+            status=status,
+        )
     try:
-        async with asyncio.timeout(store.timeout_seconds):
-            return await store.stored_reply(provider_id, step)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        log.warning("reply.lookup_failed", provider_id=provider_id, step=step, error=str(exc))
-        return None
+        return await _progress(uow, call_sid, step, progress, body, now)
+    except DatabaseUnavailable as exc:
+        log.error(
+            "call.progress_unrecorded",
+            call_sid=call_sid,
+            step=step,
+            **progress.changes(),
+            error=str(exc),
+        )
+        return body
 
 
-async def record_call_progress(
-    store: Store,
-    *,
-    channel: str,
-    provider_id: str,
-    changes: Mapping[str, Any],
-    reply: Reply | None,
+async def voicemail_left(
+    uow: UnitOfWork,
+    routing: ActiveRouting,
     now: datetime,
-    forwards: Sequence[dict[str, Any]] = (),
-) -> str | None:
-    """Apply *changes* to the call's interaction, queue *forwards* (a voicemail's email) and
-    store *reply*, in one transaction.
-
-    Returns the answer to send (the earlier one for a repeated request), or None when there
-    is no reply to give. Raises :class:`DatabaseUnavailable` when nothing could be written.
-    """
+    *,
+    call_sid: str,
+    step: str,
+    destination: str,
+    recording_url: str | None,
+    compose: Callable[[str], bytes],
+    answer: str,
+) -> tuple[str, bool]:
+    """The caller's message was recorded (or they hung up before it): keep the recording's
+    URL with the call and email the voicemail, composed by *compose* for the destination's
+    mailbox address, through the outbox. Returns the answer and whether a forward was
+    queued."""
+    document = routing.document
+    progress = CallProgress(
+        outcome=Outcome.VOICEMAIL if recording_url else Outcome.ABANDONED,
+        recording_url=recording_url,
+    )
+    forwards: list[NewForward] = []
+    mailbox = (
+        target(document, destination, Channel.EMAIL)
+        if recording_url and destination in document.destinations
+        else None
+    )
+    if mailbox is not None:
+        meta = {"generated": True, "reason": "unanswered", "sender": "switchboard@localhost"}
+        forwards.append(new_forward(Channel.EMAIL, mailbox, compose(mailbox.address), meta, now))
     try:
-        async with asyncio.timeout(store.timeout_seconds):
-            found, earlier = await store.record_progress(
-                channel=channel,
-                provider_id=provider_id,
-                changes={**changes, "updated_at": now},
-                reply=None if reply is None else reply_row(reply, now),
-                forwards=forwards,
-            )
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
-    if not found:
-        log.warning("call.unknown", provider_id=provider_id, step=reply and reply.step)
-    if earlier is not None:
-        return earlier
-    return None if reply is None else reply.body
+        body = await _progress(uow, call_sid, step, progress, answer, now, forwards)
+    except DatabaseUnavailable as exc:
+        log.error(
+            "call.voicemail_unrecorded", call_sid=call_sid, **progress.changes(), error=str(exc)
+        )
+        return answer, False
+    log.info("call.voicemail", call_sid=call_sid, recorded=recording_url is not None)
+    return body, bool(forwards)
 
 
-def abandoned_call_row(
-    *,
-    provider_id: str,
-    customer_hash: str,
-    customer_key: str,
-    language: str | None,
-    version: int,
-    started_at: datetime,
+async def call_ended(
+    uow: UnitOfWork,
+    routing: ActiveRouting,
     now: datetime,
-) -> dict[str, Any]:
-    """The interaction of a call whose caller hung up in the IVR menu: no category, no
-    destination; the status callback is the first we hear of it after the menu."""
-    return {
-        "channel": Channel.PHONE.value,
-        "provider_id": provider_id,
-        "customer_hash": customer_hash,
-        "category": Category.UNKNOWN.value,
-        "category_source": CategorySource.HANGUP.value,
-        "rule": None,
-        "confidence": None,
-        "side": Side.BASELINE.value,
-        "destination": "",
-        "first_destination": "",
-        "reason": Reason.ABANDONED.value,
-        "version": version,
-        "bucket": stored_bucket(bucket(customer_key)),
-        "language": language,
-        "received_at": started_at,
-        "decided_at": now,
-        "updated_at": now,
-        "outcome": "abandoned",
-        "delivery_failed": False,
-    }
-
-
-async def record_call_end(
-    store: Store,
     *,
-    provider_id: str,
-    changes: Mapping[str, Any],
-    abandoned: Mapping[str, Any],
-    reply: Reply,
-    now: datetime,
+    call_sid: str,
+    step: str,
+    caller: str,
+    secret: bytes,
+    call_status: str | None,
+    duration_seconds: int | None,
+    answer: str,
 ) -> bool:
-    """Put the call's final status (*changes*) on its interaction. A call without one (the
-    caller hung up in the IVR, before choosing) gets one now, *abandoned* (see
-    :func:`abandoned_call_row`), so every call is counted. True when it was abandoned.
-    Raises :class:`DatabaseUnavailable` when nothing could be written."""
-    update = {**changes, "updated_at": now}
-    try:
-        async with asyncio.timeout(store.timeout_seconds):
-            found, _ = await store.record_progress(
-                channel=Channel.PHONE.value,
-                provider_id=provider_id,
-                changes=update,
-                reply=None,
-                forwards=(),
-            )
-            if found:
-                return False
-            earlier = await store.record_contact({**abandoned, **update}, reply_row(reply, now))
-            if earlier is not None:  # a retry of this callback inserted it first: same data
-                await store.record_progress(
-                    channel=Channel.PHONE.value,
-                    provider_id=provider_id,
-                    changes=update,
-                    reply=None,
-                    forwards=(),
-                )
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
+    """Put the call's final status on its interaction. A call without one (the caller hung
+    up in the IVR, before choosing) gets one now, abandoned, so every call is counted. True
+    when it was abandoned. Raises :class:`DatabaseUnavailable` (the provider retries)."""
+    progress = CallProgress(call_status=call_status, duration_seconds=duration_seconds)
+    changes = {**progress.changes(), "updated_at": now}
+    async with uow:
+        current = await uow.contact(_PHONE, call_sid)
+        if current is not None:
+            await uow.update_interaction(current.interaction_id, changes)
+            return False
+        started = now - timedelta(seconds=duration_seconds or 0)
+        row = abandoned_call(routing, call_sid, caller, customer_hash(secret, caller), started, now)
+        interaction_id = await uow.add_interaction(row)
+        if interaction_id is None:  # a retry of this callback inserted it first
+            again = await uow.contact(_PHONE, call_sid)
+            assert again is not None
+            interaction_id = again.interaction_id
+        await uow.update_interaction(interaction_id, changes)
+        await uow.add_reply(Reply(call_sid, step, answer, now))
+    log.info("call.abandoned", call_sid=call_sid, version=routing.version, **progress.changes())
     return True
 
 
-def voicemail_forward(
-    destination: str, document: RoutingDocument, message: bytes, now: datetime
-) -> list[dict[str, Any]]:
-    """The outbox row that emails a voicemail to *destination*'s mailbox (SPEC §3 step 5);
-    none when the destination has no email address."""
-    address = document.address(destination, Channel.EMAIL)
-    if address is None:
-        return []
-    meta = {"generated": True, "reason": "unanswered", "sender": "switchboard@localhost"}
-    return [
-        forward_row(
-            Channel.EMAIL,
-            destination,
-            address,
-            document.is_external(destination),
-            meta,
-            message,
-            now,
-        )
-    ]
+def abandoned_call(
+    routing: ActiveRouting,
+    call_sid: str,
+    caller: str,
+    key_hash: str,
+    started_at: datetime,
+    now: datetime,
+) -> NewInteraction:
+    """The interaction of a call whose caller hung up in the IVR menu: no category, no
+    destination; the status callback is the first we hear of it after the menu."""
+    return NewInteraction(
+        channel=Channel.PHONE,
+        provider_id=call_sid,
+        customer_hash=key_hash,
+        category=Category.UNKNOWN,
+        category_source=CategorySource.HANGUP,
+        rule=None,
+        confidence=None,
+        side=Side.BASELINE,
+        destination="",
+        first_destination="",
+        reason=Reason.ABANDONED,
+        version=routing.version,
+        bucket=stored_bucket(bucket(caller)),
+        language=routing.document.ivr_language(caller),
+        received_at=started_at,
+        decided_at=now,
+        updated_at=now,
+        outcome=Outcome.ABANDONED,
+    )
+
+
+async def _progress(
+    uow: UnitOfWork,
+    call_sid: str,
+    step: str,
+    progress: CallProgress,
+    body: str,
+    now: datetime,
+    forwards: Sequence[NewForward] = (),
+) -> str:
+    """Record one step of a call with its answer; the earlier answer for a repeated step."""
+    async with uow:
+        if not await uow.add_reply(Reply(call_sid, step, body, now)):
+            earlier = await uow.reply(call_sid, step)
+            return earlier if earlier is not None else body
+        current = await uow.contact(_PHONE, call_sid)
+        if current is None:
+            log.warning("call.unknown", provider_id=call_sid, step=step)
+            return body
+        changes = progress.changes()
+        moving_from = current.outcome
+        if (
+            progress.outcome is not None
+            and moving_from is not None
+            and progress.outcome not in OUTCOME_MOVES[moving_from]
+        ):
+            log.warning(
+                "call.out_of_order",
+                call_sid=call_sid,
+                step=step,
+                outcome=moving_from.value,
+                ignored=progress.outcome.value,
+            )
+            changes.pop("outcome")
+        await uow.update_interaction(current.interaction_id, {**changes, "updated_at": now})
+        for forward in forwards:
+            await uow.add_forward(current.interaction_id, forward)
+    return body

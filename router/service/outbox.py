@@ -1,7 +1,8 @@
 """The delivery worker: claims due outbox rows, hands each to its sender, records the
 outcome, retries with backoff, redirects to the fallback destination (router/core/delivery.py).
 
-It never names a vendor: senders satisfy :class:`Sender` and are wired in by app.py
+It never names a vendor: senders satisfy the :class:`~router.service.ports.Sender` port and
+are wired in by router/web/app.py
 (SMTP for email, HTTP for chat hand-offs). Every replica runs one worker; rows are leased
 when claimed, so two workers never deliver the same row at the same time.
 """
@@ -13,14 +14,14 @@ import contextlib
 import json
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
+from router.service.ports import Delivery, DeliveryError, Sender
 from router.store import OutboxRow, Store
 
 log = structlog.get_logger(__name__)
@@ -28,33 +29,6 @@ log = structlog.get_logger(__name__)
 #: A claimed row is someone's for this long; a worker that died frees it after the lease.
 LEASE = timedelta(seconds=120)
 BATCH = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One forward as a sender sees it."""
-
-    outbox_id: int
-    interaction_id: int
-    kind: str
-    destination: str
-    address: str
-    external: bool  # mask card numbers: the destination is outside the shop
-    payload: bytes
-    meta: Mapping[str, Any]
-
-
-class DeliveryError(Exception):
-    """A failed attempt; *permanent* skips the remaining retries (SMTP 5xx, HTTP 4xx)."""
-
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Sender(Protocol):
-    async def send(self, delivery: Delivery) -> None:
-        """Deliver or raise :class:`DeliveryError`."""
 
 
 def delivery_of(row: OutboxRow) -> Delivery:

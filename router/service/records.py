@@ -1,61 +1,127 @@
-"""What the service writes for a contact besides its interaction: outbox rows (forwards) and
-the answers given to providers."""
+"""The typed rows the service hands to the store for one contact: its interaction, its
+forwards (outbox rows) and the answer given to the provider.
+
+Plain frozen dataclasses with enums, so nothing between the service and the store travels as
+an untyped dict; :meth:`values` gives the column values the store inserts.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from router.core.contact import Channel
+from router.core.contact import Category, CategorySource, Channel, Reason, Side
+from router.core.delivery import Stage
+from router.core.lifecycle import ForwardStatus, Outcome
+
+
+class _Row:
+    __slots__ = ()
+
+    def values(self) -> dict[str, Any]:
+        """Column → value, enums as their stored text."""
+        return {
+            field.name: _stored(getattr(self, field.name))
+            for field in fields(self)  # type: ignore[arg-type]
+        }
+
+
+def _stored(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
-    """The answer given to one provider request (provider id + step = path and query)."""
+class NewInteraction(_Row):
+    """One contact as it is first recorded (``interactions``)."""
+
+    channel: Channel
+    provider_id: str
+    customer_hash: str
+    category: Category
+    category_source: CategorySource
+    rule: str | None
+    confidence: float | None
+    side: Side
+    destination: str
+    first_destination: str
+    reason: Reason
+    version: int
+    bucket: float
+    language: str | None
+    received_at: datetime
+    decided_at: datetime
+    updated_at: datetime
+    outcome: Outcome
+    delivery_failed: bool = False
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewForward(_Row):
+    """A forward due now (``outbox``): the fallback is resolved when it is written."""
+
+    kind: Channel
+    destination: str
+    address: str
+    external: bool
+    fallback: str | None
+    fallback_address: str | None
+    fallback_external: bool
+    payload: bytes
+    meta: str  # JSON: what the sender needs besides the payload
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    stage: Stage = Stage.PRIMARY
+    status: ForwardStatus = ForwardStatus.PENDING
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(_Row):
+    """The answer given to one provider request (provider id + step = path and query), kept
+    so that a retry of the very same request gets the very same answer."""
 
     provider_id: str
     step: str
     body: str
+    created_at: datetime
 
 
-def reply_row(reply: Reply, now: datetime) -> dict[str, Any]:
-    return {
-        "provider_id": reply.provider_id,
-        "step": reply.step,
-        "body": reply.body,
-        "created_at": now,
-    }
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a forward goes: a destination's name, its address on the channel, and whether
+    it is outside the shop (card numbers are masked toward it)."""
+
+    destination: str
+    address: str
+    external: bool
 
 
-def forward_row(
+def new_forward(
     channel: Channel,
-    destination: str,
-    address: str,
-    external: bool,
-    meta: Mapping[str, Any],
+    to: Target,
     payload: bytes,
+    meta: Mapping[str, Any],
     now: datetime,
     *,
-    fallback: tuple[str, str, bool] | None = None,
-) -> dict[str, Any]:
-    """An outbox row due now; *fallback* is (destination, address, external)."""
-    return {
-        "kind": channel.value,
-        "destination": destination,
-        "address": address,
-        "external": external,
-        "fallback": fallback[0] if fallback else None,
-        "fallback_address": fallback[1] if fallback else None,
-        "fallback_external": fallback[2] if fallback else False,
-        "stage": "primary",
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "payload": payload,
-        "meta": json.dumps(dict(meta)),
-        "created_at": now,
-        "updated_at": now,
-    }
+    fallback: Target | None = None,
+) -> NewForward:
+    return NewForward(
+        kind=channel,
+        destination=to.destination,
+        address=to.address,
+        external=to.external,
+        fallback=fallback.destination if fallback else None,
+        fallback_address=fallback.address if fallback else None,
+        fallback_external=fallback.external if fallback else False,
+        payload=payload,
+        meta=json.dumps(dict(meta)),
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )

@@ -21,6 +21,7 @@ from router.core.migration import (
     rollback_in_force,
     with_shares,
 )
+from router.service.ports import StaleVersion
 from router.service.versions import (
     GUARD_ACTOR,
     SCHEDULER_ACTOR,
@@ -33,7 +34,6 @@ from router.service.versions import (
 from router.store import (
     PlanStepRow,
     RoutingVersion,
-    StaleVersion,
     Store,
     claim_plan_step,
     insert_version,

@@ -17,11 +17,8 @@ from router.core.migration import (
     plan_rollback,
     rollback_in_force,
 )
-from router.store import (
-    RoutingVersion,
-    StaleVersion,
-    Store,
-)
+from router.service.ports import StaleVersion
+from router.store import RoutingVersion, Store
 
 log = structlog.get_logger(__name__)
 

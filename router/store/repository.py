@@ -1,13 +1,8 @@
-"""The database: tables, engine set-up, and the queries the service needs.
+"""The store: the queries the service needs, over one engine.
 
-The only module that imports sqlmodel/SQLAlchemy ORM pieces. It knows nothing of providers:
-webhook replies are stored as opaque text under (provider id, step).
-
-SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so an answered
-webhook survives a crash, and write transactions start with ``BEGIN IMMEDIATE`` so that two
-writers queue on the busy timeout instead of failing on a lock upgrade. Within one process
-SQLite writers also queue on an asyncio lock, which keeps them off aiosqlite's threads.
-PostgreSQL needs neither.
+It knows nothing of providers: webhook replies are stored as opaque text under (provider
+id, step). Within one process SQLite writers queue on an asyncio lock, which keeps them off
+aiosqlite's threads.
 """
 
 from __future__ import annotations
@@ -16,211 +11,23 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlmodel import Field, SQLModel, col, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass an aware one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class RoutingVersion(SQLModel, table=True):
-    __tablename__ = "routing_versions"
-
-    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    kind: str
-    actor: str
-    reason: str
-    document: str  # canonical JSON of the routing document
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    # rollback: the version resume brings back; resume: the version it brought back
-    restores: int | None = None
-    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # timed rollback
-    channel: str | None = None  # a rollback of one channel only
-
-
-class Interaction(SQLModel, table=True):
-    __tablename__ = "interactions"
-    __table_args__ = (
-        sa.UniqueConstraint("channel", "provider_id", name="uq_interaction_provider"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    channel: str
-    provider_id: str
-    customer_hash: str
-    category: str
-    category_source: str
-    rule: str | None = None
-    confidence: float | None = None
-    side: str
-    destination: str
-    first_destination: str
-    reason: str
-    version: int
-    bucket: float
-    language: str | None = None
-    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    decided_at: datetime = Field(sa_type=UTCDateTime)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    outcome: str | None = None
-    delivery_failed: bool = False
-    dial_status: str | None = None
-    fallback_status: str | None = None
-    call_status: str | None = None
-    duration_seconds: int | None = None
-    recording_url: str | None = None
-    conversation_id: str | None = Field(default=None, index=True)  # email thread, chat
-    partner_outcome: str | None = None  # what the partner reported (webhooks/partner/feedback)
-    partner_rating: int | None = None
-    partner_comment: str | None = None  # card numbers masked
-    feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class OutboxRow(SQLModel, table=True):
-    """A forward waiting for delivery (email to a mailbox, chat hand-off over HTTP).
-
-    Written in the same transaction as its interaction; the payload is deleted once
-    delivered. The fallback is resolved when the row is written."""
-
-    __tablename__ = "outbox"
-
-    id: int | None = Field(default=None, primary_key=True)
-    interaction_id: int = Field(foreign_key="interactions.id", index=True)
-    kind: str  # email | chat
-    destination: str
-    address: str
-    external: bool
-    fallback: str | None = None
-    fallback_address: str | None = None
-    fallback_external: bool = False
-    stage: str = "primary"
-    status: str = Field(default="pending", index=True)
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_error: str | None = None
-    payload: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    meta: str = "{}"  # JSON: what the sender needs besides the payload
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class SeenToken(SQLModel, table=True):
-    """Provider tokens already accepted (Mailgun), so a replayed request is refused."""
-
-    __tablename__ = "seen_tokens"
-
-    provider: str = Field(primary_key=True)
-    token: str = Field(primary_key=True)
-    seen_at: datetime = Field(sa_type=UTCDateTime, index=True)
-
-
-class PlanStepRow(SQLModel, table=True):
-    """One scheduled cut-over step; executed once, by whichever replica claims it first."""
-
-    __tablename__ = "plan_steps"
-
-    id: int | None = Field(default=None, primary_key=True)
-    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    reason: str
-    cutover: str  # JSON {channel: {category: percent}}
-    status: str = "pending"  # pending | done | cancelled
-    created_by: str
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    version: int | None = None  # the version the step became
-
-
-class ApiToken(SQLModel, table=True):
-    """An operator's bearer token; only its SHA-256 is kept."""
-
-    __tablename__ = "api_tokens"
-
-    name: str = Field(primary_key=True)
-    role: str
-    token_hash: str = Field(unique=True)
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class WebhookReply(SQLModel, table=True):
-    """What we answered to one provider request, so a retry gets the very same answer."""
-
-    __tablename__ = "webhook_replies"
-
-    provider_id: str = Field(primary_key=True)
-    step: str = Field(primary_key=True)
-    body: str
-    created_at: datetime = Field(sa_type=UTCDateTime)
-
-
-# Built once: the hot path passes only parameters, so each insert is a compiled-cache hit.
-_INSERT_INTERACTION = sa.insert(Interaction.__table__)  # type: ignore[attr-defined]
-_INSERT_REPLY = sa.insert(WebhookReply.__table__)  # type: ignore[attr-defined]
-_INSERT_OUTBOX = sa.insert(OutboxRow.__table__)  # type: ignore[attr-defined]
-_INSERT_TOKEN = sa.insert(SeenToken.__table__)  # type: ignore[attr-defined]
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The database could not be reached or written (an outage, not bad input)."""
-
-
-def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEngine:
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            database_url,
-            pool_pre_ping=True,
-            pool_size=10,
-            connect_args={"timeout": timeout_seconds},
-        )
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    busy_ms = int(timeout_seconds * 1000)
-    engine = create_async_engine(database_url, connect_args={"timeout": timeout_seconds})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # take transaction control from the driver so BEGIN IMMEDIATE is ours to emit
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        immediate = connection.get_execution_options().get("sqlite_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
+from router.service.ports import StaleVersion
+from router.store.tables import (
+    ApiToken,
+    Interaction,
+    OutboxRow,
+    PlanStepRow,
+    RoutingVersion,
+)
+from router.store.uow import UnitOfWork
 
 
 class Store:
@@ -264,6 +71,10 @@ class Store:
             return
         async with self._write_lock, self._write_engine.begin() as connection:
             yield connection
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work (enter it with ``async with``) over this store's engine."""
+        return UnitOfWork(self)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -489,102 +300,6 @@ class Store:
 
     # -- webhook replies and interactions ---------------------------------------------
 
-    async def record_contact(
-        self, interaction: dict[str, Any], reply: dict[str, Any]
-    ) -> str | None:
-        """Insert an interaction and the answer given for it, together.
-
-        Returns None when stored, or the earlier answer when this provider id was recorded
-        before (a provider's retry, maybe racing the first delivery)."""
-        try:
-            async with self.transaction() as connection:
-                await connection.execute(_INSERT_INTERACTION, interaction)
-                await connection.execute(_INSERT_REPLY, reply)
-            return None
-        except IntegrityError:
-            earlier = await self.stored_reply(reply["provider_id"], reply["step"])
-            return earlier if earlier is not None else reply["body"]
-
-    async def record_forwarded_contact(
-        self,
-        interaction: dict[str, Any],
-        forwards: Sequence[dict[str, Any]],
-        *,
-        seen_token: tuple[str, str] | None = None,
-    ) -> tuple[int, bool]:
-        """Insert an interaction and its outbox rows together (nothing acknowledged is lost).
-
-        Returns (interaction id, True), or the id of the interaction recorded earlier under
-        the same provider id and False (a provider's retry or a duplicate delivery). With
-        *seen_token* (provider, token), the token is recorded in the same transaction; a
-        token seen before raises :class:`TokenReplayed`."""
-        try:
-            async with self.transaction() as connection:
-                if seen_token is not None:
-                    await connection.execute(
-                        _INSERT_TOKEN,
-                        {
-                            "provider": seen_token[0],
-                            "token": seen_token[1],
-                            "seen_at": interaction["received_at"],
-                        },
-                    )
-                result = await connection.execute(_INSERT_INTERACTION, interaction)
-                key = result.inserted_primary_key
-                assert key is not None
-                interaction_id = int(key[0])
-                for forward in forwards:
-                    await connection.execute(
-                        _INSERT_OUTBOX, {**forward, "interaction_id": interaction_id}
-                    )
-            return interaction_id, True
-        except IntegrityError:
-            if seen_token is not None and await self.token_seen(*seen_token):
-                raise TokenReplayed(seen_token[0]) from None
-            earlier = await self.interaction_by_provider_id(
-                interaction["channel"], interaction["provider_id"]
-            )
-            if earlier is not None and earlier.id is not None:
-                return earlier.id, False
-            raise
-
-    async def token_seen(self, provider: str, token: str) -> bool:
-        async with self.engine.connect() as connection:
-            found = await connection.scalar(
-                select(SeenToken.token).where(
-                    SeenToken.provider == provider, SeenToken.token == token
-                )
-            )
-            return found is not None
-
-    async def thread_of(self, channel: str, provider_ids: Sequence[str]) -> Interaction | None:
-        """The earliest interaction among *provider_ids* (a reply's In-Reply-To/References)."""
-        if not provider_ids:
-            return None
-        async with self.reading() as session:
-            query = (
-                select(Interaction)
-                .where(
-                    Interaction.channel == channel, col(Interaction.provider_id).in_(provider_ids)
-                )
-                .order_by(col(Interaction.id))
-                .limit(1)
-            )
-            return (await session.exec(query)).first()
-
-    async def conversation_start(self, channel: str, conversation_id: str) -> Interaction | None:
-        """The first interaction of a conversation (its category is the thread's)."""
-        async with self.reading() as session:
-            query = (
-                select(Interaction)
-                .where(
-                    Interaction.channel == channel, Interaction.conversation_id == conversation_id
-                )
-                .order_by(col(Interaction.id))
-                .limit(1)
-            )
-            return (await session.exec(query)).first()
-
     # -- the outbox ------------------------------------------------------------------------
 
     async def claim_outbox(
@@ -722,57 +437,6 @@ class Store:
             )
             return bool(result.rowcount)
 
-    async def record_progress(
-        self,
-        *,
-        channel: str,
-        provider_id: str,
-        changes: dict[str, Any],
-        reply: dict[str, Any] | None,
-        forwards: Sequence[dict[str, Any]] = (),
-    ) -> tuple[bool, str | None]:
-        """Update an interaction, queue *forwards* for it and store the answer given, all
-        together.
-
-        Returns (found, earlier answer): the answer given before to the very same request,
-        if any, in which case nothing is changed."""
-        try:
-            async with self.transaction() as connection:
-                if reply is not None:
-                    earlier = await connection.scalar(
-                        select(WebhookReply.body).where(
-                            WebhookReply.provider_id == reply["provider_id"],
-                            WebhookReply.step == reply["step"],
-                        )
-                    )
-                    if earlier is not None:
-                        return True, earlier
-                result = await connection.execute(
-                    sa.update(Interaction)
-                    .where(
-                        col(Interaction.channel) == channel,
-                        col(Interaction.provider_id) == provider_id,
-                    )
-                    .values(**changes)
-                )
-                if forwards and result.rowcount:
-                    interaction_id = await connection.scalar(
-                        select(Interaction.id).where(
-                            Interaction.channel == channel, Interaction.provider_id == provider_id
-                        )
-                    )
-                    for forward in forwards:
-                        await connection.execute(
-                            _INSERT_OUTBOX, {**forward, "interaction_id": interaction_id}
-                        )
-                if reply is not None:
-                    await connection.execute(_INSERT_REPLY, reply)
-                return result.rowcount > 0, None
-        except IntegrityError:
-            if reply is None:
-                return True, None
-            return True, await self.stored_reply(reply["provider_id"], reply["step"])
-
     async def record_feedback(self, interaction_id: int, changes: dict[str, Any]) -> bool:
         """Keep the partner's report on an interaction; False when there is no such one."""
         async with self.transaction() as connection:
@@ -782,24 +446,6 @@ class Store:
                 .values(**changes)
             )
             return bool(result.rowcount)
-
-    async def stored_reply(self, provider_id: str, step: str) -> str | None:
-        async with self.engine.connect() as connection:
-            body: str | None = await connection.scalar(
-                select(WebhookReply.body).where(
-                    WebhookReply.provider_id == provider_id, WebhookReply.step == step
-                )
-            )
-            return body
-
-    async def interaction_by_provider_id(
-        self, channel: str, provider_id: str
-    ) -> Interaction | None:
-        async with self.reading() as session:
-            query = select(Interaction).where(
-                Interaction.channel == channel, Interaction.provider_id == provider_id
-            )
-            return (await session.exec(query)).first()
 
     async def interactions(
         self,
@@ -819,23 +465,6 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return (await session.exec(query)).all()
-
-
-class TokenReplayed(RuntimeError):
-    """A provider token (Mailgun's) was accepted before: the request is a replay."""
-
-
-class StaleVersion(RuntimeError):
-    def __init__(self, expected: int | None, current: int | None) -> None:
-        super().__init__(
-            f"routing changed meanwhile: expected version {expected}, current is {current}"
-        )
-        self.expected = expected
-        self.current = current
-
-
-def metadata() -> sa.MetaData:
-    return SQLModel.metadata
 
 
 async def newest_version(session: AsyncSession) -> RoutingVersion | None:
@@ -896,12 +525,3 @@ async def mark_step_version(session: AsyncSession, step_id: int, version: int) -
     await session.exec(
         sa.update(PlanStepRow).where(col(PlanStepRow.id) == step_id).values(version=version)
     )
-
-
-async def find_interaction(
-    session: AsyncSession, channel: str, provider_id: str
-) -> Interaction | None:
-    query = select(Interaction).where(
-        Interaction.channel == channel, Interaction.provider_id == provider_id
-    )
-    return (await session.exec(query)).first()

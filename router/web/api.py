@@ -50,6 +50,7 @@ from router.core.durations import parse_duration, parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_plan
 from router.core.report import DEFAULT_SINCE
 from router.core.traffic import MAX_HOURS
+from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.queries import contacts_per_hour, contacts_report, routing_status
 from router.service.queries import cutover_preview as service_cutover_preview
 from router.service.scheduler import schedule_plan
@@ -71,13 +72,7 @@ from router.service.views import (
     step_json,
     version_json,
 )
-from router.store import (
-    ApiToken,
-    DatabaseUnavailable,
-    RoutingVersion,
-    StaleVersion,
-    Store,
-)
+from router.store import ApiToken, RoutingVersion, Store
 from router.web.appkeys import clock_key, routing_key, store_key, wake_key
 from router.web.openapi import Operation, openapi_document
 

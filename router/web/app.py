@@ -26,7 +26,8 @@ from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
 from router.core.delivery import Schedule
 from router.metrics import Metrics
-from router.service.outbox import OutboxWorker, Sender
+from router.service.outbox import OutboxWorker
+from router.service.ports import Sender
 from router.service.routing import ActiveRouting, RoutingState, last_known, remember
 from router.service.scheduler import run_due_work
 from router.service.versions import ensure_initial_routing

@@ -1,8 +1,9 @@
 """HTTP endpoints of the email channel: ``POST /webhooks/email/{provider}``.
 
 Each request is: check its size and credentials, parse the provider's format into one
-neutral InboundEmail, decide, and record the interaction with its forward in the outbox
-(one transaction) before answering 200. An outage answers 503 so the provider retries;
+neutral InboundEmail and its :class:`~router.core.contact.Contact`, and hand it to
+``route_contact``, which records the interaction with its forward in the outbox (one
+transaction) before the webhook answers 200. An outage answers 503 so the provider retries;
 a retry or duplicate gets the first answer and creates nothing new.
 """
 
@@ -14,18 +15,14 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import BodyPartReader, web
 
 from integrations import email_inbound as inbound
 from integrations import signing
-from router.core.contact import Channel, Contact
-from router.core.decide import Decision
-from router.core.mailtext import classification_text
-from router.service.contacts import customer_hash, route_forwarded
-from router.store import DatabaseUnavailable, TokenReplayed
+from router.service.contacts import Forward, route_contact
+from router.service.ports import DatabaseUnavailable, TokenReplayed
 from router.web.appkeys import (
     clock_key,
     customer_secret_key,
@@ -156,7 +153,6 @@ PARSERS: dict[str, Handler] = {
 
 
 async def email_webhook(request: web.Request) -> web.Response:
-    started = time.perf_counter()
     provider = request.match_info["provider"]
     parse = PARSERS.get(provider)
     if parse is None:
@@ -172,75 +168,27 @@ async def email_webhook(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"not a {provider} inbound email: {exc}\n") from exc
 
     now = app[clock_key]()
-    contact = Contact(
-        channel=Channel.EMAIL,
-        provider_id=email.message_id,
-        customer_key=email.sender,
-        received_at=now,
-        text=classification_text(email.subject, email.text),
-    )
     try:
-        answer, decision = await route_forwarded(
-            app[store_key],
+        routed = await route_contact(
+            email.contact(received_at=now),
+            app[store_key].unit_of_work(),
             app[routing_key].active,
-            contact,
-            payload=email.raw,
-            meta={"sender": email.sender, "provider": provider},
-            customer_hash=customer_hash(app[customer_secret_key], email.sender),
-            now=now,
-            references=email.references,
+            now,
+            secret=app[customer_secret_key],
+            metrics=app[metrics_key],
+            forward=Forward(email.raw, {"sender": email.sender, "provider": provider}),
             seen_token=seen_token,
+            source=provider,
         )
     except TokenReplayed as exc:
         raise _refuse(request, provider, "token seen before (replay)") from exc
     except DatabaseUnavailable as exc:
-        log.error(
-            "email.unavailable", provider=provider, message_id=email.message_id, error=str(exc)
-        )
         raise web.HTTPServiceUnavailable(
             text="database unavailable; retry later\n", headers={"Retry-After": "30"}
         ) from exc
-    if decision is not None:
+    if routed.fresh:
         app[outbox_wake_key].set()
-        log_routed(
-            request.app, "email", answer.interaction_id, decision, started, provider=provider
-        )
-    return web.json_response(answer.as_json())
-
-
-def log_routed(
-    app: web.Application,
-    channel: str,
-    interaction_id: int,
-    decision: Decision,
-    started: float,
-    **extra: Any,
-) -> None:
-    """The one contact.routed line and the metrics of a newly routed contact."""
-    latency = time.perf_counter() - started
-    metrics = app[metrics_key]
-    metrics.decision_seconds.labels(channel).observe(latency)
-    metrics.contacts_routed.labels(
-        channel,
-        decision.category.value,
-        decision.side.value,
-        decision.destination,
-        decision.reason.value,
-    ).inc()
-    log.info(
-        "contact.routed",
-        channel=channel,
-        interaction_id=interaction_id,
-        category=decision.category.value,
-        category_source=decision.category_source.value,
-        rule=decision.rule,
-        side=decision.side.value,
-        destination=decision.destination,
-        reason=decision.reason.value,
-        version=decision.version,
-        latency_ms=round(latency * 1000, 2),
-        **extra,
-    )
+    return web.json_response(routed.as_json())
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,0 +1,64 @@
+"""The service's ports: what it needs from the outside world, named for their role.
+
+The store, the senders (SMTP, chat hand-offs) and the clock are adapters behind these
+names. Nothing here imports the store, SQLAlchemy, aiohttp or a vendor's package, so the
+integrations can implement a port without reaching the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+#: Now, as an aware datetime; the application's one clock (tests move it).
+Clock = Callable[[], datetime]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached or written (an outage, not bad input)."""
+
+
+class TokenReplayed(RuntimeError):
+    """A provider token (Mailgun's) was accepted before: the request is a replay."""
+
+
+class StaleVersion(RuntimeError):
+    """Someone else changed routing between reading the current version and writing."""
+
+    def __init__(self, expected: int | None, current: int | None) -> None:
+        super().__init__(
+            f"routing changed meanwhile: expected version {expected}, current is {current}"
+        )
+        self.expected = expected
+        self.current = current
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One forward as a sender sees it."""
+
+    outbox_id: int
+    interaction_id: int
+    kind: str
+    destination: str
+    address: str
+    external: bool  # mask card numbers: the destination is outside the shop
+    payload: bytes
+    meta: Mapping[str, Any]
+
+
+class DeliveryError(Exception):
+    """A failed attempt; *permanent* skips the remaining retries (SMTP 5xx, HTTP 4xx)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    """Delivers one kind of forward (email, chat); the outbox worker calls it."""
+
+    async def send(self, delivery: Delivery) -> None:
+        """Deliver or raise :class:`DeliveryError`."""

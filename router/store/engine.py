@@ -1,0 +1,50 @@
+"""The engine: one per process, set up for safe writes.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so an answered
+webhook survives a crash, and write transactions start with ``BEGIN IMMEDIATE`` so that two
+writers queue on the busy timeout instead of failing on a lock upgrade. PostgreSQL needs
+neither.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEngine:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(
+            database_url,
+            pool_pre_ping=True,
+            pool_size=10,
+            connect_args={"timeout": timeout_seconds},
+        )
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    busy_ms = int(timeout_seconds * 1000)
+    engine = create_async_engine(database_url, connect_args={"timeout": timeout_seconds})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control from the driver so BEGIN IMMEDIATE is ours to emit
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,228 @@
+"""The unit of work: one transaction through which the service records a contact.
+
+Everything written through one :class:`UnitOfWork` — the interaction, its forwards, the
+answer given to the provider, a provider's one-time token — commits together or not at all
+(SPEC §7: nothing acknowledged is lost). It takes typed rows (:mod:`router.service.records`)
+and gives back plain values, so no SQLAlchemy object or error reaches the service:
+:func:`database_errors` is the one place where a failure of the database becomes
+:class:`~router.service.ports.DatabaseUnavailable`.
+
+A duplicate (a provider's retry, maybe racing the first delivery) is not an error here: the
+inserts that can collide use ``ON CONFLICT DO NOTHING`` and report that nothing was added, so
+the transaction stays usable and the caller answers as the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from router.core.contact import Category
+from router.core.lifecycle import Outcome
+from router.service.ports import DatabaseUnavailable
+from router.service.records import NewForward, NewInteraction, Reply
+from router.store.tables import Interaction, OutboxRow, SeenToken, WebhookReply
+
+if TYPE_CHECKING:
+    from router.store.repository import Store
+
+_INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
+_OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+_REPLIES: sa.Table = WebhookReply.__table__  # type: ignore[attr-defined]
+_TOKENS: sa.Table = SeenToken.__table__  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def database_errors(timeout_seconds: float) -> AsyncIterator[None]:
+    """Bound a piece of database work in time and turn its failure into
+    :class:`DatabaseUnavailable`: the server down, the file locked by another process, the
+    disk full, or no answer within *timeout_seconds*."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            yield
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContact:
+    """What a contact recorded earlier was answered with (a retry gets the same)."""
+
+    interaction_id: int
+    category: str
+    destination: str
+    reason: str
+    conversation_id: str | None
+    provider_id: str
+    outcome: Outcome | None
+
+
+def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """Built once per dialect: the hot path passes only parameters (compiled-cache hits)."""
+
+    add_interaction: Any
+    add_reply: Any
+    add_token: Any
+    add_forward: Any
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    return _Statements(
+        add_interaction=_insert_ignoring_duplicates(
+            dialect, _INTERACTIONS, ("channel", "provider_id")
+        ).returning(_INTERACTIONS.c.id),
+        add_reply=_insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
+        add_token=_insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
+        add_forward=sa.insert(_OUTBOX),
+    )
+
+
+class UnitOfWork:
+    """``async with store.unit_of_work() as uow:`` — commits when the block ends normally,
+    rolls back when it raises; on SQLite it holds the process's write lock throughout."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stack = AsyncExitStack()
+        self._connection: AsyncConnection | None = None
+        self._sql = _statements(store.engine.dialect.name)
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        await stack.enter_async_context(database_errors(self._store.timeout_seconds))
+        try:
+            self._connection = await stack.enter_async_context(self._store.transaction())
+        except BaseException as exc:  # no connection: unwind, so the failure is converted
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        self._connection = None
+        return await self._stack.__aexit__(exc_type, exc, traceback)
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._connection
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def add_interaction(self, row: NewInteraction) -> int | None:
+        """Insert *row*; its id, or None when its provider id was recorded before."""
+        result = await self.connection.execute(self._sql.add_interaction, row.values())
+        added = result.scalar_one_or_none()
+        return None if added is None else int(added)
+
+    async def add_forward(self, interaction_id: int, forward: NewForward) -> None:
+        await self.connection.execute(
+            self._sql.add_forward, {**forward.values(), "interaction_id": interaction_id}
+        )
+
+    async def add_reply(self, reply: Reply) -> bool:
+        """Keep the answer given; False when this step was answered before (a retry, maybe
+        racing the first request: the first answer stands)."""
+        result = await self.connection.execute(self._sql.add_reply, reply.values())
+        return bool(result.rowcount)
+
+    async def update_interaction(self, interaction_id: int, changes: Mapping[str, object]) -> None:
+        if changes:
+            await self.connection.execute(
+                sa.update(_INTERACTIONS)
+                .where(_INTERACTIONS.c.id == interaction_id)
+                .values(**changes)
+            )
+
+    async def mark_token_seen(self, provider: str, token: str, now: datetime) -> bool:
+        """Record a provider's one-time token; False when it was seen before (a replay)."""
+        result = await self.connection.execute(
+            self._sql.add_token, {"provider": provider, "token": token, "seen_at": now}
+        )
+        return bool(result.rowcount)
+
+    # -- reads within the transaction ----------------------------------------------------
+
+    async def contact(self, channel: str, provider_id: str) -> StoredContact | None:
+        """The interaction recorded under *provider_id* on *channel*, if any."""
+        columns = _INTERACTIONS.c
+        query = sa.select(
+            columns.id,
+            columns.category,
+            columns.destination,
+            columns.reason,
+            columns.conversation_id,
+            columns.provider_id,
+            columns.outcome,
+        ).where(columns.channel == channel, columns.provider_id == provider_id)
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        interaction_id, category, destination, reason, conversation, provider, outcome = row
+        return StoredContact(
+            interaction_id,
+            category,
+            destination,
+            reason,
+            conversation,
+            provider,
+            Outcome(outcome) if outcome else None,
+        )
+
+    async def reply(self, provider_id: str, step: str) -> str | None:
+        """The answer given before to this very request, if any."""
+        columns = _REPLIES.c
+        query = sa.select(columns.body).where(
+            columns.provider_id == provider_id, columns.step == step
+        )
+        body: str | None = await self.connection.scalar(query)
+        return body
+
+    async def thread_start(
+        self, channel: str, *, references: Sequence[str] = (), conversation_id: str | None = None
+    ) -> tuple[Category, str] | None:
+        """The category and conversation id of the thread a message belongs to: the earliest
+        interaction among *references* (an email's In-Reply-To/References), else the first
+        of *conversation_id* (a chat)."""
+        columns = _INTERACTIONS.c
+        condition: sa.ColumnElement[bool]
+        if references:
+            condition = columns.provider_id.in_(list(references))
+        elif conversation_id is not None:
+            condition = columns.conversation_id == conversation_id
+        else:
+            return None
+        query = (
+            sa.select(columns.category, columns.conversation_id, columns.provider_id)
+            .where(columns.channel == channel, condition)
+            .order_by(columns.id)
+            .limit(1)
+        )
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        category, conversation, provider_id = row
+        return Category(category), conversation or provider_id
