@@ -26,7 +26,6 @@ import click
 import yaml
 from multidict import CIMultiDict
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from router.core.classify import (
     Classification,
@@ -53,6 +52,7 @@ from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_
 from router.core.report import DEFAULT_SINCE, Report, render_text
 from router.logging import configure_logging
 from router.service import queries, scheduler, versions
+from router.service.ports import DatabaseUnavailable
 from router.service.queries import contacts_report, preview_impact, routing_status
 from router.service.tokens import Role, TokenError, create_token
 from router.service.versions import apply_document, stored_document
@@ -67,6 +67,7 @@ from router.service.views import (
 )
 from router.settings import Settings, SettingsError, load_settings
 from router.store import RoutingVersion, Store, create_engine, migrate
+from router.store.uow import database_errors
 
 if TYPE_CHECKING:
     from router.cli.remote import Remote
@@ -117,7 +118,8 @@ async def opened_store(settings: Settings) -> AsyncIterator[Store]:
     """The database, migrated to the current schema."""
     engine = create_engine(settings.database_url)
     try:
-        await migrate.upgrade(engine)
+        async with database_errors(None):
+            await migrate.upgrade(engine)
         yield Store(engine)
     finally:
         await engine.dispose()
@@ -135,7 +137,7 @@ def run(work: Callable[[Store], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except versions.NoRouting as exc:
         raise click.ClickException(NO_ROUTING) from exc
-    except (SQLAlchemyError, OSError) as exc:
+    except DatabaseUnavailable as exc:
         raise click.ClickException(
             f"database {redacted(settings.database_url)} is unavailable: {exc}"
         ) from exc
@@ -954,7 +956,7 @@ def classifier_in_force(settings: Settings) -> tuple[Classifier, float, str]:
 
     try:
         document = asyncio.run(stored())
-    except (SQLAlchemyError, OSError, TimeoutError, ValueError):
+    except (DatabaseUnavailable, TimeoutError, ValueError):
         document = None
     source = (
         "shipped model and rules and the stored routing document"

@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
-from router.service.ports import Delivery, DeliveryError, Sender
+from router.service.ports import DatabaseUnavailable, Delivery, DeliveryError, Sender
 from router.store import OutboxRow, Store
 
 log = structlog.get_logger(__name__)
@@ -71,7 +70,7 @@ class OutboxWorker:
         while True:
             try:
                 busy = await self.deliver_due()
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            except DatabaseUnavailable as exc:
                 log.warning("outbox.unavailable", error=str(exc))
                 busy = False
             if busy:

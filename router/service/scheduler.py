@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 
 from router.core.contact import Category, Channel
 from router.core.document import document_json
@@ -25,7 +24,6 @@ from router.service.ports import StaleVersion
 from router.service.versions import (
     GUARD_ACTOR,
     SCHEDULER_ACTOR,
-    NoRouting,
     NothingToResume,
     resume,
     rollback,
@@ -35,10 +33,6 @@ from router.store import (
     PlanStepRow,
     RoutingVersion,
     Store,
-    claim_plan_step,
-    insert_version,
-    mark_step_version,
-    newest_version,
 )
 
 log = structlog.get_logger(__name__)
@@ -74,38 +68,22 @@ def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
     }
 
 
-class _StepHeld(Exception):
-    """Raised inside a step's transaction to give the claim back."""
-
-
 async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> RoutingVersion | None:
     """Execute one due step, exactly once across replicas: the step is claimed and the
-    version stored in one transaction, so a second replica finds it done."""
+    version stored in one transaction, so a second replica finds it done. A rollback
+    committed since the caller looked holds the step."""
     assert step.id is not None
-    try:
-        async with store.writing() as session:
-            if not await claim_plan_step(session, step.id, now):
-                return None
-            current = await newest_version(session)
-            if current is None:
-                raise NoRouting("the database holds no routing version yet")
-            if rollback_in_force(current) is not None:
-                # a rollback committed since the caller looked: hold the step (undo claim)
-                raise _StepHeld
-            document = with_shares(stored_document(current), step_shares(step))
-            row = await insert_version(
-                session,
-                after=current.version,
-                document=document_json(document),
-                kind="plan",
-                actor=SCHEDULER_ACTOR,
-                reason=step.reason,
-                now=now,
-            )
-            await mark_step_version(session, step.id, row.version)
-    except (IntegrityError, _StepHeld):  # a concurrent version, or a rollback: next tick
-        return None
-    log.info("plan.step_executed", step=step.id, version=row.version, reason=step.reason)
+
+    def next_document(current: RoutingVersion) -> str | None:
+        if rollback_in_force(current) is not None:
+            return None
+        return document_json(with_shares(stored_document(current), step_shares(step)))
+
+    row = await store.execute_plan_step(
+        step.id, now, next_document, actor=SCHEDULER_ACTOR, reason=step.reason
+    )
+    if row is not None:
+        log.info("plan.step_executed", step=step.id, version=row.version, reason=step.reason)
     return row
 
 

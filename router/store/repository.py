@@ -8,7 +8,7 @@ aiosqlite's threads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from router.store.tables import (
     PlanStepRow,
     RoutingVersion,
 )
-from router.store.uow import UnitOfWork
+from router.store.uow import UnitOfWork, database_errors
 
 
 class Store:
@@ -44,19 +44,24 @@ class Store:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+        async with (
+            database_errors(None),
+            AsyncSession(self.engine, expire_on_commit=False) as session,
+        ):
             yield session
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[AsyncConnection]:
+        """A Core-level connection for reads that need no ORM objects."""
+        async with database_errors(None), self.engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on any error."""
-        if self._write_lock is None:
-            async with AsyncSession(self._write_engine, expire_on_commit=False) as session:
-                yield session
-                await session.commit()
-            return
         async with (
-            self._write_lock,
+            database_errors(self.timeout_seconds),
+            self._writer(),
             AsyncSession(self._write_engine, expire_on_commit=False) as session,
         ):
             yield session
@@ -64,20 +69,30 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A Core-level write transaction: the hot path (one contact) skips the ORM."""
-        if self._write_lock is None:
-            async with self._write_engine.begin() as connection:
-                yield connection
-            return
-        async with self._write_lock, self._write_engine.begin() as connection:
+        """A Core-level write transaction (no ORM)."""
+        async with (
+            database_errors(self.timeout_seconds),
+            self._writer(),
+            self._write_engine.begin() as connection,
+        ):
             yield connection
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        """SQLite has one writer: this process's writers queue here, off aiosqlite's
+        threads, instead of on the busy timeout."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (enter it with ``async with``) over this store's engine."""
         return UnitOfWork(self)
 
-    async def ping(self) -> None:
-        async with self.engine.connect() as connection:
+    async def ping(self, timeout_seconds: float) -> None:
+        async with database_errors(timeout_seconds), self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
     # -- routing versions -------------------------------------------------------------
@@ -144,6 +159,41 @@ class Store:
             raise StaleVersion(expected_current, None) from exc
 
     # -- plans ---------------------------------------------------------------------------
+
+    async def execute_plan_step(
+        self,
+        step_id: int,
+        now: datetime,
+        next_document: Callable[[RoutingVersion], str | None],
+        *,
+        actor: str,
+        reason: str,
+    ) -> RoutingVersion | None:
+        """Claim a pending step and store the version it makes, in one transaction, so it
+        happens once across replicas. *next_document* gives the new document's JSON from
+        the current version, or None to hold the step (it stays pending). None when the
+        step was taken by another replica or cancelled, held, or raced by another change."""
+        try:
+            async with self.writing() as session:
+                if not await claim_plan_step(session, step_id, now):
+                    return None
+                current = await newest_version(session)
+                document = None if current is None else next_document(current)
+                if current is None or document is None:
+                    raise _GiveBack
+                row = await insert_version(
+                    session,
+                    after=current.version,
+                    document=document,
+                    kind="plan",
+                    actor=actor,
+                    reason=reason,
+                    now=now,
+                )
+                await mark_step_version(session, step_id, row.version)
+                return row
+        except (IntegrityError, _GiveBack):  # a concurrent version, or held: next tick
+            return None
 
     async def add_plan_steps(self, steps: Sequence[PlanStepRow]) -> list[PlanStepRow]:
         async with self.writing() as session:
@@ -291,7 +341,7 @@ class Store:
             .where(col(Interaction.received_at) >= since, col(Interaction.received_at) < until)
             .group_by(*columns)
         )
-        async with self.engine.connect() as connection:
+        async with self.connected() as connection:
             rows = (await connection.execute(query)).all()
         return [
             (channel, destination, first, category, outcome, int(count))
@@ -465,6 +515,10 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return (await session.exec(query)).all()
+
+
+class _GiveBack(Exception):
+    """Raised inside a transaction to undo it (a plan step held back)."""
 
 
 async def newest_version(session: AsyncSession) -> RoutingVersion | None:

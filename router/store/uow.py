@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.core.contact import Category
@@ -44,13 +44,18 @@ _TOKENS: sa.Table = SeenToken.__table__  # type: ignore[attr-defined]
 
 
 @asynccontextmanager
-async def database_errors(timeout_seconds: float) -> AsyncIterator[None]:
-    """Bound a piece of database work in time and turn its failure into
-    :class:`DatabaseUnavailable`: the server down, the file locked by another process, the
-    disk full, or no answer within *timeout_seconds*."""
+async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
+    """The one place where a failure of the database becomes :class:`DatabaseUnavailable`:
+    the server down, the file locked by another process, the disk full, or no answer within
+    *timeout_seconds* (None: no limit).
+
+    A broken constraint (:class:`IntegrityError`) is not an outage: it passes through for
+    the store's own methods to turn into what it means (a concurrent version, a replay)."""
     try:
         async with asyncio.timeout(timeout_seconds):
             yield
+    except IntegrityError:
+        raise
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 

@@ -34,7 +34,6 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic_core import ErrorDetails
-from sqlalchemy.exc import SQLAlchemyError
 
 from router.core.classify import classify
 from router.core.contact import Category, Channel
@@ -117,7 +116,7 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
-_OUTAGES = (DatabaseUnavailable, SQLAlchemyError, OSError, TimeoutError)
+_OUTAGES = (DatabaseUnavailable,)
 _MAPPED = (
     ApiError,
     DocumentInvalid,

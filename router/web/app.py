@@ -20,19 +20,19 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
 from router.core.delivery import Schedule
 from router.metrics import Metrics
 from router.service.outbox import OutboxWorker
-from router.service.ports import Sender
+from router.service.ports import DatabaseUnavailable, Sender
 from router.service.routing import ActiveRouting, RoutingState, last_known, remember
 from router.service.scheduler import run_due_work
 from router.service.versions import ensure_initial_routing
 from router.settings import Settings, customer_key_secret
 from router.store import ROUTING_CHANNEL, Store, create_engine, migrate
+from router.store.uow import database_errors
 from router.web import api as web_api
 from router.web import chat as web_chat
 from router.web import console as web_console
@@ -85,10 +85,11 @@ async def prepare_database(app: web.Application) -> bool:
     """Migrate, make sure a routing version exists and load it; False on an outage."""
     store = app[store_key]
     try:
-        await migrate.upgrade(store.engine)
+        async with database_errors(None):
+            await migrate.upgrade(store.engine)
         row = await ensure_initial_routing(store, app[clock_key]())
         active = ActiveRouting.from_row(row)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except DatabaseUnavailable as exc:
         log.error("database.unavailable", error=str(exc))
         return False
     app[routing_key].use(active)
@@ -142,7 +143,7 @@ async def follow_routing(app: web.Application) -> None:
                 if not healthy:
                     log.info("database.available")
                     healthy = True
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            except DatabaseUnavailable as exc:
                 if healthy:
                     log.error("database.unavailable", error=str(exc))
                     healthy = False
@@ -224,9 +225,8 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[routing_key]
     problems: list[str] = []
     try:
-        async with asyncio.timeout(2):
-            await request.app[store_key].ping()
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        await request.app[store_key].ping(timeout_seconds=2)
+    except DatabaseUnavailable as exc:
         problems.append(f"database unreachable: {exc}")
     if not state.from_database:
         problems.append("routing not loaded from the database (running on the last-known copy)")
@@ -254,7 +254,7 @@ async def read_outbox_gauges(app: web.Application) -> None:
         async with asyncio.timeout(SCRAPE_QUERY_SECONDS):
             depth = await store.outbox_depth()
             oldest = await store.oldest_pending_forward()
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except (DatabaseUnavailable, TimeoutError) as exc:
         log.warning("metrics.outbox_unavailable", error=str(exc))
         return
     for status, count in depth.items():

@@ -13,9 +13,9 @@ from typing import Literal
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from router.core.masking import mask_cards
+from router.service.ports import DatabaseUnavailable
 from router.web.appkeys import clock_key, store_key
 from router.web.signed import chat_signed_body
 
@@ -56,7 +56,7 @@ async def partner_feedback(request: web.Request) -> web.Response:
     }
     try:
         found = await app[store_key].record_feedback(feedback.interaction_id, changes)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except DatabaseUnavailable as exc:
         log.error("feedback.unavailable", error=str(exc))
         raise web.HTTPServiceUnavailable(text="database unavailable; retry later\n") from exc
     if not found:
