@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
+from router.core.lifecycle import Outcome, check_forward
 from router.service.ports import DatabaseUnavailable, Delivery, DeliveryError, Sender
 from router.store import OutboxRow, Store
 
@@ -94,7 +95,7 @@ class OutboxWorker:
             await self.store.outbox_failed_attempt(
                 row,
                 changes={"status": Status.FAILED.value, "last_error": "payload missing"},
-                interaction_changes={"outcome": "failed"},
+                interaction_changes={"outcome": Outcome.FAILED.value},
                 now=self.clock(),
             )
             return
@@ -131,6 +132,7 @@ class OutboxWorker:
             now=now,
             jitter=self._random.random(),
         )
+        check_forward(Status.PENDING, outcome.status)  # the table allows every next state
         changes: dict[str, Any] = {
             "status": outcome.status.value,
             "stage": outcome.stage.value,
@@ -148,10 +150,10 @@ class OutboxWorker:
             )
             # the first destination failed: the guard counts this contact as a failure
             interaction_changes.update(
-                destination=row.fallback, outcome="fallback", delivery_failed=True
+                destination=row.fallback, outcome=Outcome.FALLBACK.value, delivery_failed=True
             )
         elif outcome.status is Status.FAILED:
-            interaction_changes["outcome"] = "failed"
+            interaction_changes["outcome"] = Outcome.FAILED.value
             if row.stage == Stage.PRIMARY.value:
                 interaction_changes["delivery_failed"] = True
         await self.store.outbox_failed_attempt(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from router.core.lifecycle import ForwardStatus, Outcome, outcomes_before, statuses_before
 from router.service.ports import StaleVersion
 from router.store.tables import (
     ApiToken,
@@ -365,7 +366,7 @@ class Store:
             query = (
                 select(OutboxRow)
                 .where(
-                    OutboxRow.status == "pending",
+                    OutboxRow.status == ForwardStatus.PENDING.value,
                     OutboxRow.next_attempt_at <= now,
                     col(OutboxRow.kind).in_(kinds),
                     sa.or_(
@@ -385,11 +386,14 @@ class Store:
 
     async def outbox_delivered(self, row: OutboxRow, now: datetime) -> None:
         async with self.transaction() as connection:
-            await connection.execute(
+            result = await connection.execute(
                 sa.update(OutboxRow)
-                .where(col(OutboxRow.id) == row.id, col(OutboxRow.status) == "pending")
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.status).in_(statuses_before(ForwardStatus.DELIVERED)),
+                )
                 .values(
-                    status="delivered",
+                    status=ForwardStatus.DELIVERED.value,
                     payload=None,  # bodies are not kept once delivered,
                     meta="{}",  # nor who sent them
                     delivered_at=now,
@@ -398,11 +402,15 @@ class Store:
                     last_error=None,
                 )
             )
-            await connection.execute(
-                sa.update(Interaction)
-                .where(col(Interaction.id) == row.interaction_id)
-                .values(outcome="delivered", updated_at=now)
-            )
+            if result.rowcount:
+                await connection.execute(
+                    sa.update(Interaction)
+                    .where(
+                        col(Interaction.id) == row.interaction_id,
+                        col(Interaction.outcome).in_(outcomes_before(Outcome.DELIVERED)),
+                    )
+                    .values(outcome=Outcome.DELIVERED.value, updated_at=now)
+                )
 
     async def outbox_failed_attempt(
         self,
@@ -412,23 +420,26 @@ class Store:
         interaction_changes: dict[str, Any],
         now: datetime,
     ) -> None:
+        """Record a failed attempt on a row this worker holds. An interaction outcome in
+        *interaction_changes* is set only where router/core/lifecycle.py allows the move."""
         async with self.transaction() as connection:
             # only while this worker's lease holds: a late answer never undoes a delivery
             result = await connection.execute(
                 sa.update(OutboxRow)
                 .where(
                     col(OutboxRow.id) == row.id,
-                    col(OutboxRow.status) == "pending",
+                    col(OutboxRow.status) == ForwardStatus.PENDING.value,
                     col(OutboxRow.claimed_until) == row.claimed_until,
                 )
                 .values(**changes, claimed_until=None, updated_at=now)
             )
             if interaction_changes and result.rowcount:
-                await connection.execute(
-                    sa.update(Interaction)
-                    .where(col(Interaction.id) == row.interaction_id)
-                    .values(**interaction_changes, updated_at=now)
-                )
+                update = sa.update(Interaction).where(col(Interaction.id) == row.interaction_id)
+                target = interaction_changes.get("outcome")
+                if target is not None:
+                    allowed = outcomes_before(Outcome(target))
+                    update = update.where(col(Interaction.outcome).in_(allowed))
+                await connection.execute(update.values(**interaction_changes, updated_at=now))
 
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
@@ -470,7 +481,7 @@ class Store:
                 sa.update(OutboxRow)
                 .where(
                     col(OutboxRow.id) == row_id,
-                    col(OutboxRow.status).in_(("failed", "pending")),
+                    col(OutboxRow.status).in_(statuses_before(ForwardStatus.PENDING)),
                     col(OutboxRow.payload).is_not(None),
                     # never a row a worker is sending right now
                     sa.or_(
@@ -478,7 +489,7 @@ class Store:
                     ),
                 )
                 .values(
-                    status="pending",
+                    status=ForwardStatus.PENDING.value,
                     attempts=0,
                     next_attempt_at=now,
                     claimed_until=None,

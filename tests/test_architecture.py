@@ -1,0 +1,177 @@
+"""The layout's rules (ARCHITECTURE.md), checked on the code itself: the pure core imports no
+database or web framework, handlers never decide, every contact is logged from one place,
+and the adapters meet the service only through its ports. Then the one path, observed: a
+call, an email and a chat message each give one ``contact.routed`` line with the same
+fields."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Clock, post_twilio, shipped_data, store_document
+from tests.smtp_sink import SmtpSink
+from tests.test_chat import chat, chat_settings, post_chat
+from tests.test_email import email_settings, message, post_mime
+
+ROOT = Path(__file__).resolve().parent.parent
+Client = TestClient[Any, Any]
+
+
+def modules(folder: str) -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        yield name, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def imported(tree: ast.Module) -> set[str]:
+    """Every module a file imports, at any depth of the file (function-local too)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def loaded_after_import(module: str) -> set[str]:
+    """The top-level packages in sys.modules after importing *module* in a fresh process."""
+    probe = (
+        f"import sys, {module}; print('\\n'.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return set(done.stdout.split())
+
+
+FRAMEWORKS = {"sqlalchemy", "sqlmodel", "aiohttp", "asyncpg", "aiosqlite", "alembic"}
+
+
+@pytest.mark.parametrize("name", [name for name, _ in modules("router/core")])
+def test_the_core_imports_no_database_or_web_framework(name: str) -> None:
+    assert loaded_after_import(name) & FRAMEWORKS == set()
+
+
+def test_the_ports_import_neither_the_store_nor_a_framework() -> None:
+    loaded = loaded_after_import("router.service.ports")
+    assert loaded & FRAMEWORKS == set()
+    tree = dict(modules("router/service"))["router.service.ports"]
+    assert not any(name.startswith("router.store") for name in imported(tree))
+
+
+def test_no_web_handler_decides_or_reaches_another_handler() -> None:
+    handlers = {"router.web.voice", "router.web.email", "router.web.chat", "router.web.partner"}
+    for name, tree in modules("router/web"):
+        names = imported(tree)
+        assert not any(n.startswith("router.core.decide") for n in names), name
+        if name in handlers:
+            assert not (names & (handlers - {name})), name
+
+
+def test_integrations_meet_the_service_only_through_its_ports() -> None:
+    for name, tree in modules("integrations"):
+        for module in imported(tree):
+            assert not module.startswith("router.store"), (name, module)
+            if module.startswith("router.service"):
+                assert module.startswith("router.service.ports"), (name, module)
+            assert not module.startswith("router.web"), (name, module)
+
+
+def test_one_place_writes_contact_routed() -> None:
+    places = [
+        str(path.relative_to(ROOT))
+        for folder in ("router", "integrations")
+        for path in (ROOT / folder).rglob("*.py")
+        if '"contact.routed"' in path.read_text(encoding="utf-8")
+    ]
+    assert places == ["router/service/contacts.py"]
+
+
+def test_only_the_store_speaks_sqlalchemy() -> None:
+    allowed = {"router.web.app", "router.cli.commands", "router.settings"}  # URL parsing only
+    for folder in ("router", "integrations"):
+        for name, tree in modules(folder):
+            if name.startswith("router.store") or name in allowed:
+                continue
+            found = {m for m in imported(tree) if m.split(".")[0] in {"sqlalchemy", "sqlmodel"}}
+            assert not found, (name, found)
+
+
+# -- the one path, observed -----------------------------------------------------------------
+
+ROUTED_FIELDS = {
+    "channel",
+    "provider_id",
+    "interaction_id",
+    "category",
+    "category_source",
+    "rule",
+    "side",
+    "destination",
+    "reason",
+    "version",
+    "language",
+    "source",
+    "recorded",
+    "latency_ms",
+}
+
+
+def routed_lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [entry for entry in logs if entry["event"] == "contact.routed"]
+
+
+async def test_every_channel_logs_one_contact_routed_line_with_the_same_fields(
+    tmp_path: Path, smtp: SmtpSink, started_apps: Callable[..., Any], clock: Clock
+) -> None:
+    settings = chat_settings(
+        tmp_path, smtp=email_settings(tmp_path, smtp).smtp, email_webhook_secret=EMAIL_SECRET
+    )
+    data = shipped_data()
+    for destination in data["destinations"].values():  # loopback, refused: nothing leaves
+        destination["chat"] = "http://127.0.0.1:9/chat"
+    await store_document(settings, data, clock())
+    client: Client = await started_apps(settings)
+    call_form = {"CallSid": "CA-one", "From": "+420777000111", "Digits": "2"}
+    email = message()
+    chat_message = chat("Jak nastavím tuto pračku?", language="cs")
+    with structlog.testing.capture_logs() as logs:
+        answers = [
+            await post_twilio(client, ROUTE, call_form),
+            await post_mime(client, email),
+            await post_chat(client, chat_message),
+        ]
+        # a retry of each is answered the same and logged no second time
+        retries = [
+            await post_twilio(client, ROUTE, call_form),
+            await post_mime(client, email),
+            await post_chat(client, chat_message),
+        ]
+    assert [r.status for r in (*answers, *retries)] == [200] * 6
+    assert [await r.read() for r in answers] == [await r.read() for r in retries]
+    lines = routed_lines(logs)
+    assert [line["channel"] for line in lines] == ["phone", "email", "chat"]
+    for line in lines:
+        assert set(line) - {"event", "log_level"} == ROUTED_FIELDS, line["channel"]
+        assert line["recorded"] is True
+        assert isinstance(line["interaction_id"], int)
+    assert [line["source"] for line in lines] == ["twilio", "mime", "widget"]
+    assert json.dumps(lines)  # plain values only: each is one JSON log line as it is
+
+
+ROUTE = "/webhooks/twilio/voice/route"
+EMAIL_SECRET = "email-webhook-secret"
