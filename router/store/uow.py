@@ -111,13 +111,9 @@ class UnitOfWork:
         self._sql = _statements(store.engine.dialect.name)
 
     async def __aenter__(self) -> Self:
-        stack = self._stack
-        await stack.enter_async_context(database_errors(self._store.timeout_seconds))
-        try:
-            self._connection = await stack.enter_async_context(self._store.transaction())
-        except BaseException as exc:  # no connection: unwind, so the failure is converted
-            await stack.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+        # the store's transaction is guarded: a failure on connecting, inside the block or
+        # on commit becomes DatabaseUnavailable, within the store's timeout
+        self._connection = await self._stack.enter_async_context(self._store.transaction())
         return self
 
     async def __aexit__(
