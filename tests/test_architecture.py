@@ -91,6 +91,21 @@ def test_integrations_meet_the_service_only_through_its_ports() -> None:
             assert not module.startswith("router.web"), (name, module)
 
 
+def test_cli_commands_are_written_once_over_the_backend() -> None:
+    """The commands reach the database or the API only through router/cli/backend.py's
+    Backend: neither the store nor an HTTP client is imported by the commands module."""
+    tree = dict(modules("router/cli"))["router.cli.commands"]
+    top_level = {
+        alias.name if isinstance(node, ast.Import) else (node.module or "")
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in top_level if m.startswith(("router.store", "router.service.versions"))}
+    assert not {m for m in top_level if m.split(".")[0] in {"aiohttp", "sqlalchemy"}}
+    assert "router.cli.backend" in top_level
+
+
 def test_one_place_writes_contact_routed() -> None:
     places = [
         str(path.relative_to(ROOT))
@@ -102,7 +117,7 @@ def test_one_place_writes_contact_routed() -> None:
 
 
 def test_only_the_store_speaks_sqlalchemy() -> None:
-    allowed = {"router.web.app", "router.cli.commands", "router.settings"}  # URL parsing only
+    allowed = {"router.web.app", "router.cli.local", "router.settings"}  # URL parsing only
     for folder in ("router", "integrations"):
         for name, tree in modules(folder):
             if name.startswith("router.store") or name in allowed:

@@ -1,10 +1,11 @@
 """The ``switchboard`` command line.
 
-Commands work on the database named by ``SWITCHBOARD_DATABASE_URL`` directly, so the
-on-call person can inspect and change routing while the HTTP service is down; with
-``--url`` and a token they work through a running service's API instead. Both ways give
-the same JSON shapes (router/service/views.py), so one printer serves both. Data goes to stdout
-(``--format json`` for scripts); errors go to stderr with a non-zero exit code.
+Each command is written once against :class:`~router.cli.backend.Backend`: on the database
+named by ``SWITCHBOARD_DATABASE_URL`` (:mod:`router.cli.local`), so the on-call person can
+inspect and change routing while the HTTP service is down, or with ``--url`` and a token
+through a running service's API (:mod:`router.cli.remote`). Both give the same JSON shapes
+(router/service/views.py), so one printer serves both. Data goes to stdout (``--format
+json`` for scripts); errors go to stderr with a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -15,62 +16,28 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import yaml
-from multidict import CIMultiDict
-from sqlalchemy.engine import make_url
 
-from router.core.classify import (
-    Classification,
-    Classifier,
-    classify,
-    evaluate,
-    parse_examples,
-    render_report,
-    shipped_classifier,
-    shipped_rules,
-)
+from router.cli.backend import Backend, Cutover, Refused, Rollback
+from router.cli.local import load_or_refuse, local_backend
+from router.core.classify import Classification, classify, evaluate, parse_examples, render_report
 from router.core.contact import Category, Channel
-from router.core.decide import routing_rules
-from router.core.document import (
-    DocumentInvalid,
-    RoutingDocument,
-    diff_documents,
-    document_data,
-    load_document,
-    shipped_document,
-)
+from router.core.document import DocumentInvalid, load_document
 from router.core.durations import parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
-from router.core.report import DEFAULT_SINCE, Report, render_text
+from router.core.report import DEFAULT_SINCE, render_text
 from router.logging import configure_logging
-from router.service import queries, scheduler, versions
-from router.service.ports import DatabaseUnavailable
-from router.service.queries import contacts_report, preview_impact, routing_status
-from router.service.tokens import Role, TokenError, create_token
-from router.service.versions import apply_document, stored_document
-from router.service.views import (
-    change_json,
-    classification_json,
-    interaction_json,
-    iso,
-    outbox_json,
-    step_json,
-    version_json,
-)
+from router.service.tokens import Role
+from router.service.views import iso
 from router.settings import Settings, SettingsError, load_settings
-from router.store import RoutingVersion, Store, create_engine, migrate
-from router.store.uow import database_errors
-
-if TYPE_CHECKING:
-    from router.cli.remote import Remote
 
 T = TypeVar("T")
 
@@ -109,40 +76,6 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
 
 
-def redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-@asynccontextmanager
-async def opened_store(settings: Settings) -> AsyncIterator[Store]:
-    """The database, migrated to the current schema."""
-    engine = create_engine(settings.database_url)
-    try:
-        async with database_errors(None):
-            await migrate.upgrade(engine)
-        yield Store(engine)
-    finally:
-        await engine.dispose()
-
-
-def run(work: Callable[[Store], Awaitable[T]]) -> T:
-    """Run *work* against the configured database; outages become clear CLI errors."""
-    settings = _settings()
-
-    async def main() -> T:
-        async with opened_store(settings) as store:
-            return await work(store)
-
-    try:
-        return asyncio.run(main())
-    except versions.NoRouting as exc:
-        raise click.ClickException(NO_ROUTING) from exc
-    except DatabaseUnavailable as exc:
-        raise click.ClickException(
-            f"database {redacted(settings.database_url)} is unavailable: {exc}"
-        ) from exc
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where commands act: the database (no url) or a running service's API."""
@@ -151,64 +84,51 @@ class Target:
     token: str | None
 
 
-def remote() -> Remote | None:
-    """The API client when ``--url`` was given, else None (work on the database)."""
+def _target() -> Target:
     target = click.get_current_context().find_root().obj
-    if not isinstance(target, Target) or target.url is None:
-        return None
+    return target if isinstance(target, Target) else Target(None, None)
+
+
+def _opened_backend() -> AbstractAsyncContextManager[Backend]:
+    target = _target()
+    if target.url is None:
+        return local_backend(_settings())
     if not target.token:
         raise click.ClickException("--url needs --token (or SWITCHBOARD_TOKEN)")
     # imported here: the HTTP client costs the on-call person's rollback a quarter second
-    from router.cli.remote import Remote
+    from router.cli.remote import remote_backend
 
-    return Remote(target.url, target.token)
+    return remote_backend(target.url, target.token)
 
 
-def api(
-    client: Remote,
-    method: str,
-    path: str,
-    *,
-    body: Any = None,
-    params: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[Any, CIMultiDict[str]]:
-    """One API request; a refusal or an unreachable service is a clear CLI error."""
-    import aiohttp
+def on_backend(work: Callable[[Backend], Awaitable[T]]) -> T:
+    """Run *work* on the database or through the service; a refusal, an outage or an
+    unreachable service is a clear CLI error."""
+    opened = _opened_backend()
 
-    from router.cli.remote import RemoteError
+    async def main() -> T:
+        async with opened as backend:
+            return await work(backend)
 
     try:
-        return asyncio.run(client.request(method, path, json=body, params=params, headers=headers))
-    except RemoteError as exc:
+        return asyncio.run(main())
+    except Refused as exc:
         raise click.ClickException(str(exc)) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise click.ClickException(f"cannot reach {client.url}: {exc}") from exc
 
 
-def local_only(what: str) -> None:
-    if remote() is not None:
-        raise click.ClickException(f"{what} works on the database only: drop --url")
+def through_api() -> bool:
+    return _target().url is not None
 
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-async def require_current(store: Store) -> RoutingVersion:
-    row = await store.current_version()
-    if row is None:
-        raise click.ClickException(NO_ROUTING)
-    return row
-
-
-def load_or_fail(path: Path) -> RoutingDocument:
+def load_or_fail(path: Path) -> Any:
     try:
-        return load_document(path)
-    except FileNotFoundError as exc:
-        raise click.ClickException(f"{path}: no such file") from exc
-    except DocumentInvalid as exc:
-        raise click.ClickException(f"{path} is not a valid routing document:\n{exc}") from exc
+        return load_or_refuse(path)
+    except Refused as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def require_reason(reason: str) -> str:
@@ -258,7 +178,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     from router.web.app import make_app
 
-    local_only("serve")
+    if through_api():
+        raise click.ClickException("serve works on the database only: drop --url")
     settings = _settings()
     configure_logging(json=None if settings.log_format is None else settings.log_format == "json")
     app = make_app(settings)
@@ -280,14 +201,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema up to date."""
-    local_only("db upgrade")
-    settings = _settings()
-
-    async def work(store: Store) -> None:
-        return None
-
-    run(work)
-    click.echo(f"database {redacted(settings.database_url)} is up to date")
+    click.echo(on_backend(lambda backend: backend.upgrade()))
 
 
 # -- status and interactions ---------------------------------------------------------------
@@ -297,12 +211,7 @@ def db_upgrade() -> None:
 @FORMAT
 def status(output_format: str) -> None:
     """What routing is in force now: version, shares, rollback, plan, partner's threads."""
-
-    async def work(store: Store) -> dict[str, Any]:
-        return await routing_status(store, datetime.now(UTC))
-
-    client = remote()
-    payload = api(client, "GET", "/api/status")[0] if client else run(work)
+    payload = on_backend(lambda backend: backend.status())
     if output_format == "json":
         emit_json(payload)
         return
@@ -374,21 +283,10 @@ def moment_option(text: str, now: datetime, hint: str) -> datetime:
 def interactions(since: str | None, channel: str | None, limit: int, output_format: str) -> None:
     """What was routed where, and why (newest first)."""
     since_at = since_option(since, datetime.now(UTC))
-
-    async def work(store: Store) -> list[dict[str, Any]]:
-        rows = await store.interactions(since=since_at, channel=channel, limit=limit)
-        return [interaction_json(row) for row in rows]
-
-    client = remote()
-    if client is not None:
-        params = {"limit": str(limit)}
-        if since_at is not None:
-            params["since"] = since_at.isoformat()
-        if channel is not None:
-            params["channel"] = channel
-        records = api(client, "GET", "/api/interactions", params=params)[0]
-    else:
-        records = run(work)
+    chosen = None if channel is None else Channel(channel)
+    records = on_backend(
+        lambda backend: backend.interactions(since=since_at, channel=chosen, limit=limit)
+    )
     if output_format == "json":
         emit_json(records)
         return
@@ -429,21 +327,7 @@ def report_command(since: str, until: str | None, output_format: str) -> None:
             f"the period is empty: {iso(since_at)} is not before {iso(until_at)}",
             param_hint="--since/--until",
         )
-
-    async def work(store: Store) -> Report:
-        return await contacts_report(store, since=since_at, until=until_at)
-
-    client = remote()
-    if client is not None:
-        # resolved here, like interactions --since: "7d" means 7 days before this command
-        params = {"since": since_at.isoformat(), "until": until_at.isoformat()}
-        answer = api(client, "GET", "/api/report", params=params)[0]
-        try:
-            result = Report.model_validate(answer)
-        except ValueError as exc:
-            raise click.ClickException(f"the service answered an unexpected report: {exc}") from exc
-    else:
-        result = run(work)
+    result = on_backend(lambda backend: backend.report(since=since_at, until=until_at))
     if output_format == "json":
         emit_json(result.model_dump(mode="json"))
     else:
@@ -489,26 +373,7 @@ def config_apply(file: Path, reason: str, actor: str, output_format: str) -> Non
     """Make FILE the routing in force, as a new version."""
     document = load_or_fail(file)
     reason = require_reason(reason)
-
-    async def work(store: Store) -> dict[str, Any]:
-        row = await apply_document(
-            store, document, actor=actor, reason=reason, now=datetime.now(UTC)
-        )
-        return {"changed": False} if row is None else {"changed": True, **change_json(row)}
-
-    client = remote()
-    if client is not None:
-        _, headers = api(client, "GET", "/api/routing")
-        result = api(
-            client,
-            "PUT",
-            "/api/routing",
-            body=document_data(document),
-            params={"reason": reason},
-            headers={"If-Match": headers.get("ETag", "")},
-        )[0]
-    else:
-        result = run(work)
+    result = on_backend(lambda backend: backend.apply(document, reason=reason, actor=actor))
     if output_format == "json":
         emit_json(result)
     elif not result["changed"]:
@@ -522,21 +387,7 @@ def config_apply(file: Path, reason: str, actor: str, output_format: str) -> Non
 @click.option("--format", "output_format", type=click.Choice(["yaml", "json"]), default="yaml")
 def config_show(number: int | None, output_format: str) -> None:
     """Print the routing document in force (or a past version)."""
-
-    async def work(store: Store) -> dict[str, Any]:
-        if number is None:
-            return document_data(stored_document(await require_current(store)))
-        row = await store.version(number)
-        if row is None:
-            raise click.ClickException(f"there is no version {number}")
-        return document_data(stored_document(row))
-
-    client = remote()
-    if client is not None:
-        params = {} if number is None else {"version": str(number)}
-        data = api(client, "GET", "/api/routing", params=params)[0]
-    else:
-        data = run(work)
+    data = on_backend(lambda backend: backend.document(number))
     if output_format == "json":
         emit_json(data)
     else:
@@ -548,16 +399,7 @@ def config_show(number: int | None, output_format: str) -> None:
 @FORMAT
 def config_history(limit: int | None, output_format: str) -> None:
     """Every routing version, newest first: who, when, why."""
-
-    async def work(store: Store) -> list[dict[str, Any]]:
-        return [version_json(row) for row in await store.history(limit)]
-
-    client = remote()
-    if client is not None:
-        params = {} if limit is None else {"limit": str(limit)}
-        versions = api(client, "GET", "/api/routing/history", params=params)[0]
-    else:
-        versions = run(work)
+    versions = on_backend(lambda backend: backend.history(limit))
     if output_format == "json":
         emit_json(versions)
         return
@@ -568,15 +410,6 @@ def config_history(limit: int | None, output_format: str) -> None:
         )
 
 
-async def _document_of(store: Store, ref: str) -> RoutingDocument:
-    if ref.isdigit():
-        row = await store.version(int(ref))
-        if row is None:
-            raise click.ClickException(f"there is no version {ref}")
-        return stored_document(row)
-    return load_or_fail(Path(ref))
-
-
 @config.command("diff")
 @click.argument("a")
 @click.argument("b")
@@ -585,36 +418,18 @@ async def _document_of(store: Store, ref: str) -> RoutingDocument:
 @FORMAT
 def config_diff(a: str, b: str, impact: bool, days: int, output_format: str) -> None:
     """What changes from A to B (each a version number or a document file)."""
-
-    async def work(store: Store) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        old, new = await _document_of(store, a), await _document_of(store, b)
-        changes = [{"path": c.path, "from": c.old, "to": c.new} for c in diff_documents(old, new)]
-        if not impact:
-            return changes, None
-        preview = await preview_impact(store, old, new, days=days, now=datetime.now(UTC))
-        return changes, {"days": days, **preview.as_json()}
-
-    client = remote()
-    if client is not None:
-        if impact or not (a.isdigit() and b.isdigit()):
-            raise click.ClickException(
-                "through --url, diff compares two stored versions, without --impact"
-            )
-        changes = api(client, "GET", "/api/routing/diff", params={"from": a, "to": b})[0]
-        preview = None
-    else:
-        changes, preview = run(work)
-    if preview is not None:
+    diff = on_backend(lambda backend: backend.diff(a, b, impact=impact, days=days))
+    if diff.impact is not None:
         if output_format == "json":
-            emit_json({"changes": changes, "impact": preview})
+            emit_json({"changes": diff.changes, "impact": diff.impact})
             return
-        print_impact(preview, days)
+        print_impact(diff.impact, days)
     if output_format == "json":
-        emit_json(changes)
+        emit_json(diff.changes)
         return
-    if not changes:
+    if not diff.changes:
         click.echo("no differences")
-    for change in changes:
+    for change in diff.changes:
         click.echo(f"{change['path']}: {_show(change['from'])} -> {_show(change['to'])}")
 
 
@@ -630,22 +445,7 @@ def _show(value: Any) -> str:
 def config_revert(version: int, reason: str, actor: str, output_format: str) -> None:
     """Make an earlier version's document current again, as a new version."""
     reason = require_reason(reason)
-
-    async def work(store: Store) -> dict[str, Any]:
-        try:
-            row = await versions.revert(
-                store, version, actor=actor, reason=reason, now=datetime.now(UTC)
-            )
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from exc
-        return change_json(row)
-
-    client = remote()
-    if client is not None:
-        body = {"version": version, "reason": reason}
-        result = api(client, "POST", "/api/routing/revert", body=body)[0]
-    else:
-        result = run(work)
+    result = on_backend(lambda backend: backend.revert(version, reason=reason, actor=actor))
     if output_format == "json":
         emit_json(result)
     else:
@@ -670,10 +470,6 @@ def print_impact(preview: dict[str, Any], days: int) -> None:
 
 # -- migration: cut-over, rollback, resume, plans ------------------------------------------------
 
-NO_ROUTING = (
-    "the database holds no routing version yet: start the service "
-    "(it loads config/routing.yaml) or run `switchboard config apply FILE --reason …`"
-)
 CHANNEL_OR_ALL = click.Choice([*(c.value for c in Channel), "all"])
 CATEGORY_OR_ALL = click.Choice([*(c.value for c in Category), "all"])
 
@@ -698,45 +494,24 @@ def cutover_command(
     output_format: str,
 ) -> None:
     """Route PERCENT of CHANNEL × CATEGORY customers by target ("all" for every one)."""
-    reason = require_reason(reason)
-    chosen_channel = None if channel == "all" else Channel(channel)
-    chosen_category = None if category == "all" else Category(category)
-    now = datetime.now(UTC)
-
-    async def work(store: Store) -> dict[str, Any]:
-        if dry_run:
-            return await queries.cutover_preview(
-                store, chosen_channel, chosen_category, percent, days=days, now=now
-            )
-        row = await versions.cutover(
-            store,
-            chosen_channel,
-            chosen_category,
-            percent,
-            actor=actor,
-            reason=reason,
-            now=now,
-        )
-        return change_json(row)
-
-    client = remote()
-    if client is not None:
-        body = {
-            "channel": channel,
-            "category": category,
-            "percent": percent,
-            "reason": reason,
-            "dry_run": dry_run,
-            "days": days,
-        }
-        result = api(client, "POST", "/api/cutover", body=body)[0]
-    else:
-        result = run(work)
+    change = Cutover(
+        channel=None if channel == "all" else Channel(channel),
+        category=None if category == "all" else Category(category),
+        percent=percent,
+        reason=require_reason(reason),
+        actor=actor,
+    )
+    if dry_run:
+        preview = on_backend(lambda backend: backend.cutover_preview(change, days=days))
+        if output_format == "json":
+            emit_json(preview)
+            return
+        click.echo(f"dry run against version {preview['version']}: nothing changed")
+        print_impact(preview, days)
+        return
+    result = on_backend(lambda backend: backend.cutover(change))
     if output_format == "json":
         emit_json(result)
-    elif dry_run:
-        click.echo(f"dry run against version {result['version']}: nothing changed")
-        print_impact(result, days)
     else:
         click.echo(f"{channel} {category} at {percent:g} % as version {result['version']}")
 
@@ -769,32 +544,14 @@ def rollback_command(
         duration = parse_for(for_)
     except MigrationError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from exc
-    chosen = Channel(channel) if channel else None
-
-    async def work(store: Store) -> dict[str, Any]:
-        try:
-            row = await versions.rollback(
-                store,
-                actor=actor,
-                reason=reason,
-                now=datetime.now(UTC),
-                channel=chosen,
-                duration=duration,
-            )
-        except MigrationError as exc:
-            raise click.ClickException(str(exc)) from exc
-        return change_json(row)
-
-    client = remote()
-    if client is not None:
-        body: dict[str, Any] = {"reason": reason}
-        if channel is not None:
-            body["channel"] = channel
-        if for_ is not None:
-            body["for"] = for_
-        result = api(client, "POST", "/api/rollback", body=body)[0]
-    else:
-        result = run(work)
+    change = Rollback(
+        reason=reason,
+        actor=actor,
+        channel=Channel(channel) if channel else None,
+        duration=duration,
+        duration_text=for_,
+    )
+    result = on_backend(lambda backend: backend.rollback(change))
     if output_format == "json":
         emit_json(result)
         return
@@ -814,19 +571,7 @@ def rollback_command(
 def resume_command(reason: str, actor: str, output_format: str) -> None:
     """End the rollback in force: the routing from before it comes back."""
     reason = require_reason(reason)
-
-    async def work(store: Store) -> dict[str, Any]:
-        try:
-            row = await versions.resume(store, actor=actor, reason=reason, now=datetime.now(UTC))
-        except versions.NothingToResume as exc:
-            raise click.ClickException(str(exc)) from exc
-        return change_json(row)
-
-    client = remote()
-    if client is not None:
-        result = api(client, "POST", "/api/resume", body={"reason": reason})[0]
-    else:
-        result = run(work)
+    result = on_backend(lambda backend: backend.resume(reason=reason, actor=actor))
     if output_format == "json":
         emit_json(result)
     else:
@@ -850,27 +595,7 @@ def plan_apply(file: Path, actor: str, output_format: str) -> None:
         raise click.ClickException(f"{file}: no such file") from exc
     except PlanInvalid as exc:
         raise click.ClickException(f"{file} is not a valid plan:\n{exc}") from exc
-
-    async def work(store: Store) -> list[dict[str, Any]]:
-        rows = await scheduler.schedule_plan(store, steps, actor=actor, now=datetime.now(UTC))
-        return [step_json(row) for row in rows]
-
-    client = remote()
-    if client is not None:
-        body = [
-            {
-                "at": step.at.isoformat(),
-                "reason": step.reason,
-                "cutover": {
-                    ch.value: {cat.value: pct for cat, pct in cats.items()}
-                    for ch, cats in step.cutover.items()
-                },
-            }
-            for step in steps
-        ]
-        scheduled = api(client, "POST", "/api/plan", body=body)[0]["scheduled"]
-    else:
-        scheduled = run(work)
+    scheduled = on_backend(lambda backend: backend.schedule_plan(steps, actor=actor))
     if output_format == "json":
         emit_json(scheduled)
         return
@@ -883,18 +608,7 @@ def plan_apply(file: Path, actor: str, output_format: str) -> None:
 @FORMAT
 def plan_show(show_all: bool, output_format: str) -> None:
     """Pending plan steps (in order)."""
-
-    async def work(store: Store) -> list[dict[str, Any]]:
-        rows = await store.plan_steps(status=None if show_all else "pending")
-        return [step_json(row) for row in rows]
-
-    client = remote()
-    if client is not None:
-        if show_all:
-            raise click.ClickException("through --url, plan show lists pending steps only")
-        steps = api(client, "GET", "/api/plan")[0]
-    else:
-        steps = run(work)
+    steps = on_backend(lambda backend: backend.plan_steps(include_done=show_all))
     if output_format == "json":
         emit_json(steps)
         return
@@ -913,17 +627,7 @@ def plan_show(show_all: bool, output_format: str) -> None:
 @FORMAT
 def plan_cancel(step: int | None, output_format: str) -> None:
     """Drop every pending step (or just STEP)."""
-
-    async def work(store: Store) -> int:
-        return await store.cancel_plan_steps(datetime.now(UTC), step)
-
-    client = remote()
-    if client is not None:
-        if step is not None:
-            raise click.ClickException("through --url, plan cancel drops every pending step")
-        count = int(api(client, "DELETE", "/api/plan")[0]["cancelled"])
-    else:
-        count = run(work)
+    count = on_backend(lambda backend: backend.cancel_plan(step))
     if step is not None and count == 0:
         raise click.ClickException(f"there is no pending step #{step}")
     if output_format == "json":
@@ -933,39 +637,6 @@ def plan_cancel(step: int | None, output_format: str) -> None:
 
 
 # -- the classifier ---------------------------------------------------------------------------
-
-
-def classifier_in_force(settings: Settings) -> tuple[Classifier, float, str]:
-    """The shipped model and rules plus the stored document's ``classifier`` entries, and
-    where they came from. No database is needed: an unreachable or empty one means the
-    shipped ones only, and nothing is created (no migration, no new SQLite file)."""
-    shipped = shipped_document()
-    url = make_url(settings.database_url)
-    missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
-
-    async def stored() -> RoutingDocument | None:
-        if missing:
-            return None
-        engine = create_engine(settings.database_url, timeout_seconds=2.0)
-        try:
-            async with asyncio.timeout(3):
-                row = await Store(engine).current_version()
-            return None if row is None else stored_document(row)
-        finally:
-            await engine.dispose()
-
-    try:
-        document = asyncio.run(stored())
-    except (DatabaseUnavailable, TimeoutError, ValueError):
-        document = None
-    source = (
-        "shipped model and rules and the stored routing document"
-        if document
-        else "shipped model and rules"
-    )
-    document = document or shipped
-    rules = routing_rules(shipped_rules(), document)
-    return shipped_classifier(rules), document.classifier.min_confidence, source
 
 
 @cli.command("classify")
@@ -985,39 +656,14 @@ def classify_command(
     """Explain how TEXT is classified (admin, product or unknown), or --eval a test set."""
     if (text is None) == (eval_file is None):
         raise click.UsageError("give either TEXT or --eval FILE")
-    client = remote()
     if eval_file is not None:
-        if client is not None:
-            raise click.ClickException("--eval works locally: drop --url")
-        try:
-            examples = parse_examples(eval_file.read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError as exc:
-            raise click.ClickException(f"{eval_file}: no such file") from exc
-        except ValueError as exc:
-            raise click.ClickException(f"{eval_file}: {exc}") from exc
-        rules, threshold, _ = classifier_in_force(_settings())
-
-        def one(message: str, language: str | None) -> Classification:
-            return classify(message, rules, language, min_confidence=threshold)
-
-        report = evaluate(examples, one)
-        if output_format == "json":
-            emit_json(report.as_json())
-        else:
-            click.echo(render_report(report))
+        classify_file(eval_file, output_format)
         return
     assert text is not None
-    if client is not None:
-        body: dict[str, Any] = {"text": text}
-        if lang is not None:
-            body["lang"] = lang
-        result = api(client, "POST", "/api/classify", body=body)[0]
-    else:
-        rules, threshold, source = classifier_in_force(_settings())
-        outcome = classify(text, rules, lang, min_confidence=threshold)
-        result = classification_json(outcome, lang or outcome.language)
-        if output_format != "json":
-            click.echo(f"(classified with the {source})", err=True)
+    classified = on_backend(lambda backend: backend.classify(text, lang))
+    result = classified.result
+    if classified.source is not None and output_format != "json":
+        click.echo(f"(classified with the {classified.source})", err=True)
     if output_format == "json":
         emit_json(result)
         return
@@ -1031,6 +677,28 @@ def classify_command(
         click.echo("  no rule matched")
 
 
+def classify_file(eval_file: Path, output_format: str) -> None:
+    """``classify --eval``: score a labelled file with the classifier in force."""
+    if through_api():
+        raise click.ClickException("--eval works locally: drop --url")
+    try:
+        examples = parse_examples(eval_file.read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{eval_file}: no such file") from exc
+    except ValueError as exc:
+        raise click.ClickException(f"{eval_file}: {exc}") from exc
+    rules, threshold, _ = on_backend(lambda backend: backend.classifier())
+
+    def one(message: str, language: str | None) -> Classification:
+        return classify(message, rules, language, min_confidence=threshold)
+
+    report = evaluate(examples, one)
+    if output_format == "json":
+        emit_json(report.as_json())
+    else:
+        click.echo(render_report(report))
+
+
 # -- the outbox -------------------------------------------------------------------------------
 
 
@@ -1042,13 +710,7 @@ def outbox(ctx: click.Context, only_failed: bool, output_format: str) -> None:
     """Forwards (email, chat hand-offs) waiting for delivery or failed."""
     if ctx.invoked_subcommand is not None:
         return
-    local_only("outbox")
-    statuses = ("failed",) if only_failed else ("pending", "failed")
-
-    async def work(store: Store) -> list[dict[str, Any]]:
-        return [outbox_json(row) for row in await store.outbox_rows(statuses=statuses)]
-
-    rows = run(work)
+    rows = on_backend(lambda backend: backend.outbox(only_failed=only_failed))
     if output_format == "json":
         emit_json(rows)
         return
@@ -1067,12 +729,7 @@ def outbox(ctx: click.Context, only_failed: bool, output_format: str) -> None:
 @click.argument("row_id", metavar="ID", type=int)
 def outbox_retry(row_id: int) -> None:
     """Try a failed (or waiting) forward again now."""
-    local_only("outbox retry")
-
-    async def work(store: Store) -> bool:
-        return await store.retry_outbox(row_id, datetime.now(UTC))
-
-    if not run(work):
+    if not on_backend(lambda backend: backend.retry_forward(row_id)):
         raise click.ClickException(f"there is no failed or pending forward #{row_id}")
     click.echo(f"forward #{row_id} will be tried again now")
 
@@ -1091,15 +748,7 @@ def token() -> None:
 @FORMAT
 def token_create(name: str, role: str, output_format: str) -> None:
     """Create a token; it is printed once and only its hash is kept."""
-    local_only("token create")
-
-    async def work(store: Store) -> str:
-        try:
-            return await create_token(store, name, Role(role), datetime.now(UTC))
-        except TokenError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    secret = run(work)
+    secret = on_backend(lambda backend: backend.create_token(name, role))
     if output_format == "json":
         emit_json({"name": name, "role": role, "token": secret})
     else:
@@ -1113,21 +762,7 @@ def token_create(name: str, role: str, output_format: str) -> None:
 @FORMAT
 def token_list(output_format: str) -> None:
     """Tokens by name, with role and whether revoked (never the token itself)."""
-    local_only("token list")
-
-    async def work(store: Store) -> Sequence[Any]:
-        return await store.tokens()
-
-    rows = run(work)
-    records = [
-        {
-            "name": row.name,
-            "role": row.role,
-            "created_at": iso(row.created_at),
-            "revoked_at": iso(row.revoked_at) if row.revoked_at else None,
-        }
-        for row in rows
-    ]
+    records = on_backend(lambda backend: backend.tokens())
     if output_format == "json":
         emit_json(records)
         return
@@ -1140,12 +775,7 @@ def token_list(output_format: str) -> None:
 @click.argument("name")
 def token_revoke(name: str) -> None:
     """Revoke a token at once."""
-    local_only("token revoke")
-
-    async def work(store: Store) -> bool:
-        return await store.revoke_token(name, datetime.now(UTC))
-
-    if not run(work):
+    if not on_backend(lambda backend: backend.revoke_token(name)):
         raise click.ClickException(f"there is no active token named {name!r}")
     click.echo(f"revoked {name}")
 
