@@ -16,9 +16,10 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.core.document import RoutingDocument, document_data, shipped_document, validate_document
+from router.service.records import InteractionRecord
 from router.service.versions import apply_document
 from router.settings import Settings
-from router.store import Interaction, Store, create_engine
+from router.store import Store, create_engine
 from router.web.app import make_app
 
 from .conftest import NOW, PRAGUE, PUBLIC_URL, Clock, make_settings, post_twilio
@@ -105,7 +106,7 @@ async def dial_status(client: Client, action: str, status: str, sid: str = "CA00
     return await response.text()
 
 
-async def interactions(store: Store) -> list[Interaction]:
+async def interactions(store: Store) -> list[InteractionRecord]:
     return list(await store.interactions(limit=None))
 
 

@@ -31,6 +31,7 @@ from router.core.migration import MigrationError, PlanStep
 from router.core.report import Report
 from router.service import queries, scheduler, versions
 from router.service.ports import DatabaseUnavailable
+from router.service.records import VersionRecord
 from router.service.tokens import Role, TokenError, create_token
 from router.service.views import (
     change_json,
@@ -42,7 +43,7 @@ from router.service.views import (
     version_json,
 )
 from router.settings import Settings
-from router.store import RoutingVersion, Store, create_engine, migrate
+from router.store import Store, create_engine, migrate
 from router.store.uow import database_errors
 
 NO_ROUTING = (
@@ -84,13 +85,13 @@ class LocalBackend:
             self._store = Store(engine)
         return self._store
 
-    async def _current(self) -> RoutingVersion:
+    async def _current(self) -> VersionRecord:
         row = await (await self.store()).current_version()
         if row is None:
             raise Refused(NO_ROUTING)
         return row
 
-    async def _version(self, number: int) -> RoutingVersion:
+    async def _version(self, number: int) -> VersionRecord:
         row = await (await self.store()).version(number)
         if row is None:
             raise Refused(f"there is no version {number}")

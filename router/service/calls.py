@@ -10,6 +10,7 @@ allow (a callback arriving out of order) leaves the outcome as it is.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -138,11 +139,10 @@ async def call_ended(
     up in the IVR, before choosing) gets one now, abandoned, so every call is counted. True
     when it was abandoned. Raises :class:`DatabaseUnavailable` (the provider retries)."""
     progress = CallProgress(call_status=call_status, duration_seconds=duration_seconds)
-    changes = {**progress.changes(), "updated_at": now}
     async with uow:
         current = await uow.contact(_PHONE, call_sid)
         if current is not None:
-            await uow.update_interaction(current.interaction_id, changes)
+            await uow.update_interaction(current.interaction_id, progress, now)
             return False
         started = now - timedelta(seconds=duration_seconds or 0)
         row = abandoned_call(routing, call_sid, caller, customer_hash(secret, caller), started, now)
@@ -151,7 +151,7 @@ async def call_ended(
             again = await uow.contact(_PHONE, call_sid)
             assert again is not None
             interaction_id = again.interaction_id
-        await uow.update_interaction(interaction_id, changes)
+        await uow.update_interaction(interaction_id, progress, now)
         await uow.add_reply(Reply(call_sid, step, answer, now))
     log.info("call.abandoned", call_sid=call_sid, version=routing.version, **progress.changes())
     return True
@@ -207,7 +207,6 @@ async def _progress(
         if current is None:
             log.warning("call.unknown", provider_id=call_sid, step=step)
             return body
-        changes = progress.changes()
         moving_from = current.outcome
         if (
             progress.outcome is not None
@@ -221,8 +220,8 @@ async def _progress(
                 outcome=moving_from.value,
                 ignored=progress.outcome.value,
             )
-            changes.pop("outcome")
-        await uow.update_interaction(current.interaction_id, {**changes, "updated_at": now})
+            progress = replace(progress, outcome=None)
+        await uow.update_interaction(current.interaction_id, progress, now)
         for forward in forwards:
             await uow.add_forward(current.interaction_id, forward)
     return body

@@ -1,9 +1,10 @@
 """The delivery worker: claims due outbox rows, hands each to its sender, records the
 outcome, retries with backoff, redirects to the fallback destination (router/core/delivery.py).
 
-It never names a vendor: senders satisfy the :class:`~router.service.ports.Sender` port and
-are wired in by router/web/app.py
-(SMTP for email, HTTP for chat hand-offs). Every replica runs one worker; rows are leased
+It never names a vendor nor the store: senders satisfy the
+:class:`~router.service.ports.Sender` port and are wired in by router/web/app.py (SMTP for
+email, HTTP for chat hand-offs); the store satisfies the
+:class:`~router.service.ports.Forwards` port. Every replica runs one worker; rows are leased
 when claimed, so two workers never deliver the same row at the same time.
 """
 
@@ -14,15 +15,15 @@ import contextlib
 import json
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from router.core.delivery import Failure, Schedule, Stage, Status, after_failure
 from router.core.lifecycle import Outcome, check_forward
-from router.service.ports import DatabaseUnavailable, Delivery, DeliveryError, Sender
-from router.store import OutboxRow, Store
+from router.service.ports import DatabaseUnavailable, Delivery, DeliveryError, Forwards, Sender
+from router.service.records import FailedAttempt, ForwardRecord, Target
 
 log = structlog.get_logger(__name__)
 
@@ -31,8 +32,8 @@ LEASE = timedelta(seconds=120)
 BATCH = 20
 
 
-def delivery_of(row: OutboxRow) -> Delivery:
-    assert row.id is not None and row.payload is not None
+def delivery_of(row: ForwardRecord) -> Delivery:
+    assert row.payload is not None
     return Delivery(
         outbox_id=row.id,
         interaction_id=row.interaction_id,
@@ -48,7 +49,7 @@ def delivery_of(row: OutboxRow) -> Delivery:
 class OutboxWorker:
     def __init__(
         self,
-        store: Store,
+        store: Forwards,
         senders: Mapping[str, Sender],
         *,
         schedule: Schedule,
@@ -89,15 +90,10 @@ class OutboxWorker:
         await asyncio.gather(*(self.attempt(row) for row in rows))
         return len(rows) == BATCH
 
-    async def attempt(self, row: OutboxRow) -> None:
-        assert row.id is not None
+    async def attempt(self, row: ForwardRecord) -> None:
         if row.payload is None:  # cannot happen for a pending row; never loop on it
-            await self.store.outbox_failed_attempt(
-                row,
-                changes={"status": Status.FAILED.value, "last_error": "payload missing"},
-                interaction_changes={"outcome": Outcome.FAILED.value},
-                now=self.clock(),
-            )
+            missing = FailedAttempt(Status.FAILED, "payload missing", outcome=Outcome.FAILED)
+            await self.store.outbox_failed_attempt(row, missing, now=self.clock())
             return
         delivery = delivery_of(row)
         try:
@@ -121,7 +117,7 @@ class OutboxWorker:
             attempts=row.attempts + 1,
         )
 
-    async def failed(self, row: OutboxRow, failure: Failure) -> None:
+    async def failed(self, row: ForwardRecord, failure: Failure) -> None:
         now = self.clock()
         outcome = after_failure(
             stage=Stage(row.stage),
@@ -133,32 +129,27 @@ class OutboxWorker:
             jitter=self._random.random(),
         )
         check_forward(Status.PENDING, outcome.status)  # the table allows every next state
-        changes: dict[str, Any] = {
-            "status": outcome.status.value,
-            "stage": outcome.stage.value,
-            "attempts": outcome.attempts,
-            "last_error": failure.message[:500],
-        }
-        if outcome.next_attempt_at is not None:
-            changes["next_attempt_at"] = outcome.next_attempt_at
-        interaction_changes: dict[str, Any] = {}
+        attempt = FailedAttempt(
+            status=outcome.status,
+            last_error=failure.message[:500],
+            stage=outcome.stage,
+            attempts=outcome.attempts,
+            next_attempt_at=outcome.next_attempt_at,
+        )
         if outcome.to_fallback:
-            changes.update(
-                destination=row.fallback,
-                address=row.fallback_address,
-                external=row.fallback_external,
-            )
+            assert row.fallback is not None and row.fallback_address is not None
+            fallback = Target(row.fallback, row.fallback_address, row.fallback_external)
             # the first destination failed: the guard counts this contact as a failure
-            interaction_changes.update(
-                destination=row.fallback, outcome=Outcome.FALLBACK.value, delivery_failed=True
+            attempt = replace(
+                attempt, redirect=fallback, outcome=Outcome.FALLBACK, delivery_failed=True
             )
         elif outcome.status is Status.FAILED:
-            interaction_changes["outcome"] = Outcome.FAILED.value
-            if row.stage == Stage.PRIMARY.value:
-                interaction_changes["delivery_failed"] = True
-        await self.store.outbox_failed_attempt(
-            row, changes=changes, interaction_changes=interaction_changes, now=now
-        )
+            attempt = replace(
+                attempt,
+                outcome=Outcome.FAILED,
+                delivery_failed=True if row.stage == Stage.PRIMARY.value else None,
+            )
+        await self.store.outbox_failed_attempt(row, attempt, now=now)
         failed = outcome.status is Status.FAILED
         result = "failed" if failed else "fallback" if outcome.to_fallback else "retry"
         self.observe(row.kind, row.destination, result)

@@ -2,15 +2,19 @@
 
 The store, the senders (SMTP, chat hand-offs) and the clock are adapters behind these
 names. Nothing here imports the store, SQLAlchemy, aiohttp or a vendor's package, so the
-integrations can implement a port without reaching the database.
+integrations can implement a port without reaching the database. The store satisfies its
+ports (:class:`VersionRecords`, :class:`Forwards`) structurally, with the typed rows of
+:mod:`router.service.records`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from router.service.records import FailedAttempt, ForwardRecord, VersionRecord
 
 #: Now, as an aware datetime; the application's one clock (tests move it).
 Clock = Callable[[], datetime]
@@ -62,3 +66,44 @@ class Sender(Protocol):
 
     async def send(self, delivery: Delivery) -> None:
         """Deliver or raise :class:`DeliveryError`."""
+
+
+class VersionRecords(Protocol):
+    """The routing versions, newest last; a version, once stored, never changes."""
+
+    async def current_version(self) -> VersionRecord | None: ...
+
+    async def version(self, number: int) -> VersionRecord | None: ...
+
+    async def history(self, limit: int | None = None) -> Sequence[VersionRecord]: ...
+
+    async def add_version(
+        self,
+        *,
+        document: str,
+        kind: str,
+        actor: str,
+        reason: str,
+        now: datetime,
+        expected_current: int | None = None,
+        restores: int | None = None,
+        expires_at: datetime | None = None,
+        channel: str | None = None,
+    ) -> VersionRecord:
+        """Store the version after the current one; with *expected_current*, raise
+        :class:`StaleVersion` when the current one is another (someone changed routing)."""
+        ...
+
+
+class Forwards(Protocol):
+    """The outbox as the delivery worker sees it: due forwards, leased, and their results."""
+
+    async def claim_outbox(
+        self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
+    ) -> list[ForwardRecord]: ...
+
+    async def outbox_delivered(self, row: ForwardRecord, now: datetime) -> None: ...
+
+    async def outbox_failed_attempt(
+        self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
+    ) -> None: ...

@@ -23,9 +23,7 @@ from router.core.report import Count, Report, build_report
 from router.core.traffic import Traffic, hourly, window
 from router.service.versions import NoRouting, _current, stored_document
 from router.service.views import iso
-from router.store import (
-    Store,
-)
+from router.store import Store
 
 log = structlog.get_logger(__name__)
 

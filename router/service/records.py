@@ -1,8 +1,14 @@
-"""The typed rows the service hands to the store for one contact: its interaction, its
-forwards (outbox rows) and the answer given to the provider.
+"""The typed rows that cross between the service and the store, both ways.
 
-Plain frozen dataclasses with enums, so nothing between the service and the store travels as
-an untyped dict; :meth:`values` gives the column values the store inserts.
+To the store: a contact's interaction, its forwards (outbox rows), the answer given to the
+provider, new plan steps and tokens, and the changes a failed delivery or a partner's report
+make. From the store: routing versions, interactions, forwards, plan steps and tokens as
+they were read.
+
+Plain frozen dataclasses (enums where the service chooses a state), so nothing between the
+service and the store travels as an ORM object or an untyped dict; :meth:`values` gives the
+column values the store inserts. The rows read back keep the column names and stored text
+the callers (views, CLI, API) read, so they print exactly as the tables did.
 """
 
 from __future__ import annotations
@@ -125,3 +131,171 @@ def new_forward(
         created_at=now,
         updated_at=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NewPlanStep(_Row):
+    """A scheduled cut-over step as it is first recorded (``plan_steps``), pending."""
+
+    due_at: datetime
+    reason: str
+    cutover: str  # JSON {channel: {category: percent}}
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken(_Row):
+    """An operator's bearer token as it is first recorded: only its hash is kept."""
+
+    name: str
+    role: str
+    token_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """What one failed delivery attempt changes (None: unchanged): on the forward, and on its
+    interaction. *redirect* sends the forward to its fallback, and the interaction with it."""
+
+    status: ForwardStatus
+    last_error: str
+    stage: Stage | None = None
+    attempts: int | None = None
+    next_attempt_at: datetime | None = None
+    redirect: Target | None = None
+    outcome: Outcome | None = None  # the interaction's, where the lifecycle allows the move
+    delivery_failed: bool | None = None  # the interaction's: the guard counts it a failure
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerFeedback(_Row):
+    """The partner's report on an interaction; a repeated report replaces every field."""
+
+    partner_outcome: str
+    partner_rating: int | None
+    partner_comment: str | None  # card numbers masked
+    feedback_at: datetime
+
+
+# -- rows as the store gives them back --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContact:
+    """What a contact recorded earlier was answered with (a retry gets the same)."""
+
+    interaction_id: int
+    category: str
+    destination: str
+    reason: str
+    conversation_id: str | None
+    provider_id: str
+    outcome: Outcome | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One routing version (``routing_versions``); it satisfies the core's
+    :class:`router.core.migration.VersionRecord` protocol."""
+
+    version: int
+    kind: str
+    actor: str
+    reason: str
+    document: str  # canonical JSON of the routing document
+    created_at: datetime
+    restores: int | None  # rollback: the version resume brings back; resume: the one it did
+    expires_at: datetime | None  # a timed rollback's end
+    channel: str | None  # a rollback of one channel only
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRecord:
+    """One recorded contact (``interactions``), every column in the table's order (the
+    order ``interactions --format json`` prints)."""
+
+    id: int
+    channel: str
+    provider_id: str
+    customer_hash: str
+    category: str
+    category_source: str
+    rule: str | None
+    confidence: float | None
+    side: str
+    destination: str
+    first_destination: str
+    reason: str
+    version: int
+    bucket: float
+    language: str | None
+    received_at: datetime
+    decided_at: datetime
+    updated_at: datetime
+    outcome: str | None
+    delivery_failed: bool
+    dial_status: str | None
+    fallback_status: str | None
+    call_status: str | None
+    duration_seconds: int | None
+    recording_url: str | None
+    conversation_id: str | None
+    partner_outcome: str | None
+    partner_rating: int | None
+    partner_comment: str | None
+    feedback_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRecord:
+    """One forward (``outbox``) as it was read; *claimed_until* is the lease it was read
+    under, which the worker's later update must still find."""
+
+    id: int
+    interaction_id: int
+    kind: str
+    destination: str
+    address: str
+    external: bool
+    fallback: str | None
+    fallback_address: str | None
+    fallback_external: bool
+    stage: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    last_error: str | None
+    payload: bytes | None  # None once delivered
+    meta: str  # JSON
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStepRecord:
+    """One scheduled cut-over step (``plan_steps``)."""
+
+    id: int
+    due_at: datetime
+    reason: str
+    cutover: str  # JSON {channel: {category: percent}}
+    status: str  # pending | done | cancelled
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    version: int | None  # the version the step became
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An operator's bearer token (``api_tokens``): its hash, never the token."""
+
+    name: str
+    role: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None

@@ -25,7 +25,7 @@ from router.core.document import (
     shipped_document,
     validate_document,
 )
-from router.store import RoutingVersion
+from router.service.records import VersionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +46,7 @@ class ActiveRouting:
         return cls(version, document, rules, shipped_classifier(rules))
 
     @classmethod
-    def from_row(cls, row: RoutingVersion) -> ActiveRouting:
+    def from_row(cls, row: VersionRecord) -> ActiveRouting:
         return cls.of(row.version, validate_document(json.loads(row.document)))
 
 

@@ -21,6 +21,7 @@ from router.core.migration import (
     with_shares,
 )
 from router.service.ports import StaleVersion
+from router.service.records import NewPlanStep, PlanStepRecord, VersionRecord
 from router.service.versions import (
     GUARD_ACTOR,
     SCHEDULER_ACTOR,
@@ -29,20 +30,16 @@ from router.service.versions import (
     rollback,
     stored_document,
 )
-from router.store import (
-    PlanStepRow,
-    RoutingVersion,
-    Store,
-)
+from router.store import Store
 
 log = structlog.get_logger(__name__)
 
 
 async def schedule_plan(
     store: Store, steps: Sequence[PlanStep], *, actor: str, now: datetime
-) -> list[PlanStepRow]:
+) -> list[PlanStepRecord]:
     rows = [
-        PlanStepRow(
+        NewPlanStep(
             due_at=step.at,
             reason=step.reason,
             cutover=json.dumps(
@@ -60,7 +57,7 @@ async def schedule_plan(
     return await store.add_plan_steps(rows)
 
 
-def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
+def step_shares(row: PlanStepRecord) -> dict[Channel, dict[Category, float]]:
     data = json.loads(row.cutover)
     return {
         Channel(channel): {Category(cat): float(pct) for cat, pct in cats.items()}
@@ -68,13 +65,12 @@ def step_shares(row: PlanStepRow) -> dict[Channel, dict[Category, float]]:
     }
 
 
-async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> RoutingVersion | None:
+async def run_plan_step(store: Store, step: PlanStepRecord, now: datetime) -> VersionRecord | None:
     """Execute one due step, exactly once across replicas: the step is claimed and the
     version stored in one transaction, so a second replica finds it done. A rollback
     committed since the caller looked holds the step."""
-    assert step.id is not None
 
-    def next_document(current: RoutingVersion) -> str | None:
+    def next_document(current: VersionRecord) -> str | None:
         if rollback_in_force(current) is not None:
             return None
         return document_json(with_shares(stored_document(current), step_shares(step)))
@@ -87,12 +83,12 @@ async def run_plan_step(store: Store, step: PlanStepRow, now: datetime) -> Routi
     return row
 
 
-async def run_due_work(store: Store, now: datetime) -> list[RoutingVersion]:
+async def run_due_work(store: Store, now: datetime) -> list[VersionRecord]:
     """Everything due now: a timed rollback's return, plan steps, the guard.
 
     Plan steps wait while a rollback is in force: a scheduled step must not undo an
     incident rollback behind the on-call person's back (status lists them as held)."""
-    made: list[RoutingVersion] = []
+    made: list[VersionRecord] = []
     current = await store.current_version()
     if current is None:
         return made
@@ -124,7 +120,7 @@ async def run_due_work(store: Store, now: datetime) -> list[RoutingVersion]:
     return made
 
 
-async def guard_check(store: Store, now: datetime) -> RoutingVersion | None:
+async def guard_check(store: Store, now: datetime) -> VersionRecord | None:
     current = await store.current_version()
     if current is None:
         return None

@@ -8,7 +8,8 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 
-from router.store import ApiToken, Store
+from router.service.records import NewToken, TokenRecord
+from router.store import Store
 
 _PREFIX = "sb_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -53,12 +54,12 @@ async def create_token(store: Store, name: str, role: Role, now: datetime) -> st
         raise TokenError(f"a token named {name!r} exists already (revoke it or pick another name)")
     token = new_token()
     await store.add_token(
-        ApiToken(name=name, role=role.value, token_hash=token_hash(token), created_at=now)
+        NewToken(name=name, role=role.value, token_hash=token_hash(token), created_at=now)
     )
     return token
 
 
-async def authenticate(store: Store, token: str) -> ApiToken | None:
+async def authenticate(store: Store, token: str) -> TokenRecord | None:
     """The live token record for *token*, or None (unknown or revoked)."""
     if not token.startswith(_PREFIX):
         return None

@@ -1,5 +1,8 @@
 """Routing versions: the first one, applying a document, and the migration commands (cut-over,
-rollback, resume, revert) as new versions computed from the current one."""
+rollback, resume, revert) as new versions computed from the current one.
+
+It reaches the versions through the :class:`~router.service.ports.VersionRecords` port only
+(the store satisfies it), so it never names the store."""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from router.core.migration import (
     plan_rollback,
     rollback_in_force,
 )
-from router.service.ports import StaleVersion
-from router.store import RoutingVersion, Store
+from router.service.ports import StaleVersion, VersionRecords
+from router.service.records import VersionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +29,7 @@ log = structlog.get_logger(__name__)
 SYSTEM_ACTOR = "system"
 
 
-async def ensure_initial_routing(store: Store, now: datetime) -> RoutingVersion:
+async def ensure_initial_routing(store: VersionRecords, now: datetime) -> VersionRecord:
     """The current version; on an empty database, the shipped document becomes version 1."""
     row = await store.current_version()
     if row is not None:
@@ -47,7 +50,7 @@ async def ensure_initial_routing(store: Store, now: datetime) -> RoutingVersion:
 
 
 async def apply_document(
-    store: Store,
+    store: VersionRecords,
     document: RoutingDocument,
     *,
     actor: str,
@@ -55,7 +58,7 @@ async def apply_document(
     now: datetime,
     kind: str = "apply",
     expected_current: int | None = None,
-) -> RoutingVersion | None:
+) -> VersionRecord | None:
     """Store *document* as a new version; None when it equals the current one."""
     current = await store.current_version()
     unchanged = current is not None and current.document == document_json(document)
@@ -71,7 +74,7 @@ async def apply_document(
     )
 
 
-def stored_document(row: RoutingVersion) -> RoutingDocument:
+def stored_document(row: VersionRecord) -> RoutingDocument:
     return validate_document(json.loads(row.document))
 
 
@@ -89,7 +92,7 @@ class NothingToResume(RuntimeError):
     """``resume`` without a rollback in force."""
 
 
-async def _current(store: Store) -> RoutingVersion:
+async def _current(store: VersionRecords) -> VersionRecord:
     row = await store.current_version()
     if row is None:
         raise NoRouting("the database holds no routing version yet")
@@ -101,10 +104,10 @@ class NoRouting(RuntimeError):
 
 
 async def _change(
-    store: Store,
-    build: Callable[[RoutingVersion], Awaitable[NewVersion]],
+    store: VersionRecords,
+    build: Callable[[VersionRecord], Awaitable[NewVersion]],
     now: datetime,
-) -> RoutingVersion:
+) -> VersionRecord:
     """Compute a new version from the current one and store it, starting again when someone
     else changed routing in between, so concurrent changes are never lost or merged blindly."""
     for _ in range(_CHANGE_ATTEMPTS):
@@ -139,7 +142,7 @@ class NewVersion:
 
 
 async def cutover(
-    store: Store,
+    store: VersionRecords,
     channel: Channel | None,
     category: Category | None,
     percent: float,
@@ -147,10 +150,10 @@ async def cutover(
     actor: str,
     reason: str,
     now: datetime,
-) -> RoutingVersion:
+) -> VersionRecord:
     """Set one share (None: every channel or category) as a new version of kind cutover."""
 
-    async def build(current: RoutingVersion) -> NewVersion:
+    async def build(current: VersionRecord) -> NewVersion:
         document = cut_over(stored_document(current), channel, category, percent)
         return NewVersion(document, "cutover", actor, reason)
 
@@ -158,18 +161,18 @@ async def cutover(
 
 
 async def rollback(
-    store: Store,
+    store: VersionRecords,
     *,
     actor: str,
     reason: str,
     now: datetime,
     channel: Channel | None = None,
     duration: timedelta | None = None,
-) -> RoutingVersion:
+) -> VersionRecord:
     """Every share (of *channel*, or all) to 0 at once; with *duration*, the version from
     before comes back by itself when the time is up, unless routing changes meanwhile."""
 
-    async def build(current: RoutingVersion) -> NewVersion:
+    async def build(current: VersionRecord) -> NewVersion:
         plan = plan_rollback(current, stored_document(current), channel, now, duration)
         return NewVersion(
             plan.document,
@@ -194,13 +197,13 @@ async def rollback(
 
 
 async def resume(
-    store: Store, *, actor: str, reason: str, now: datetime, expected: int | None = None
-) -> RoutingVersion:
+    store: VersionRecords, *, actor: str, reason: str, now: datetime, expected: int | None = None
+) -> VersionRecord:
     """Bring back the version from before the rollback in force, as a version of kind resume.
 
     With *expected*, only if that rollback is still current (the scheduler's expiry)."""
 
-    async def build(current: RoutingVersion) -> NewVersion:
+    async def build(current: VersionRecord) -> NewVersion:
         in_force = rollback_in_force(current)
         if in_force is None or in_force.restores is None:
             raise NothingToResume(
@@ -221,14 +224,14 @@ async def resume(
 
 
 async def revert(
-    store: Store, number: int, *, actor: str, reason: str, now: datetime
-) -> RoutingVersion:
+    store: VersionRecords, number: int, *, actor: str, reason: str, now: datetime
+) -> VersionRecord:
     """Make version *number*'s document current again, as a new version of kind revert."""
     old = await store.version(number)
     if old is None:
         raise LookupError(f"there is no version {number}")
 
-    async def build(current: RoutingVersion) -> NewVersion:
+    async def build(current: VersionRecord) -> NewVersion:
         return NewVersion(stored_document(old), "revert", actor, reason, restores=number)
 
     return await _change(store, build, now)

@@ -6,18 +6,24 @@ Pure: rows and values in, JSON-able dicts out. Times are ISO 8601 in UTC.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from router.core.classify import Classification
-from router.store import Interaction, OutboxRow, PlanStepRow, RoutingVersion
+from router.service.records import (
+    ForwardRecord,
+    InteractionRecord,
+    PlanStepRecord,
+    VersionRecord,
+)
 
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def version_json(row: RoutingVersion) -> dict[str, Any]:
+def version_json(row: VersionRecord) -> dict[str, Any]:
     """A version as ``config history --format json`` prints it."""
     return {
         "version": row.version,
@@ -28,7 +34,7 @@ def version_json(row: RoutingVersion) -> dict[str, Any]:
     }
 
 
-def change_json(row: RoutingVersion) -> dict[str, Any]:
+def change_json(row: VersionRecord) -> dict[str, Any]:
     """A version just made; a timed rollback says until when."""
     data = version_json(row)
     if row.expires_at is not None:
@@ -36,16 +42,16 @@ def change_json(row: RoutingVersion) -> dict[str, Any]:
     return data
 
 
-def interaction_json(row: Interaction) -> dict[str, Any]:
+def interaction_json(row: InteractionRecord) -> dict[str, Any]:
     """Every column, as ``interactions --format json`` prints it."""
-    data: dict[str, Any] = row.model_dump()
+    data: dict[str, Any] = asdict(row)
     for key, value in data.items():
         if isinstance(value, datetime):
             data[key] = iso(value)
     return data
 
 
-def step_json(row: PlanStepRow) -> dict[str, Any]:
+def step_json(row: PlanStepRecord) -> dict[str, Any]:
     return {
         "id": row.id,
         "at": iso(row.due_at),
@@ -70,7 +76,7 @@ def classification_json(result: Classification, language: str | None) -> dict[st
     }
 
 
-def outbox_json(row: OutboxRow) -> dict[str, Any]:
+def outbox_json(row: ForwardRecord) -> dict[str, Any]:
     """A forward without its payload (message bodies are not shown)."""
     return {
         "id": row.id,

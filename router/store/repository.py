@@ -3,15 +3,22 @@
 It knows nothing of providers: webhook replies are stored as opaque text under (provider
 id, step). Within one process SQLite writers queue on an asyncio lock, which keeps them off
 aiosqlite's threads.
+
+It takes and gives the typed rows of :mod:`router.service.records`: ORM objects are turned
+into records here, before they leave, so no table class (and no lazy attribute that would
+need a session) reaches the service. :class:`Store` satisfies the service's ports
+(:class:`~router.service.ports.VersionRecords`, :class:`~router.service.ports.Forwards`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +28,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from router.core.lifecycle import ForwardStatus, Outcome, outcomes_before, statuses_before
 from router.service.ports import StaleVersion
+from router.service.records import (
+    FailedAttempt,
+    ForwardRecord,
+    InteractionRecord,
+    NewPlanStep,
+    NewToken,
+    PartnerFeedback,
+    PlanStepRecord,
+    TokenRecord,
+    VersionRecord,
+)
 from router.store.tables import (
     ApiToken,
     Interaction,
@@ -29,6 +47,25 @@ from router.store.tables import (
     RoutingVersion,
 )
 from router.store.uow import UnitOfWork, database_errors
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Record = TypeVar("_Record", bound="DataclassInstance")
+
+
+@cache
+def _field_names(record: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(record))
+
+
+def read_as(record: type[_Record], row: object) -> _Record:
+    """*row* (an ORM object or a Core row) as *record*, column by field name."""
+    return record(**{name: getattr(row, name) for name in _field_names(record)})
+
+
+def read_all(record: type[_Record], rows: Iterable[object]) -> list[_Record]:
+    return [read_as(record, row) for row in rows]
 
 
 class Store:
@@ -103,21 +140,22 @@ class Store:
             result = await session.exec(select(sa.func.max(RoutingVersion.version)))
             return result.one() or 0
 
-    async def current_version(self) -> RoutingVersion | None:
+    async def current_version(self) -> VersionRecord | None:
         async with self.reading() as session:
-            query = select(RoutingVersion).order_by(col(RoutingVersion.version).desc()).limit(1)
-            return (await session.exec(query)).first()
+            row = await newest_version(session)
+            return None if row is None else read_as(VersionRecord, row)
 
-    async def version(self, number: int) -> RoutingVersion | None:
+    async def version(self, number: int) -> VersionRecord | None:
         async with self.reading() as session:
-            return await session.get(RoutingVersion, number)
+            row = await session.get(RoutingVersion, number)
+            return None if row is None else read_as(VersionRecord, row)
 
-    async def history(self, limit: int | None = None) -> Sequence[RoutingVersion]:
+    async def history(self, limit: int | None = None) -> list[VersionRecord]:
         async with self.reading() as session:
             query = select(RoutingVersion).order_by(col(RoutingVersion.version).desc())
             if limit is not None:
                 query = query.limit(limit)
-            return (await session.exec(query)).all()
+            return read_all(VersionRecord, (await session.exec(query)).all())
 
     async def add_version(
         self,
@@ -131,7 +169,7 @@ class Store:
         restores: int | None = None,
         expires_at: datetime | None = None,
         channel: str | None = None,
-    ) -> RoutingVersion:
+    ) -> VersionRecord:
         """Store a new version numbered after the current one.
 
         With *expected_current*, refuse (:class:`StaleVersion`) when someone else changed
@@ -144,7 +182,7 @@ class Store:
                 number = current.version if current is not None else 0
                 if expected_current is not None and number != expected_current:
                     raise StaleVersion(expected_current, number)
-                return await insert_version(
+                row = await insert_version(
                     session,
                     after=number,
                     document=document,
@@ -156,6 +194,7 @@ class Store:
                     expires_at=expires_at,
                     channel=channel,
                 )
+                return read_as(VersionRecord, row)
         except IntegrityError as exc:
             raise StaleVersion(expected_current, None) from exc
 
@@ -165,11 +204,11 @@ class Store:
         self,
         step_id: int,
         now: datetime,
-        next_document: Callable[[RoutingVersion], str | None],
+        next_document: Callable[[VersionRecord], str | None],
         *,
         actor: str,
         reason: str,
-    ) -> RoutingVersion | None:
+    ) -> VersionRecord | None:
         """Claim a pending step and store the version it makes, in one transaction, so it
         happens once across replicas. *next_document* gives the new document's JSON from
         the current version, or None to hold the step (it stays pending). None when the
@@ -179,8 +218,10 @@ class Store:
                 if not await claim_plan_step(session, step_id, now):
                     return None
                 current = await newest_version(session)
-                document = None if current is None else next_document(current)
-                if current is None or document is None:
+                if current is None:
+                    raise _GiveBack
+                document = next_document(read_as(VersionRecord, current))
+                if document is None:
                     raise _GiveBack
                 row = await insert_version(
                     session,
@@ -192,22 +233,23 @@ class Store:
                     now=now,
                 )
                 await mark_step_version(session, step_id, row.version)
-                return row
+                return read_as(VersionRecord, row)
         except (IntegrityError, _GiveBack):  # a concurrent version, or held: next tick
             return None
 
-    async def add_plan_steps(self, steps: Sequence[PlanStepRow]) -> list[PlanStepRow]:
+    async def add_plan_steps(self, steps: Sequence[NewPlanStep]) -> list[PlanStepRecord]:
+        """Store *steps*, pending; as stored, with their ids."""
+        rows = [PlanStepRow(**step.values()) for step in steps]
         async with self.writing() as session:
-            for step in steps:
-                session.add(step)
-        return list(steps)
+            session.add_all(rows)
+        return read_all(PlanStepRecord, rows)
 
-    async def plan_steps(self, *, status: str | None = "pending") -> Sequence[PlanStepRow]:
+    async def plan_steps(self, *, status: str | None = "pending") -> list[PlanStepRecord]:
         async with self.reading() as session:
             query = select(PlanStepRow).order_by(col(PlanStepRow.due_at), col(PlanStepRow.id))
             if status is not None:
                 query = query.where(PlanStepRow.status == status)
-            return (await session.exec(query)).all()
+            return read_all(PlanStepRecord, (await session.exec(query)).all())
 
     async def cancel_plan_steps(self, now: datetime, step_id: int | None = None) -> int:
         async with self.writing() as session:
@@ -219,18 +261,20 @@ class Store:
 
     # -- tokens --------------------------------------------------------------------------
 
-    async def add_token(self, token: ApiToken) -> None:
+    async def add_token(self, token: NewToken) -> None:
         async with self.writing() as session:
-            session.add(token)
+            session.add(ApiToken(**token.values()))
 
-    async def tokens(self) -> Sequence[ApiToken]:
+    async def tokens(self) -> list[TokenRecord]:
         async with self.reading() as session:
-            return (await session.exec(select(ApiToken).order_by(col(ApiToken.name)))).all()
+            query = select(ApiToken).order_by(col(ApiToken.name))
+            return read_all(TokenRecord, (await session.exec(query)).all())
 
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         async with self.reading() as session:
             query = select(ApiToken).where(ApiToken.token_hash == token_hash)
-            return (await session.exec(query)).first()
+            row = (await session.exec(query)).first()
+            return None if row is None else read_as(TokenRecord, row)
 
     async def revoke_token(self, name: str, now: datetime) -> bool:
         async with self.writing() as session:
@@ -280,7 +324,7 @@ class Store:
 
     async def conversations_held(
         self, since: datetime, external: Sequence[str]
-    ) -> Sequence[Interaction]:
+    ) -> list[InteractionRecord]:
         """The last contact of each email thread or chat since *since*, where it went to an
         external destination: what the partner still holds."""
         if not external:
@@ -299,7 +343,7 @@ class Store:
                 .where(col(Interaction.id).in_(latest), col(Interaction.destination).in_(external))
                 .order_by(col(Interaction.received_at).desc())
             )
-            return (await session.exec(query)).all()
+            return read_all(InteractionRecord, (await session.exec(query)).all())
 
     async def contacts_per_hour(
         self, since: datetime, until: datetime
@@ -355,7 +399,7 @@ class Store:
 
     async def claim_outbox(
         self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
-    ) -> list[OutboxRow]:
+    ) -> list[ForwardRecord]:
         """Due rows this worker may deliver now; leased so no other worker takes them.
 
         PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite's
@@ -382,9 +426,9 @@ class Store:
             for row in rows:
                 row.claimed_until = now + lease
                 session.add(row)
-        return rows
+        return read_all(ForwardRecord, rows)
 
-    async def outbox_delivered(self, row: OutboxRow, now: datetime) -> None:
+    async def outbox_delivered(self, row: ForwardRecord, now: datetime) -> None:
         async with self.transaction() as connection:
             result = await connection.execute(
                 sa.update(OutboxRow)
@@ -413,15 +457,12 @@ class Store:
                 )
 
     async def outbox_failed_attempt(
-        self,
-        row: OutboxRow,
-        *,
-        changes: dict[str, Any],
-        interaction_changes: dict[str, Any],
-        now: datetime,
+        self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
     ) -> None:
-        """Record a failed attempt on a row this worker holds. An interaction outcome in
-        *interaction_changes* is set only where router/core/lifecycle.py allows the move."""
+        """Record a failed attempt on a row this worker holds. The interaction's outcome is
+        set only where router/core/lifecycle.py allows the move."""
+        changes = forward_changes(attempt)
+        interaction_changes = interaction_changes_after(attempt)
         async with self.transaction() as connection:
             # only while this worker's lease holds: a late answer never undoes a delivery
             result = await connection.execute(
@@ -435,15 +476,14 @@ class Store:
             )
             if interaction_changes and result.rowcount:
                 update = sa.update(Interaction).where(col(Interaction.id) == row.interaction_id)
-                target = interaction_changes.get("outcome")
-                if target is not None:
-                    allowed = outcomes_before(Outcome(target))
+                if attempt.outcome is not None:
+                    allowed = outcomes_before(attempt.outcome)
                     update = update.where(col(Interaction.outcome).in_(allowed))
                 await connection.execute(update.values(**interaction_changes, updated_at=now))
 
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
-    ) -> Sequence[OutboxRow]:
+    ) -> list[ForwardRecord]:
         async with self.reading() as session:
             query = (
                 select(OutboxRow)
@@ -452,7 +492,7 @@ class Store:
             )
             if limit is not None:
                 query = query.limit(limit)
-            return (await session.exec(query)).all()
+            return read_all(ForwardRecord, (await session.exec(query)).all())
 
     async def outbox_depth(self) -> dict[str, int]:
         async with self.reading() as session:
@@ -498,13 +538,13 @@ class Store:
             )
             return bool(result.rowcount)
 
-    async def record_feedback(self, interaction_id: int, changes: dict[str, Any]) -> bool:
+    async def record_feedback(self, interaction_id: int, feedback: PartnerFeedback) -> bool:
         """Keep the partner's report on an interaction; False when there is no such one."""
         async with self.transaction() as connection:
             result = await connection.execute(
                 sa.update(Interaction)
                 .where(col(Interaction.id) == interaction_id)
-                .values(**changes)
+                .values(**feedback.values())
             )
             return bool(result.rowcount)
 
@@ -514,7 +554,7 @@ class Store:
         since: datetime | None = None,
         channel: str | None = None,
         limit: int | None = 100,
-    ) -> Sequence[Interaction]:
+    ) -> list[InteractionRecord]:
         """Newest first."""
         async with self.reading() as session:
             query = select(Interaction)
@@ -525,7 +565,35 @@ class Store:
             query = query.order_by(col(Interaction.received_at).desc(), col(Interaction.id).desc())
             if limit is not None:
                 query = query.limit(limit)
-            return (await session.exec(query)).all()
+            return read_all(InteractionRecord, (await session.exec(query)).all())
+
+
+def forward_changes(attempt: FailedAttempt) -> dict[str, Any]:
+    """The outbox columns a failed attempt sets."""
+    changes: dict[str, Any] = {"status": attempt.status.value, "last_error": attempt.last_error}
+    if attempt.stage is not None:
+        changes["stage"] = attempt.stage.value
+    if attempt.attempts is not None:
+        changes["attempts"] = attempt.attempts
+    if attempt.next_attempt_at is not None:
+        changes["next_attempt_at"] = attempt.next_attempt_at
+    if attempt.redirect is not None:
+        changes["destination"] = attempt.redirect.destination
+        changes["address"] = attempt.redirect.address
+        changes["external"] = attempt.redirect.external
+    return changes
+
+
+def interaction_changes_after(attempt: FailedAttempt) -> dict[str, Any]:
+    """The interaction columns a failed attempt sets (none: the interaction stays)."""
+    changes: dict[str, Any] = {}
+    if attempt.redirect is not None:
+        changes["destination"] = attempt.redirect.destination
+    if attempt.outcome is not None:
+        changes["outcome"] = attempt.outcome.value
+    if attempt.delivery_failed is not None:
+        changes["delivery_failed"] = attempt.delivery_failed
+    return changes
 
 
 class _GiveBack(Exception):

@@ -15,7 +15,7 @@ the transaction stays usable and the caller answers as the first time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,10 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from router.core.calls import CallProgress
 from router.core.contact import Category
 from router.core.lifecycle import Outcome
 from router.service.ports import DatabaseUnavailable
-from router.service.records import NewForward, NewInteraction, Reply
+from router.service.records import NewForward, NewInteraction, Reply, StoredContact
 from router.store.tables import Interaction, OutboxRow, SeenToken, WebhookReply
 
 if TYPE_CHECKING:
@@ -58,19 +59,6 @@ async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
         raise
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class StoredContact:
-    """What a contact recorded earlier was answered with (a retry gets the same)."""
-
-    interaction_id: int
-    category: str
-    destination: str
-    reason: str
-    conversation_id: str | None
-    provider_id: str
-    outcome: Outcome | None
 
 
 def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
@@ -150,13 +138,15 @@ class UnitOfWork:
         result = await self.connection.execute(self._sql.add_reply, reply.values())
         return bool(result.rowcount)
 
-    async def update_interaction(self, interaction_id: int, changes: Mapping[str, object]) -> None:
-        if changes:
-            await self.connection.execute(
-                sa.update(_INTERACTIONS)
-                .where(_INTERACTIONS.c.id == interaction_id)
-                .values(**changes)
-            )
+    async def update_interaction(
+        self, interaction_id: int, progress: CallProgress, now: datetime
+    ) -> None:
+        """Set what *progress* changes on a call's interaction, and when."""
+        await self.connection.execute(
+            sa.update(_INTERACTIONS)
+            .where(_INTERACTIONS.c.id == interaction_id)
+            .values(**progress.changes(), updated_at=now)
+        )
 
     async def mark_token_seen(self, provider: str, token: str, now: datetime) -> bool:
         """Record a provider's one-time token; False when it was seen before (a replay)."""

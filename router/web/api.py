@@ -52,6 +52,7 @@ from router.core.traffic import MAX_HOURS
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.queries import contacts_per_hour, contacts_report, routing_status
 from router.service.queries import cutover_preview as service_cutover_preview
+from router.service.records import TokenRecord, VersionRecord
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, authenticate
 from router.service.versions import (
@@ -71,7 +72,7 @@ from router.service.views import (
     step_json,
     version_json,
 )
-from router.store import ApiToken, RoutingVersion, Store
+from router.store import Store
 from router.web.appkeys import clock_key, routing_key, store_key, wake_key
 from router.web.openapi import Operation, openapi_document
 
@@ -85,7 +86,7 @@ ADOPT_SECONDS = 1.0
 
 M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", bound=StrEnum)
-ApiHandler = Callable[[web.Request, ApiToken], Awaitable[web.StreamResponse]]
+ApiHandler = Callable[[web.Request, TokenRecord], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -158,7 +159,7 @@ def bearer_token(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def authenticated(request: web.Request, needed: Role) -> ApiToken:
+async def authenticated(request: web.Request, needed: Role) -> TokenRecord:
     """The caller's live token, if its role allows *needed*; else 401 or 403."""
     token = bearer_token(request)
     if token is None:
@@ -434,7 +435,7 @@ async def in_force_here(app: web.Application, version: int) -> None:
 
 
 async def changed(
-    request: web.Request, token: ApiToken, row: RoutingVersion, **extra: Any
+    request: web.Request, token: TokenRecord, row: VersionRecord, **extra: Any
 ) -> web.Response:
     log.info(
         "api.change",
@@ -455,7 +456,7 @@ def now_of(request: web.Request) -> datetime:
     return request.app[clock_key]()
 
 
-async def current_row(store: Store) -> RoutingVersion:
+async def current_row(store: Store) -> VersionRecord:
     row = await store.current_version()
     if row is None:
         raise NoRouting("the database holds no routing version yet")
@@ -482,11 +483,11 @@ def if_match(request: web.Request) -> int:
     return int(match.group(1))
 
 
-async def get_status(request: web.Request, token: ApiToken) -> web.Response:
+async def get_status(request: web.Request, token: TokenRecord) -> web.Response:
     return web.json_response(await routing_status(request.app[store_key], now_of(request)))
 
 
-async def get_routing(request: web.Request, token: ApiToken) -> web.Response:
+async def get_routing(request: web.Request, token: TokenRecord) -> web.Response:
     """The current document with its ETag, or with ``?version=N`` a past one."""
     number = query_of(request, DocumentQuery).version
     store = request.app[store_key]
@@ -497,7 +498,7 @@ async def get_routing(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response(document, headers={"ETag": etag(row.version)})
 
 
-async def put_routing(request: web.Request, token: ApiToken) -> web.Response:
+async def put_routing(request: web.Request, token: TokenRecord) -> web.Response:
     expected = if_match(request)
     reason = query_of(request, RoutingQuery).reason
     document = validate_document(await json_body(request))
@@ -517,13 +518,13 @@ async def put_routing(request: web.Request, token: ApiToken) -> web.Response:
     return await changed(request, token, row, changed=True)
 
 
-async def get_history(request: web.Request, token: ApiToken) -> web.Response:
+async def get_history(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, HistoryQuery)
     rows = await request.app[store_key].history(query.limit)
     return web.json_response([version_json(row) for row in rows])
 
 
-async def get_diff(request: web.Request, token: ApiToken) -> web.Response:
+async def get_diff(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, DiffQuery)
     store = request.app[store_key]
     old, new = await document_at(store, query.from_), await document_at(store, query.to)
@@ -531,7 +532,7 @@ async def get_diff(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
 
 
-async def post_revert(request: web.Request, token: ApiToken) -> web.Response:
+async def post_revert(request: web.Request, token: TokenRecord) -> web.Response:
     body = await body_of(request, RevertRequest)
     try:
         row = await revert(
@@ -546,7 +547,7 @@ async def post_revert(request: web.Request, token: ApiToken) -> web.Response:
     return await changed(request, token, row)
 
 
-async def post_cutover(request: web.Request, token: ApiToken) -> web.Response:
+async def post_cutover(request: web.Request, token: TokenRecord) -> web.Response:
     body = await body_of(request, CutoverRequest)
     if body.dry_run:
         return await cutover_preview(request, body)
@@ -575,7 +576,7 @@ async def cutover_preview(request: web.Request, body: CutoverRequest) -> web.Res
     return web.json_response(preview)
 
 
-async def post_rollback(request: web.Request, token: ApiToken) -> web.Response:
+async def post_rollback(request: web.Request, token: TokenRecord) -> web.Response:
     body = await body_of(request, RollbackRequest)
     row = await rollback(
         request.app[store_key],
@@ -588,7 +589,7 @@ async def post_rollback(request: web.Request, token: ApiToken) -> web.Response:
     return await changed(request, token, row)
 
 
-async def post_resume(request: web.Request, token: ApiToken) -> web.Response:
+async def post_resume(request: web.Request, token: TokenRecord) -> web.Response:
     body = await body_of(request, ResumeRequest)
     row = await resume(
         request.app[store_key], actor=token.name, reason=body.reason, now=now_of(request)
@@ -596,7 +597,7 @@ async def post_resume(request: web.Request, token: ApiToken) -> web.Response:
     return await changed(request, token, row)
 
 
-async def post_classify(request: web.Request, token: ApiToken) -> web.Response:
+async def post_classify(request: web.Request, token: TokenRecord) -> web.Response:
     body = await body_of(request, ClassifyRequest)
     active = request.app[routing_key].active
     min_confidence = active.document.classifier.min_confidence
@@ -604,7 +605,7 @@ async def post_classify(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response(classification_json(result, body.lang or result.language))
 
 
-async def get_interactions(request: web.Request, token: ApiToken) -> web.Response:
+async def get_interactions(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, InteractionsQuery)
     since = parse_since(query.since, now_of(request)) if query.since is not None else None
     rows = await request.app[store_key].interactions(
@@ -615,13 +616,13 @@ async def get_interactions(request: web.Request, token: ApiToken) -> web.Respons
     return web.json_response([interaction_json(row) for row in rows])
 
 
-async def get_traffic(request: web.Request, token: ApiToken) -> web.Response:
+async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
     hours = query_of(request, TrafficQuery).hours
     traffic = await contacts_per_hour(request.app[store_key], now_of(request), hours)
     return web.json_response(traffic.as_json())
 
 
-async def get_report(request: web.Request, token: ApiToken) -> web.Response:
+async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, ReportQuery)
     now = now_of(request)
     since = parse_since(query.since, now)
@@ -642,12 +643,12 @@ async def get_report(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response(report.model_dump(mode="json"))
 
 
-async def get_plan(request: web.Request, token: ApiToken) -> web.Response:
+async def get_plan(request: web.Request, token: TokenRecord) -> web.Response:
     steps = await request.app[store_key].plan_steps()
     return web.json_response([step_json(step) for step in steps])
 
 
-async def post_plan(request: web.Request, token: ApiToken) -> web.Response:
+async def post_plan(request: web.Request, token: TokenRecord) -> web.Response:
     # parse_plan reads YAML, and JSON is YAML: the file format and the API share one parser
     steps = parse_plan(json.dumps(await json_body(request)))
     rows = await schedule_plan(request.app[store_key], steps, actor=token.name, now=now_of(request))
@@ -655,7 +656,7 @@ async def post_plan(request: web.Request, token: ApiToken) -> web.Response:
     return web.json_response({"scheduled": [step_json(row) for row in rows]})
 
 
-async def delete_plan(request: web.Request, token: ApiToken) -> web.Response:
+async def delete_plan(request: web.Request, token: TokenRecord) -> web.Response:
     cancelled = await request.app[store_key].cancel_plan_steps(now_of(request))
     log.info("api.change", actor=token.name, method="DELETE", path=request.path, steps=cancelled)
     return web.json_response({"cancelled": cancelled})

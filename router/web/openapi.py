@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument
 from router.core.report import Report
+from router.service.records import InteractionRecord
 from router.service.tokens import Role
-from router.store import Interaction
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"
@@ -363,7 +363,7 @@ def answer_schemas() -> dict[str, Any]:
             },
             required=["category", "confidence", "language", "matches"],
         ),
-        "Interaction": Interaction.model_json_schema(mode="serialization"),
+        "Interaction": TypeAdapter(InteractionRecord).json_schema(mode="serialization"),
         "Interactions": {"type": "array", "items": ref("Interaction")},
         "Traffic": _object(
             {

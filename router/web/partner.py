@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.core.masking import mask_cards
 from router.service.ports import DatabaseUnavailable
+from router.service.records import PartnerFeedback
 from router.web.appkeys import clock_key, store_key
 from router.web.signed import chat_signed_body
 
@@ -48,14 +49,14 @@ async def partner_feedback(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": "not a feedback report", "problems": problems}, status=400
         )
-    changes = {
-        "partner_outcome": feedback.outcome,
-        "partner_rating": feedback.rating,
-        "partner_comment": mask_cards(feedback.comment) if feedback.comment else None,
-        "feedback_at": app[clock_key](),
-    }
+    report = PartnerFeedback(
+        partner_outcome=feedback.outcome,
+        partner_rating=feedback.rating,
+        partner_comment=mask_cards(feedback.comment) if feedback.comment else None,
+        feedback_at=app[clock_key](),
+    )
     try:
-        found = await app[store_key].record_feedback(feedback.interaction_id, changes)
+        found = await app[store_key].record_feedback(feedback.interaction_id, report)
     except DatabaseUnavailable as exc:
         log.error("feedback.unavailable", error=str(exc))
         raise web.HTTPServiceUnavailable(text="database unavailable; retry later\n") from exc
