@@ -18,6 +18,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient
 
+from router.store import tables
 from tests.conftest import Clock, post_twilio, shipped_data, store_document
 from tests.smtp_sink import SmtpSink
 from tests.test_chat import chat, chat_settings, post_chat
@@ -124,6 +125,35 @@ def test_only_the_store_speaks_sqlalchemy() -> None:
                 continue
             found = {m for m in imported(tree) if m.split(".")[0] in {"sqlalchemy", "sqlmodel"}}
             assert not found, (name, found)
+
+
+def test_no_table_class_leaves_the_store() -> None:
+    """Rows reach the service, the handlers and the CLI as the records of
+    router/service/records.py; the ORM classes stay inside router/store."""
+    table_classes = {
+        name
+        for name, value in vars(tables).items()
+        if isinstance(value, type) and hasattr(value, "__table__")
+    }
+    assert {"Interaction", "OutboxRow", "RoutingVersion"} <= table_classes
+    for folder in ("router", "integrations"):
+        for name, tree in modules(folder):
+            if name.startswith("router.store"):
+                continue
+            found = {
+                m
+                for m in imported(tree)
+                if m.startswith("router.store.tables") or m.split(".")[-1] in table_classes
+            }
+            assert not found, (name, found)
+
+
+@pytest.mark.parametrize(
+    "name", ["router.service.versions", "router.service.routing", "router.service.outbox"]
+)
+def test_versions_and_deliveries_reach_the_store_only_through_ports(name: str) -> None:
+    tree = dict(modules("router/service"))[name]
+    assert not any(module.startswith("router.store") for module in imported(tree))
 
 
 # -- the one path, observed -----------------------------------------------------------------
