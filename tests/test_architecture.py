@@ -149,9 +149,16 @@ def test_no_table_class_leaves_the_store() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["router.service.versions", "router.service.routing", "router.service.outbox"]
+    "name",
+    [
+        "router.service.contacts",
+        "router.service.calls",
+        "router.service.versions",
+        "router.service.routing",
+        "router.service.outbox",
+    ],
 )
-def test_versions_and_deliveries_reach_the_store_only_through_ports(name: str) -> None:
+def test_contacts_versions_and_deliveries_reach_the_store_only_through_ports(name: str) -> None:
     tree = dict(modules("router/service"))[name]
     assert not any(module.startswith("router.store") for module in imported(tree))
 

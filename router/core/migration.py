@@ -79,7 +79,7 @@ def _compact(percent: float) -> float:
 # -- rollback state -----------------------------------------------------------------------------
 
 
-class VersionRecord(Protocol):
+class VersionFacts(Protocol):
     """What the rollback logic needs to know of a stored version."""
 
     @property
@@ -110,7 +110,7 @@ class RollbackPlan:
 
 
 def plan_rollback(
-    current: VersionRecord,
+    current: VersionFacts,
     document: RoutingDocument,
     channel: Channel | None,
     now: datetime,
@@ -130,12 +130,12 @@ def plan_rollback(
     return RollbackPlan(rolled_back(document, channel), restores, expires_at)
 
 
-def rollback_in_force(current: VersionRecord) -> VersionRecord | None:
+def rollback_in_force(current: VersionFacts) -> VersionFacts | None:
     """The rollback that is in force now: the current version, if it is one."""
     return current if current.kind == "rollback" else None
 
 
-def return_due(current: VersionRecord, now: datetime) -> bool:
+def return_due(current: VersionFacts, now: datetime) -> bool:
     """True when *current* is a timed rollback whose time is up."""
     return (
         current.kind == "rollback"
@@ -154,7 +154,7 @@ class CancelledReturn:
     reason: str
 
 
-def cancelled_return(history: Sequence[VersionRecord], now: datetime) -> CancelledReturn | None:
+def cancelled_return(history: Sequence[VersionFacts], now: datetime) -> CancelledReturn | None:
     """A timed rollback whose automatic return was cancelled by a later change and whose
     period has not run out yet (newest-first *history*): status shows it so nobody waits
     for a return that will not come."""

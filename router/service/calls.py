@@ -21,10 +21,9 @@ from router.core.decide import bucket, stored_bucket
 from router.core.document import RoutingDocument
 from router.core.lifecycle import OUTCOME_MOVES, Outcome
 from router.service.contacts import customer_hash, target
-from router.service.ports import DatabaseUnavailable
+from router.service.ports import ContactUnitOfWork, DatabaseUnavailable
 from router.service.records import NewForward, NewInteraction, Reply, new_forward
 from router.service.routing import ActiveRouting
-from router.store.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +31,7 @@ _PHONE = Channel.PHONE.value
 
 
 async def call_dialled(
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     routing: ActiveRouting,
     now: datetime,
     *,
@@ -82,7 +81,7 @@ async def call_dialled(
 
 
 async def voicemail_left(
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     routing: ActiveRouting,
     now: datetime,
     *,
@@ -123,7 +122,7 @@ async def voicemail_left(
 
 
 async def call_ended(
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     routing: ActiveRouting,
     now: datetime,
     *,
@@ -190,7 +189,7 @@ def abandoned_call(
 
 
 async def _progress(
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     call_sid: str,
     step: str,
     progress: CallProgress,

@@ -25,10 +25,9 @@ from router.core.decide import Decision, categorize, decide, stored_bucket
 from router.core.document import RoutingDocument
 from router.core.lifecycle import Outcome
 from router.metrics import Metrics
-from router.service.ports import DatabaseUnavailable, TokenReplayed
+from router.service.ports import ContactUnitOfWork, DatabaseUnavailable, TokenReplayed
 from router.service.records import NewForward, NewInteraction, Reply, Target, new_forward
 from router.service.routing import ActiveRouting
-from router.store.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +84,7 @@ class Routed:
 
 async def route_contact(
     contact: Contact,
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     routing: ActiveRouting,
     now: datetime,
     *,
@@ -133,7 +132,7 @@ async def route_contact(
 
 async def _record(
     contact: Contact,
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     routing: ActiveRouting,
     now: datetime,
     key_hash: str,
@@ -193,7 +192,7 @@ async def _record(
 
 async def _earlier(
     contact: Contact,
-    uow: UnitOfWork,
+    uow: ContactUnitOfWork,
     answer: Answer | None,
     decision: Decision,
     document: RoutingDocument,

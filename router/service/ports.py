@@ -12,9 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-from router.service.records import FailedAttempt, ForwardRecord, VersionRecord
+from router.core.calls import CallProgress
+from router.core.contact import Category
+from router.service.records import (
+    FailedAttempt,
+    ForwardRecord,
+    NewForward,
+    NewInteraction,
+    Reply,
+    StoredContact,
+    VersionRecord,
+)
 
 #: Now, as an aware datetime; the application's one clock (tests move it).
 Clock = Callable[[], datetime]
@@ -107,3 +118,47 @@ class Forwards(Protocol):
     async def outbox_failed_attempt(
         self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
     ) -> None: ...
+
+
+class ContactUnitOfWork(Protocol):
+    """One transaction in which a contact, or a call's next step, is recorded: everything
+    written inside ``async with`` commits together or not at all (SPEC §7). A write that
+    collides with an earlier one (a provider's retry) reports it instead of failing, so the
+    caller can answer as the first time."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None: ...
+
+    async def add_interaction(self, row: NewInteraction) -> int | None:
+        """The new interaction's id, or None when its provider id was recorded before."""
+        ...
+
+    async def add_forward(self, interaction_id: int, forward: NewForward) -> None: ...
+
+    async def add_reply(self, reply: Reply) -> bool:
+        """False when this step was answered before (the first answer stands)."""
+        ...
+
+    async def update_interaction(
+        self, interaction_id: int, progress: CallProgress, now: datetime
+    ) -> None: ...
+
+    async def mark_token_seen(self, provider: str, token: str, now: datetime) -> bool:
+        """False when the token was seen before (a replay)."""
+        ...
+
+    async def contact(self, channel: str, provider_id: str) -> StoredContact | None: ...
+
+    async def reply(self, provider_id: str, step: str) -> str | None: ...
+
+    async def thread_start(
+        self, channel: str, *, references: Sequence[str] = (), conversation_id: str | None = None
+    ) -> tuple[Category, str] | None:
+        """The category and conversation id of the thread a message belongs to, if any."""
+        ...

@@ -21,7 +21,7 @@ from router.core.migration import (
 )
 from router.core.report import Count, Report, build_report
 from router.core.traffic import Traffic, hourly, window
-from router.service.versions import NoRouting, _current, stored_document
+from router.service.versions import NoRouting, current_or_raise, stored_document
 from router.service.views import iso
 from router.store import Store
 
@@ -104,7 +104,7 @@ async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
     """The last *hours* hours of contacts per destination and channel (``GET
     /api/traffic``); destinations' kinds from the routing in force."""
     since, until = window(now, hours)
-    document = stored_document(await _current(store))
+    document = stored_document(await current_or_raise(store))
     return hourly(await store.contacts_per_hour(since, until), document, since, until)
 
 
@@ -115,7 +115,7 @@ async def contacts_report(store: Store, *, since: datetime, until: datetime) -> 
     Priced with the *current* version's ``costs`` and destination kinds, whatever version
     routed each contact: the report answers "what does this traffic cost at today's
     prices", and one price list keeps the figures comparable across periods."""
-    current = await _current(store)
+    current = await current_or_raise(store)
     document = stored_document(current)
     kinds = {
         name: "external" if document.is_external(name) else "in_house"
@@ -142,7 +142,7 @@ async def cutover_preview(
     now: datetime,
 ) -> dict[str, Any]:
     """What a cut-over would have changed over the last *days*; nothing is stored."""
-    current = await _current(store)
+    current = await current_or_raise(store)
     before = stored_document(current)
     after = cut_over(before, channel, category, percent)
     result = await preview_impact(store, before, after, days=days, now=now)

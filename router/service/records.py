@@ -198,7 +198,7 @@ class StoredContact:
 @dataclass(frozen=True, slots=True)
 class VersionRecord:
     """One routing version (``routing_versions``); it satisfies the core's
-    :class:`router.core.migration.VersionRecord` protocol."""
+    :class:`router.core.migration.VersionFacts` protocol."""
 
     version: int
     kind: str

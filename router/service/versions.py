@@ -92,7 +92,8 @@ class NothingToResume(RuntimeError):
     """``resume`` without a rollback in force."""
 
 
-async def _current(store: VersionRecords) -> VersionRecord:
+async def current_or_raise(store: VersionRecords) -> VersionRecord:
+    """The version in force; :class:`NoRouting` on a database that holds none yet."""
     row = await store.current_version()
     if row is None:
         raise NoRouting("the database holds no routing version yet")
@@ -111,7 +112,7 @@ async def _change(
     """Compute a new version from the current one and store it, starting again when someone
     else changed routing in between, so concurrent changes are never lost or merged blindly."""
     for _ in range(_CHANGE_ATTEMPTS):
-        current = await _current(store)
+        current = await current_or_raise(store)
         change = await build(current)
         try:
             return await store.add_version(
