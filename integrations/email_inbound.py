@@ -77,6 +77,7 @@ from email.policy import compat32
 from email.utils import encode_rfc2231, formataddr, getaddresses
 from typing import TypeAlias
 
+from integrations import signing
 from integrations.email_message import quoted_printable, without_mbox_line
 from router.core.contact import Channel, Contact
 from router.core.mailtext import classification_text, html_to_text
@@ -86,12 +87,18 @@ __all__ = [
     "Form",
     "FormFile",
     "InboundEmail",
+    "MailgunSignature",
     "decode_text",
+    "mailgun_signature",
     "mailgun_signature_valid",
     "parse_mailgun",
     "parse_mime",
     "parse_postmark",
     "parse_sendgrid",
+    "verify_mailgun",
+    "verify_mime",
+    "verify_postmark",
+    "verify_sendgrid",
 ]
 
 
@@ -853,3 +860,67 @@ def mailgun_signature_valid(signing_key: str, timestamp: str, token: str, signat
         signing_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
     ).hexdigest()
     return hmac.compare_digest(expected.encode("ascii"), _utf8(signature.strip().lower()))
+
+
+# -- who may post: each provider's credentials, checked on values -----------------------------
+# The web layer reads the values (query, Authorization header, form, body, the app's clock)
+# and answers 403 with the reason returned here; a reason is for the log, never a secret.
+
+MAILGUN_TOLERANCE_SECONDS = 300
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(_utf8(given), _utf8(expected))
+
+
+def verify_sendgrid(secret: str, *, key: str | None, password: str | None) -> str | None:
+    """SendGrid's Inbound Parse has no signature of its own: the URL we give it carries the
+    secret as ``?key=`` or as the basic-auth password (SPEC §5). None when either matches."""
+    if _same(key, secret) or _same(password, secret):
+        return None
+    return "bad or missing key"
+
+
+def verify_postmark(secret: str, *, password: str | None) -> str | None:
+    """Postmark's inbound webhook authenticates with the basic-auth credentials of its URL
+    ("Inbound webhook", basic HTTP authentication); the password is our secret."""
+    if _same(password, secret):
+        return None
+    return "bad or missing basic-auth password"
+
+
+def verify_mime(secret: str, raw: bytes, signature: str, now: float) -> str | None:
+    """Our own ``mime`` endpoint is signed like every Switchboard webhook:
+    X-Switchboard-Signature over the raw message, fresh within 5 minutes of *now* (unix
+    seconds)."""
+    return signing.verify(secret, raw, signature, now)
+
+
+@dataclass(frozen=True, slots=True)
+class MailgunSignature:
+    """The three fields Mailgun signs a post with ("Securing Webhooks")."""
+
+    timestamp: str
+    token: str
+    signature: str
+
+
+def mailgun_signature(form: Form) -> MailgunSignature:
+    """The signature fields of a Mailgun post, "" for any that is missing."""
+    timestamp, token, signature = (
+        _field_str(form.get(name)) for name in ("timestamp", "token", "signature")
+    )
+    return MailgunSignature(timestamp, token, signature)
+
+
+def verify_mailgun(signing_key: str, signed: MailgunSignature, now: float) -> str | None:
+    """None when *signed* is Mailgun's signature, made within 5 minutes of *now* (unix
+    seconds). Whether its token was seen before is the caller's: that needs the store."""
+    if not mailgun_signature_valid(signing_key, signed.timestamp, signed.token, signed.signature):
+        return "bad signature"
+    fresh = signed.timestamp.isdigit() and abs(now - int(signed.timestamp)) <= (
+        MAILGUN_TOLERANCE_SECONDS
+    )
+    if not fresh:
+        return "timestamp more than 5 minutes off"
+    return None

@@ -22,9 +22,10 @@ class InboundMessage:
     medium: str  # "sms" or "whatsapp": one conversation per number and medium
     text: str
 
-    def contact(self, *, received_at: datetime, language: str, conversation_id: str) -> Contact:
-        """The message as a chat contact; the conversation is named by the caller (a keyed
-        hash of the number: the raw number is never stored)."""
+    def contact(self, *, received_at: datetime, language: str, customer_hash: str) -> Contact:
+        """The message as a chat contact. Its conversation is the customer's on this medium,
+        named by *customer_hash* (the keyed hash of :attr:`customer_key`, which the caller
+        also stores): the raw number is never stored."""
         return Contact(
             channel=Channel.CHAT,
             provider_id=self.message_sid,
@@ -32,7 +33,7 @@ class InboundMessage:
             received_at=received_at,
             text=self.text,
             language=language,
-            conversation_id=conversation_id,
+            conversation_id=f"{self.medium}:{customer_hash[:32]}",
         )
 
 

@@ -22,6 +22,7 @@ from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 from router.web.app import make_app
+from router.web.appkeys import clock_key
 
 from .smtp_sink import SmtpSink
 
@@ -93,6 +94,12 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     engine = create_engine(settings.database_url)
     yield Store(engine)
     await engine.dispose()
+
+
+def app_time(client: TestClient[Any, Any]) -> int:
+    """The app's clock in unix seconds: what a webhook signed "now" is stamped with, since
+    the app judges a signature's freshness by its own clock, not the machine's."""
+    return int(client.app[clock_key]().timestamp())
 
 
 def twilio_signature(url: str, form: Mapping[str, str], token: str = TWILIO_TOKEN) -> str:

@@ -107,6 +107,27 @@ def test_cli_commands_are_written_once_over_the_backend() -> None:
     assert "router.cli.backend" in top_level
 
 
+def test_integrations_never_reach_the_web_server() -> None:
+    """Providers are values in, values out: the web shell reads the request and answers it.
+    (integrations/chat.py sends hand-offs with aiohttp's client, never its server.)"""
+    for name, tree in modules("integrations"):
+        for module in imported(tree):
+            assert not module.startswith("aiohttp.web"), (name, module)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "integrations.email_inbound",
+        "integrations.signing",
+        "integrations.twilio_messaging",
+        "integrations.twilio_voice",
+    ],
+)
+def test_inbound_verify_and_parse_load_no_framework(name: str) -> None:
+    assert loaded_after_import(name) & FRAMEWORKS == set()
+
+
 def test_one_place_writes_contact_routed() -> None:
     places = [
         str(path.relative_to(ROOT))

@@ -22,7 +22,14 @@ from router.settings import Settings
 from router.store import Store, create_engine
 from router.web.appkeys import settings_key
 
-from .conftest import Clock, make_settings, post_twilio, shipped_data, store_document
+from .conftest import (
+    Clock,
+    app_time,
+    make_settings,
+    post_twilio,
+    shipped_data,
+    store_document,
+)
 
 Client = TestClient[Any, Any]
 CHAT_SECRET = "chat-webhook-secret"
@@ -102,7 +109,7 @@ def chat_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 async def post_chat(client: Client, payload: dict[str, Any], *, secret: str = CHAT_SECRET) -> Any:
     body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", HEADER: sign(secret, body, int(time.time()))}
+    headers = {"Content-Type": "application/json", HEADER: sign(secret, body, app_time(client))}
     return await client.post("/webhooks/chat", data=body, headers=headers)
 
 
@@ -212,7 +219,7 @@ async def test_bad_or_stale_signatures_are_refused(chat_app: Callable[..., Any])
     client = await chat_app()
     assert (await post_chat(client, chat("x"), secret="wrong")).status == 403
     body = json.dumps(chat("x")).encode()
-    stale = sign(CHAT_SECRET, body, int(time.time()) - 600)
+    stale = sign(CHAT_SECRET, body, app_time(client) - 600)
     response = await client.post("/webhooks/chat", data=body, headers={HEADER: stale})
     assert response.status == 403
     assert (await client.post("/webhooks/chat", data=body)).status == 403

@@ -23,7 +23,7 @@ from integrations.signing import sign
 from router.settings import Settings, SmtpSettings
 from router.store import Store, create_engine
 
-from .conftest import Clock, make_settings
+from .conftest import Clock, app_time, make_settings
 from .smtp_sink import SmtpSink
 
 Client = TestClient[Any, Any]
@@ -76,7 +76,7 @@ def message(
 
 
 async def post_mime(client: Client, raw: bytes, *, secret: str = SECRET) -> Any:
-    signature = sign(secret, raw, int(time.time()))
+    signature = sign(secret, raw, app_time(client))
     return await client.post(
         "/webhooks/email/mime",
         data=raw,
@@ -271,7 +271,7 @@ async def test_bad_signatures_and_credentials_are_refused(
     client = await email_app(settings)
     raw = message()
     assert (await post_mime(client, raw, secret="wrong")).status == 403
-    stale = f"t={int(time.time()) - 600}," + sign(SECRET, raw, int(time.time()) - 600).split(",")[1]
+    stale = f"t={app_time(client) - 600}," + sign(SECRET, raw, app_time(client) - 600).split(",")[1]
     response = await client.post(
         "/webhooks/email/mime", data=raw, headers={"X-Switchboard-Signature": stale}
     )
@@ -300,7 +300,7 @@ async def test_mailgun_signatures_freshness_and_replays(
     client = await email_app(settings)
     raw = message()
     fields = {
-        **mailgun_fields(int(time.time()), "token-1"),
+        **mailgun_fields(app_time(client), "token-1"),
         "body-mime": raw.decode(),
         "recipient": "podpora@eshop.example",
         "sender": "jana.novakova@example.cz",
@@ -310,9 +310,9 @@ async def test_mailgun_signatures_freshness_and_replays(
     assert ok.status == 200, await ok.text()
     replay = await client.post("/webhooks/email/mailgun", data=fields)
     assert replay.status == 403
-    stale = {**fields, **mailgun_fields(int(time.time()) - 3600, "token-2")}
+    stale = {**fields, **mailgun_fields(app_time(client) - 3600, "token-2")}
     assert (await client.post("/webhooks/email/mailgun", data=stale)).status == 403
-    forged = {**fields, **mailgun_fields(int(time.time()), "token-3", key="other")}
+    forged = {**fields, **mailgun_fields(app_time(client), "token-3", key="other")}
     assert (await client.post("/webhooks/email/mailgun", data=forged)).status == 403
     assert len(await interactions(settings)) == 1
 
@@ -429,7 +429,7 @@ async def test_partner_feedback_is_kept_with_the_interaction(
         return await client.post(
             "/webhooks/partner/feedback",
             data=body,
-            headers={"X-Switchboard-Signature": sign(secret, body, int(time.time()))},
+            headers={"X-Switchboard-Signature": sign(secret, body, app_time(client))},
         )
 
     feedback = {

@@ -20,6 +20,7 @@ import pytest
 from integrations import email_inbound as inbound
 from integrations.signing import sign
 
+from .conftest import app_time
 from .smtp_sink import SmtpSink
 from .test_email import MAILGUN_KEY, SECRET, email_settings
 
@@ -60,9 +61,9 @@ def multipart(name: str, **overrides: str) -> tuple[aiohttp.MultipartWriter, dic
     return writer, parsed
 
 
-def mailgun_signature() -> dict[str, str]:
+def mailgun_signature(now: int) -> dict[str, str]:
     timestamp, token = (
-        str(int(time.time())),
+        str(now),
         hashlib.sha256(str(time.time_ns()).encode()).hexdigest(),
     )
     digest = hmac.new(MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256)
@@ -96,7 +97,7 @@ async def test_real_world_mime_is_forwarded_byte_for_byte(
     response = await client.post(
         "/webhooks/email/mime",
         data=raw,
-        headers={"X-Switchboard-Signature": sign(SECRET, raw, int(time.time()))},
+        headers={"X-Switchboard-Signature": sign(SECRET, raw, app_time(client))},
     )
     assert response.status == 200, await response.text()
     answer = await response.json()
@@ -127,7 +128,7 @@ async def test_form_providers_are_forwarded_as_the_original_message(
     name: str,
 ) -> None:
     client = await email_app(email_settings(tmp_path, smtp))
-    overrides = mailgun_signature() if provider == "mailgun" else {}
+    overrides = mailgun_signature(app_time(client)) if provider == "mailgun" else {}
     form, fields = multipart(name, **overrides)
     expected = (
         inbound.parse_sendgrid(fields) if provider == "sendgrid" else inbound.parse_mailgun(fields)

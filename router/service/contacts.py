@@ -94,6 +94,7 @@ async def route_contact(
     forward: Forward | None = None,
     seen_token: tuple[str, str] | None = None,
     source: str | None = None,
+    key_hash: str | None = None,
 ) -> Routed:
     """Decide where *contact* goes and record it, with its *forward* or *answer*.
 
@@ -102,11 +103,14 @@ async def route_contact(
     raises :class:`TokenReplayed`. When the database cannot be written, a contact with an
     *answer* (a call) is still answered and logged in full (``contact.unrecorded``, SPEC
     §7); any other raises :class:`DatabaseUnavailable`, so the provider retries.
+    *key_hash* is ``customer_hash(secret, contact.customer_key)`` when the caller already
+    has it (an SMS conversation is named by it).
     """
     started = time.perf_counter()
     if contact.channel is Channel.PHONE and contact.language is None:
         contact = replace(contact, language=routing.document.ivr_language(contact.customer_key))
-    key_hash = customer_hash(secret, contact.customer_key)
+    if key_hash is None:
+        key_hash = customer_hash(secret, contact.customer_key)
     try:
         async with uow:
             routed, decision = await _record(

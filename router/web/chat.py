@@ -15,47 +15,26 @@ from aiohttp import web
 from integrations import chat as chat_format
 from integrations import twilio_messaging as messaging
 from router.core.contact import Contact
-from router.service.contacts import Forward, Routed, customer_hash, route_contact
-from router.service.ports import DatabaseUnavailable
-from router.web.appkeys import (
-    clock_key,
-    customer_secret_key,
-    metrics_key,
-    outbox_wake_key,
-    routing_key,
-    store_key,
-)
+from router.service.contacts import Routed, customer_hash
+from router.web.appkeys import clock_key, customer_secret_key, routing_key
+from router.web.forwarded import route_forwarded
 from router.web.signed import chat_signed_body
-from router.web.twilio import verified_form
+from router.web.twilio import twiml, verified_form
 
 log = structlog.get_logger(__name__)
 
 
-async def _route_chat(request: web.Request, contact: Contact, *, source: str) -> Routed:
-    app = request.app
+async def _route_chat(
+    request: web.Request, contact: Contact, *, source: str, key_hash: str | None = None
+) -> Routed:
+    """Route *contact* with its hand-off: the text, and what the destination is told."""
     meta = {
         "customer_id": contact.customer_key,
         "language": contact.language,
         "conversation_id": contact.conversation_id,
     }
-    try:
-        routed = await route_contact(
-            contact,
-            app[store_key].unit_of_work(),
-            app[routing_key].active,
-            contact.received_at,
-            secret=app[customer_secret_key],
-            metrics=app[metrics_key],
-            forward=Forward(contact.text.encode("utf-8"), meta),
-            source=source,
-        )
-    except DatabaseUnavailable as exc:
-        raise web.HTTPServiceUnavailable(
-            text="database unavailable; retry later\n", headers={"Retry-After": "10"}
-        ) from exc
-    if routed.fresh:
-        app[outbox_wake_key].set()
-    return routed
+    payload = contact.text.encode("utf-8")
+    return await route_forwarded(request, contact, payload, meta, source=source, key_hash=key_hash)
 
 
 async def chat_webhook(request: web.Request) -> web.Response:
@@ -81,16 +60,15 @@ async def messaging_webhook(request: web.Request) -> web.Response:
     app = request.app
     document = app[routing_key].active.document
     language = document.ivr_language(inbound.customer_key)
-    # the conversation is named by the keyed hash: the raw number is never stored
-    secret_hash = customer_hash(app[customer_secret_key], inbound.customer_key)
+    # hashed once: the keyed hash names the conversation and is what is stored of the customer
+    key_hash = customer_hash(app[customer_secret_key], inbound.customer_key)
     contact = inbound.contact(
         received_at=app[clock_key](),
         language=language,
-        conversation_id=f"{inbound.medium}:{secret_hash[:32]}",
+        customer_hash=key_hash,
     )
-    await _route_chat(request, contact, source="twilio")
-    body = messaging.render_acknowledgement(document.acknowledgement(language))
-    return web.Response(text=body, content_type="text/xml", charset="utf-8")
+    await _route_chat(request, contact, source="twilio", key_hash=key_hash)
+    return twiml(messaging.render_acknowledgement(document.acknowledgement(language)))
 
 
 def add_routes(app: web.Application) -> None:

@@ -18,6 +18,7 @@ from router.core.masking import mask_cards
 from router.service.ports import DatabaseUnavailable
 from router.service.records import PartnerFeedback
 from router.web.appkeys import clock_key, store_key
+from router.web.forwarded import database_unavailable
 from router.web.signed import chat_signed_body
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,7 @@ async def partner_feedback(request: web.Request) -> web.Response:
         found = await app[store_key].record_feedback(feedback.interaction_id, report)
     except DatabaseUnavailable as exc:
         log.error("feedback.unavailable", error=str(exc))
-        raise web.HTTPServiceUnavailable(text="database unavailable; retry later\n") from exc
+        raise database_unavailable() from exc
     if not found:
         raise web.HTTPNotFound(text=f"there is no interaction {feedback.interaction_id}\n")
     log.info(
