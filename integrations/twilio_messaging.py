@@ -9,8 +9,7 @@ from datetime import datetime
 
 from twilio.twiml.messaging_response import MessagingResponse
 
-from integrations.twilio_voice import customer_key
-from router.core.contact import Channel, Contact
+from router.core.contact import Channel, Contact, phone_customer_key
 
 MESSAGING_PATH = "/webhooks/twilio/messaging"
 
@@ -43,7 +42,7 @@ def parse_message(form: Mapping[str, str]) -> InboundMessage:
         raise ValueError("MessageSid is missing")
     sender = form.get("From", "").strip()
     medium, _, number = sender.rpartition(":")
-    key = customer_key(number)
+    key = phone_customer_key(number)
     return InboundMessage(
         message_sid=sid,
         customer_key=key or sender.lower(),

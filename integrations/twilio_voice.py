@@ -8,7 +8,6 @@ follow Twilio's "TwiML Voice: <Gather>", "<Dial>" and "<Record>" references and 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlencode
@@ -17,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from router.core.calls import CallStep, DialFallback, Hangup, TakeVoicemail
-from router.core.contact import Channel, Contact
+from router.core.contact import Channel, Contact, phone_customer_key
 from router.core.decide import Decision
 from router.core.document import RoutingDocument
 
@@ -33,7 +32,6 @@ ANSWERED = frozenset({"completed", "answered"})
 #: Values that mean the destination did not take the call: fallback, then voicemail.
 UNANSWERED = frozenset({"busy", "no-answer", "failed", "canceled"})
 
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _DIAL_TIMEOUT_SECONDS = 20
 _VOICEMAIL_MAX_SECONDS = 180
 
@@ -50,14 +48,9 @@ def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, dict(form)))
 
 
-def customer_key(caller: str) -> str:
-    """The caller's stable identity: E.164 number, a SIP URI, or "" (withheld number)."""
-    caller = caller.strip().replace(" ", "")
-    if _E164.match(caller):
-        return caller
-    if caller.lower().startswith("sip:"):
-        return caller.lower()
-    return ""
+def caller(form: Mapping[str, str]) -> str:
+    """The caller's customer key from the form's ``From`` ("" when withheld)."""
+    return phone_customer_key(form.get("From", ""))
 
 
 def call_sid(form: Mapping[str, str]) -> str:
@@ -74,7 +67,7 @@ def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:
     return Contact(
         channel=Channel.PHONE,
         provider_id=call_sid(form),
-        customer_key=customer_key(form.get("From", "")),
+        customer_key=caller(form),
         received_at=received_at,
         digits=digits[:1] if digits else None,
         text=form.get("SpeechResult", "").strip(),

@@ -128,6 +128,18 @@ def test_inbound_verify_and_parse_load_no_framework(name: str) -> None:
     assert loaded_after_import(name) & FRAMEWORKS == set()
 
 
+def test_provider_modules_share_only_the_helpers_made_for_sharing() -> None:
+    """One module per provider: Twilio messaging does not borrow from Twilio voice, email
+    from chat; what two providers need (a signature scheme, MIME surgery) is its own module."""
+    shared = {"integrations.signing", "integrations.email_message"}
+    for name, tree in modules("integrations"):
+        # "integrations.x.name" (from-imports) counts as the module integrations.x
+        borrowed = {
+            ".".join(m.split(".")[:2]) for m in imported(tree) if m.startswith("integrations.")
+        } - shared
+        assert not borrowed - {name}, (name, borrowed)
+
+
 def test_one_place_writes_contact_routed() -> None:
     places = [
         str(path.relative_to(ROOT))

@@ -6,6 +6,7 @@ it, so nothing here may mention a vendor (no CallSid, no TwiML, no MIME). Pure v
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -72,3 +73,18 @@ class Contact:
     thread_category: Category | None = None
     references: tuple[str, ...] = ()
     conversation_id: str | None = None
+
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def phone_customer_key(number: str) -> str:
+    """A caller's stable identity (SPEC §1): the E.164 number, a SIP URI, or "" for a
+    withheld number. Calls and text messages from one number share it, so the customer
+    lands on the same side of a cut-over on both."""
+    number = number.strip().replace(" ", "")
+    if _E164.match(number):
+        return number
+    if number.lower().startswith("sip:"):
+        return number.lower()
+    return ""

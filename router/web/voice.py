@@ -46,7 +46,7 @@ async def incoming_call(request: web.Request) -> web.Response:
     form = await verified_form(request)
     _call_sid(form)
     document = request.app[routing_key].active.document
-    language = document.ivr_language(tv.customer_key(form.get("From", "")))
+    language = document.ivr_language(tv.caller(form))
     return twiml(
         tv.render_gather(
             prompt=document.ivr_prompt(language), language=language, base=base_url(request)
@@ -96,7 +96,7 @@ async def dial_finished(request: web.Request) -> web.Response:
         app[clock_key](),
         call_sid=sid,
         step=request.raw_path,
-        caller=tv.customer_key(form.get("From", "")),
+        caller=tv.caller(form),
         status=status,
         answered=status in tv.ANSWERED,
         attempt=int(attempt),
@@ -114,7 +114,7 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
     sid = _call_sid(form)
     app = request.app
     active = app[routing_key].active
-    caller = tv.customer_key(form.get("From", ""))
+    caller = tv.caller(form)
     language = active.document.ivr_language(caller)
     recording = form.get("RecordingUrl", "").strip() or None
     destination = request.query.get("destination", "")
@@ -163,7 +163,7 @@ async def call_status(request: web.Request) -> web.Response:
             app[clock_key](),
             call_sid=sid,
             step=request.raw_path,
-            caller=tv.customer_key(form.get("From", "")),
+            caller=tv.caller(form),
             secret=app[customer_secret_key],
             call_status=form.get("CallStatus", "").strip() or None,
             duration_seconds=int(duration) if duration else None,
