@@ -32,6 +32,7 @@ from .conftest import (
     shipped_data,
     store_document,
 )
+from .stored import assert_nothing_stored
 
 Client = TestClient[Any, Any]
 CHAT_SECRET = "chat-webhook-secret"
@@ -223,6 +224,7 @@ async def test_bad_chat_bodies_are_refused_by_path(
     response = await post_chat(client, payload)
     assert response.status == 400
     assert {p["path"] for p in (await response.json())["problems"]} == paths
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_bad_or_stale_signatures_are_refused(chat_app: Callable[..., Any]) -> None:
@@ -233,6 +235,7 @@ async def test_bad_or_stale_signatures_are_refused(chat_app: Callable[..., Any])
     response = await client.post("/webhooks/chat", data=body, headers={HEADER: stale})
     assert response.status == 403
     assert (await client.post("/webhooks/chat", data=body)).status == 403
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_an_sms_is_routed_as_chat_and_acknowledged_in_the_senders_language(

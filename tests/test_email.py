@@ -27,6 +27,7 @@ from router.web.appkeys import routing_key, store_key
 from .background import app_outbox_passed, deliver_due_at, forwards_delivered
 from .conftest import Clock, app_time, make_settings
 from .smtp_sink import SmtpSink
+from .stored import assert_nothing_stored, stored
 
 Client = TestClient[Any, Any]
 SECRET = "email-webhook-secret"
@@ -304,6 +305,7 @@ async def test_bad_signatures_and_credentials_are_refused(
     assert response.status == 403
     assert (await client.post("/webhooks/email/fax", data=b"x")).status == 404
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 def mailgun_fields(timestamp: int, token: str, key: str = MAILGUN_KEY) -> dict[str, str]:
@@ -326,6 +328,9 @@ async def test_mailgun_signatures_freshness_and_replays(
     assert (await client.post("/webhooks/email/mailgun.mime", data=fields)).status == 404
     ok = await client.post("/webhooks/email/mailgun", data=fields)
     assert ok.status == 200, await ok.text()
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)  # the accepted one settles before the refusals
+    before = await stored(store)
     replay = await client.post("/webhooks/email/mailgun", data=fields)
     assert replay.status == 403
     stale = {**fields, **mailgun_fields(app_time(client) - 3600, "token-2")}
@@ -333,6 +338,7 @@ async def test_mailgun_signatures_freshness_and_replays(
     forged = {**fields, **mailgun_fields(app_time(client), "token-3", key="other")}
     assert (await client.post("/webhooks/email/mailgun", data=forged)).status == 403
     assert len(await interactions(settings)) == 1
+    await assert_nothing_stored(store, since=before)
 
 
 async def test_an_oversized_email_is_refused_and_nothing_is_kept(
@@ -344,6 +350,7 @@ async def test_an_oversized_email_is_refused_and_nothing_is_kept(
     response = await post_mime(client, raw)
     assert response.status == 413
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_a_body_without_headers_is_a_bad_request(
@@ -354,6 +361,7 @@ async def test_a_body_without_headers_is_a_bad_request(
     response = await post_mime(client, b"\x00\x01 this is not an email")
     assert response.status == 400
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_with_the_database_down_email_answers_503(
@@ -468,9 +476,16 @@ async def test_partner_feedback_is_kept_with_the_interaction(
     [row] = await interactions(settings)
     assert (row.partner_outcome, row.partner_rating) == ("resolved", 5)
     assert row.partner_comment is not None and CARD not in row.partner_comment
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)  # the email's forward settles before the refusals
+    before = await stored(store)
     assert (await report({**feedback, "interaction_id": 999})).status == 404
     assert (await report({**feedback, "rating": 9})).status == 400
     assert (await report(feedback, secret="wrong")).status == 403
+    # a different report, so that storing it would show
+    changed = {**feedback, "outcome": "unresolved", "rating": 1}
+    assert (await report(changed, secret="wrong")).status == 403
+    await assert_nothing_stored(store, since=before)
 
 
 async def test_the_outbox_command_lists_and_retries_failed_forwards(
