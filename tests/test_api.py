@@ -18,9 +18,10 @@ from router.core.document import validate_document
 from router.service.tokens import Role, create_token
 from router.store import Store
 from router.web.api import ROUTES
-from router.web.appkeys import routing_key
+from router.web.appkeys import routing_key, store_key
 
 from .conftest import Clock, post_twilio
+from .stored import assert_nothing_stored
 
 Client = TestClient[Any, Any]
 
@@ -135,6 +136,7 @@ async def test_every_endpoint_refuses_a_missing_unknown_or_revoked_token(
         assert answer.headers["WWW-Authenticate"].startswith("Bearer"), (method, path)
         assert answer.body["error"]
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
@@ -149,6 +151,7 @@ async def test_a_role_too_weak_is_forbidden_and_changes_nothing(
         assert answer.status == 403, (method, path)
         assert role.value in answer.body["error"]
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_viewer_may_not_cut_over_and_operator_may_not_edit_routing(
@@ -165,6 +168,7 @@ async def test_viewer_may_not_cut_over_and_operator_may_not_edit_routing(
         headers = {"If-Match": routing.headers["ETag"]}
         answer = await api(client, method, path, tokens.operator, body, headers=headers)
         assert answer.status == 403, path
+    await assert_nothing_stored(client.app[store_key])
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -301,6 +305,7 @@ async def test_put_routing_without_a_usable_if_match_is_428(
     assert answer.status == 428
     assert "If-Match" in answer.body["error"]
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_put_routing_with_a_stale_etag_is_409(client: Client, tokens: Tokens) -> None:
@@ -334,6 +339,7 @@ async def test_an_invalid_document_is_refused_with_every_problem(
     ]
     assert all(problem["message"] for problem in answer.body["problems"])
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 @pytest.mark.parametrize(
@@ -351,6 +357,7 @@ async def test_put_routing_refuses_a_body_or_query_that_is_no_good(
     answer = await api(client, "PUT", path_qs, tokens.admin, raw=raw, headers={"If-Match": '"1"'})
     assert problem in problem_paths(answer)
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_diff_lists_what_changed_between_versions(client: Client, tokens: Tokens) -> None:
@@ -395,6 +402,7 @@ async def test_revert_to_an_unknown_version_is_404(client: Client, tokens: Token
     )
     assert answer.status == 404
     assert "42" in answer.body["error"]
+    await assert_nothing_stored(client.app[store_key])
 
 
 # -- cut-over, rollback, resume ----------------------------------------------------------------
@@ -427,6 +435,7 @@ async def test_a_bad_cutover_body_lists_every_problem(client: Client, tokens: To
     assert "unknown channel 'fax'" in messages["channel"]
     assert messages["colour"] == "unknown key"
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 @pytest.mark.parametrize(
@@ -453,6 +462,7 @@ async def test_bad_bodies_are_422_with_every_problem_by_path(
     answer = await api(client, "POST", path, tokens.admin, body)
     assert problem_paths(answer) == paths
     assert len(await history(client, tokens)) == 1
+    await assert_nothing_stored(client.app[store_key])
 
 
 @pytest.mark.parametrize("path", [CUTOVER, "/api/rollback", "/api/resume", "/api/classify"])
@@ -460,6 +470,7 @@ async def test_a_body_that_is_not_json_is_422(client: Client, tokens: Tokens, pa
     answer = await api(client, "POST", path, tokens.admin, raw=b"reason=why")
     assert problem_paths(answer) == ["(body)"]
     assert answer.body["error"] == "the body is not JSON"
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_cutover_dry_run_shows_the_impact_and_stores_nothing(
@@ -509,6 +520,7 @@ async def test_resume_without_a_rollback_is_409(client: Client, tokens: Tokens) 
     answer = await api(client, "POST", "/api/resume", tokens.operator, {"reason": "back"})
     assert answer.status == 409
     assert "no rollback is in force" in answer.body["error"]
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_a_rollback_through_the_api_sends_the_next_call_to_baseline(

@@ -9,6 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from integrations.signing import HEADER, sign, verify
 from router.core.document import shipped_document
 from router.settings import Settings
 from router.store import Store, create_engine
-from router.web.appkeys import settings_key
+from router.web.appkeys import routing_key, settings_key, store_key
 
+from .background import deliver_due_at, forwards_delivered
 from .conftest import (
     Clock,
     app_time,
@@ -30,6 +32,7 @@ from .conftest import (
     shipped_data,
     store_document,
 )
+from .stored import assert_nothing_stored
 
 Client = TestClient[Any, Any]
 CHAT_SECRET = "chat-webhook-secret"
@@ -117,6 +120,14 @@ def chat(text: str, conversation: str = "conv-1", **extra: Any) -> dict[str, Any
     return {"conversation_id": conversation, "customer_id": "cust-42", "text": text, **extra}
 
 
+async def nothing_left_to_hand_off(client: Client, clock: Clock, delivered: int) -> None:
+    """Once *delivered* hand-offs are recorded, a worker pass a day later finds nothing:
+    no duplicate forward, no delivery left unrecorded, whatever retry time it had."""
+    store = client.app[store_key]
+    await forwards_delivered(store, delivered)
+    assert await deliver_due_at(store, clock() + timedelta(days=1)) == []
+
+
 async def test_a_chat_message_is_handed_off_signed_to_its_destination(
     chat_app: Callable[..., Any], receiver: tuple[Receiver, str]
 ) -> None:
@@ -156,7 +167,7 @@ async def test_a_conversation_keeps_its_first_category(
 
 
 async def test_text_to_the_partner_is_masked_and_retries_reach_it_once(
-    chat_app: Callable[..., Any], receiver: tuple[Receiver, str]
+    chat_app: Callable[..., Any], receiver: tuple[Receiver, str], clock: Clock
 ) -> None:
     state, _ = receiver
     state.failures["partner"] = [503, 429, 500]  # two retries are enough... three failures
@@ -164,7 +175,7 @@ async def test_text_to_the_partner_is_masked_and_retries_reach_it_once(
     await post_chat(client, chat(f"Platba kartou {CARD} za objednávku neprošla"))
     [handoff] = await state.wait_for("partner", 1)
     assert CARD not in handoff["text"] and "1111" in handoff["text"]
-    await asyncio.sleep(0.3)
+    await nothing_left_to_hand_off(client, clock, 1)
     assert len(state.received["partner"]) == 1
 
 
@@ -181,7 +192,7 @@ async def test_a_permanent_refusal_goes_to_the_fallback(
 
 
 async def test_duplicates_give_one_interaction_and_one_handoff(
-    chat_app: Callable[..., Any], receiver: tuple[Receiver, str]
+    chat_app: Callable[..., Any], receiver: tuple[Receiver, str], clock: Clock
 ) -> None:
     state, _ = receiver
     client = await chat_app()
@@ -190,7 +201,7 @@ async def test_duplicates_give_one_interaction_and_one_handoff(
     ids = {(await answer.json())["interaction_id"] for answer in answers}
     assert len(ids) == 1
     await state.wait_for("hotline", 1)
-    await asyncio.sleep(0.3)
+    await nothing_left_to_hand_off(client, clock, 1)
     assert len(state.received["hotline"]) == 1
 
 
@@ -213,6 +224,7 @@ async def test_bad_chat_bodies_are_refused_by_path(
     response = await post_chat(client, payload)
     assert response.status == 400
     assert {p["path"] for p in (await response.json())["problems"]} == paths
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_bad_or_stale_signatures_are_refused(chat_app: Callable[..., Any]) -> None:
@@ -223,10 +235,11 @@ async def test_bad_or_stale_signatures_are_refused(chat_app: Callable[..., Any])
     response = await client.post("/webhooks/chat", data=body, headers={HEADER: stale})
     assert response.status == 403
     assert (await client.post("/webhooks/chat", data=body)).status == 403
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_an_sms_is_routed_as_chat_and_acknowledged_in_the_senders_language(
-    chat_app: Callable[..., Any], receiver: tuple[Receiver, str]
+    chat_app: Callable[..., Any], receiver: tuple[Receiver, str], clock: Clock
 ) -> None:
     state, _ = receiver
     client = await chat_app()
@@ -247,7 +260,7 @@ async def test_an_sms_is_routed_as_chat_and_acknowledged_in_the_senders_language
     assert handoff["category"] == "admin"
     again = await post_twilio(client, "/webhooks/twilio/messaging", form)
     assert again.status == 200
-    await asyncio.sleep(0.3)
+    await nothing_left_to_hand_off(client, clock, 1)
     assert len(state.received["hotline"]) == 1
 
 
@@ -265,10 +278,11 @@ async def test_status_lists_the_conversations_the_partner_holds_until_they_come_
     engine = create_engine(settings.database_url)
     try:
         store = Store(engine)
-        await rollback(store, actor="on-call", reason="incident", now=clock())
+        rolled_back = await rollback(store, actor="on-call", reason="incident", now=clock())
         held = (await routing_status(store, clock()))["partner_conversations"]
         assert [item["conversation_id"] for item in held] == ["c-held"]  # still the partner's
-        await asyncio.sleep(0.6)  # the service follows the rollback
+        # the service follows the rollback (SPEC §4: within a second)
+        await asyncio.wait_for(client.app[routing_key].wait_for(rolled_back.version), 1.0)
         await post_chat(client, chat("a kdy to přijde?", conversation="c-held"))
         await state.wait_for("hotline", 1)  # the next message came back in-house
         assert (await routing_status(store, clock()))["partner_conversations"] == []

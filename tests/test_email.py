@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -22,9 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from integrations.signing import sign
 from router.settings import Settings, SmtpSettings
 from router.store import Store, create_engine
+from router.web.appkeys import routing_key, store_key
 
+from .background import app_outbox_passed, deliver_due_at, forwards_delivered
 from .conftest import Clock, app_time, make_settings
 from .smtp_sink import SmtpSink
+from .stored import assert_nothing_stored, stored
 
 Client = TestClient[Any, Any]
 SECRET = "email-webhook-secret"
@@ -175,7 +178,7 @@ async def test_a_reply_keeps_its_threads_category(
 
 
 async def test_a_duplicate_storm_yields_one_interaction_and_one_forward(
-    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink, clock: Clock
 ) -> None:
     settings = email_settings(tmp_path, smtp)
     client = await email_app(settings)
@@ -185,13 +188,16 @@ async def test_a_duplicate_storm_yields_one_interaction_and_one_forward(
     answers = [await response.json() for response in responses]
     assert len({answer["interaction_id"] for answer in answers}) == 1
     await smtp.wait_for(1)
-    await asyncio.sleep(0.5)
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)
+    # a second forward, whenever its attempt was due, would be found by a pass a day later
+    assert await deliver_due_at(store, clock() + timedelta(days=1)) == []
     assert len(smtp.mailbox.received) == 1
     assert len(await interactions(settings)) == 1
 
 
 async def test_smtp_down_then_up_delivers_every_message_once(
-    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink, clock: Clock
 ) -> None:
     settings = email_settings(tmp_path, smtp, outbox_max_attempts=1000)
     client = await email_app(settings)
@@ -199,13 +205,26 @@ async def test_smtp_down_then_up_delivers_every_message_once(
     for n in range(5):
         response = await post_mime(client, message(subject=f"Objednávka {n}"))
         assert response.status == 200  # accepted and durable, though SMTP is down
-    await asyncio.sleep(0.6)  # several failed attempts
+    store = client.app[store_key]
+    await failed_attempts(store, forwards=5, each=2)
     assert smtp.mailbox.received == []
     smtp.start()
     received = await smtp.wait_for(5)
-    await asyncio.sleep(0.5)
+    await forwards_delivered(store, 5)
+    assert await deliver_due_at(store, clock() + timedelta(days=1)) == []
     assert len(received) == 5
     assert sorted(r.message["Subject"] for r in received) == [f"Objednávka {n}" for n in range(5)]
+
+
+async def failed_attempts(store: Store, *, forwards: int, each: int, within: float = 10.0) -> None:
+    """Wait until *forwards* pending forwards have each failed at least *each* times."""
+    deadline = time.monotonic() + within
+    while True:
+        rows = await store.outbox_rows(statuses=["pending"])
+        if len(rows) == forwards and all(row.attempts >= each for row in rows):
+            return
+        assert time.monotonic() < deadline, [(row.id, row.attempts) for row in rows]
+        await asyncio.sleep(0.02)
 
 
 async def test_a_permanent_failure_goes_to_the_fallback_then_visibly_fails(
@@ -286,6 +305,7 @@ async def test_bad_signatures_and_credentials_are_refused(
     assert response.status == 403
     assert (await client.post("/webhooks/email/fax", data=b"x")).status == 404
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 def mailgun_fields(timestamp: int, token: str, key: str = MAILGUN_KEY) -> dict[str, str]:
@@ -308,6 +328,9 @@ async def test_mailgun_signatures_freshness_and_replays(
     assert (await client.post("/webhooks/email/mailgun.mime", data=fields)).status == 404
     ok = await client.post("/webhooks/email/mailgun", data=fields)
     assert ok.status == 200, await ok.text()
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)  # the accepted one settles before the refusals
+    before = await stored(store)
     replay = await client.post("/webhooks/email/mailgun", data=fields)
     assert replay.status == 403
     stale = {**fields, **mailgun_fields(app_time(client) - 3600, "token-2")}
@@ -315,6 +338,7 @@ async def test_mailgun_signatures_freshness_and_replays(
     forged = {**fields, **mailgun_fields(app_time(client), "token-3", key="other")}
     assert (await client.post("/webhooks/email/mailgun", data=forged)).status == 403
     assert len(await interactions(settings)) == 1
+    await assert_nothing_stored(store, since=before)
 
 
 async def test_an_oversized_email_is_refused_and_nothing_is_kept(
@@ -326,6 +350,7 @@ async def test_an_oversized_email_is_refused_and_nothing_is_kept(
     response = await post_mime(client, raw)
     assert response.status == 413
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_a_body_without_headers_is_a_bad_request(
@@ -336,6 +361,7 @@ async def test_a_body_without_headers_is_a_bad_request(
     response = await post_mime(client, b"\x00\x01 this is not an email")
     assert response.status == 400
     assert await interactions(settings) == []
+    await assert_nothing_stored(client.app[store_key])
 
 
 async def test_with_the_database_down_email_answers_503(
@@ -352,12 +378,17 @@ async def test_with_the_database_down_email_answers_503(
 
 
 async def test_without_smtp_settings_forwards_wait_in_the_outbox(
-    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink, clock: Clock
 ) -> None:
     settings = email_settings(tmp_path, smtp, smtp=None)
     client = await email_app(settings)
     assert (await post_mime(client, message())).status == 200
-    await asyncio.sleep(0.6)
+    # long past any retry time, the app's own worker (its wiring is what is tested) has
+    # looked at the forward and left it alone
+    clock.advance(timedelta(minutes=1))
+    await app_outbox_passed(client.app)
+    [waiting] = await client.app[store_key].outbox_rows(statuses=["pending"])
+    assert (waiting.kind, waiting.attempts) == ("email", 0)
     assert smtp.mailbox.received == []
     status = await (await client.get("/readyz")).json()
     assert status["status"] == "ok"
@@ -375,7 +406,7 @@ async def test_without_smtp_settings_forwards_wait_in_the_outbox(
 
 
 async def test_a_voicemail_is_emailed_to_the_destination(
-    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink, clock: Clock
 ) -> None:
     from .conftest import post_twilio
     from .test_voice import dialled
@@ -407,7 +438,9 @@ async def test_a_voicemail_is_emailed_to_the_destination(
         response = await post_twilio(client, record_action.removeprefix(PUBLIC_URL), recording)
         assert response.status == 200
     [received] = await smtp.wait_for(1)
-    await asyncio.sleep(0.3)
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)
+    assert await deliver_due_at(store, clock() + timedelta(days=1)) == []
     assert len(smtp.mailbox.received) == 1
     assert received.rcpt_tos == [HOTLINE]
     text = received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -443,9 +476,16 @@ async def test_partner_feedback_is_kept_with_the_interaction(
     [row] = await interactions(settings)
     assert (row.partner_outcome, row.partner_rating) == ("resolved", 5)
     assert row.partner_comment is not None and CARD not in row.partner_comment
+    store = client.app[store_key]
+    await forwards_delivered(store, 1)  # the email's forward settles before the refusals
+    before = await stored(store)
     assert (await report({**feedback, "interaction_id": 999})).status == 404
     assert (await report({**feedback, "rating": 9})).status == 400
     assert (await report(feedback, secret="wrong")).status == 403
+    # a different report, so that storing it would show
+    changed = {**feedback, "outcome": "unresolved", "rating": 1}
+    assert (await report(changed, secret="wrong")).status == 403
+    await assert_nothing_stored(store, since=before)
 
 
 async def test_the_outbox_command_lists_and_retries_failed_forwards(
@@ -496,7 +536,8 @@ async def test_the_guard_rolls_back_email_when_the_partners_mailbox_refuses(
             assert time.monotonic() < deadline, "the guard did not roll email back"
             await asyncio.sleep(0.05)
         assert (current.actor, current.channel) == ("guard", "email")
-        await asyncio.sleep(0.6)  # the service follows the new version within 250 ms
+        # the service follows the new version (SPEC §4: within a second)
+        await asyncio.wait_for(client.app[routing_key].wait_for(current.version), 1.0)
         answer = await (await post_mime(client, message(subject="Objednávka 21"))).json()
         assert answer["destination"] == "hotline"
     finally:

@@ -16,11 +16,12 @@ from router.core.contact import Category, Channel
 from router.core.document import shipped_document
 from router.core.migration import PlanStep, cut_over
 from router.service.ports import StaleVersion
-from router.service.scheduler import schedule_plan
+from router.service.scheduler import run_due_work, schedule_plan
 from router.service.tokens import Role, create_token
 from router.service.versions import apply_document, resume, rollback
 from router.store import Store, create_engine, migrate
 from router.web.app import make_app
+from router.web.appkeys import store_key
 
 from .conftest import Clock, make_settings, post_twilio
 from .test_rollback import HOTLINE, PARTNER, call, eventually
@@ -129,7 +130,7 @@ async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
         )
         # due already, but held until the rollback ends
         await schedule_plan(pg_store, [step], actor="t", now=clock())
-        await asyncio.sleep(0.6)
+        assert await run_due_work(pg_store, clock()) == []
         assert (await pg_store.current_version()).kind == "rollback"  # type: ignore[union-attr]
         await resume(pg_store, actor="on-call", reason="over", now=clock())
 
@@ -138,9 +139,28 @@ async def test_two_replicas_follow_a_rollback_and_run_a_plan_step_once(
             return current is not None and current.kind == "plan"
 
         await eventually(executed, within=2.5)
-        await asyncio.sleep(1.0)
+        # whichever replica ran it, neither runs it again
+        for replica in (first, second):
+            assert await run_due_work(replica.app[store_key], clock()) == []
     kinds = [row.kind for row in await pg_store.history()]
     assert kinds == ["plan", "resume", "rollback", "apply"]
+
+
+async def test_two_schedulers_racing_for_one_due_step_make_one_version(
+    postgres_database_url: str, clock: Clock, pg_store: Store
+) -> None:
+    await apply_document(pg_store, shipped_document(), actor="t", reason="t", now=clock())
+    step = PlanStep(clock(), "step", {Channel.EMAIL: {Category.ADMIN: 30.0}})
+    await schedule_plan(pg_store, [step], actor="t", now=clock())
+    engine = create_engine(postgres_database_url)  # a second replica's connection
+    try:
+        made = await asyncio.gather(
+            run_due_work(pg_store, clock()), run_due_work(Store(engine), clock())
+        )
+    finally:
+        await engine.dispose()
+    assert sorted(len(versions) for versions in made) == [0, 1]
+    assert [row.kind for row in await pg_store.history()] == ["plan", "apply"]
 
 
 def test_the_known_head_matches_the_migration_scripts() -> None:

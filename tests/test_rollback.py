@@ -17,14 +17,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.core.contact import Category, Channel
 from router.core.document import document_data, shipped_document, validate_document
-from router.core.migration import cut_over
+from router.core.migration import PlanStep, cut_over
 from router.service.queries import routing_status
+from router.service.scheduler import run_due_work, schedule_plan
 from router.service.versions import apply_document, rollback
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 from router.web.app import make_app
-from router.web.appkeys import routing_key
+from router.web.appkeys import routing_key, store_key
 
 from .conftest import PUBLIC_URL, Clock, post_twilio
 
@@ -147,7 +149,8 @@ async def test_a_change_during_a_timed_rollback_cancels_the_return(
     assert status["rollback"] is None
     assert status["rollback_return_cancelled"]["cancelled_by_version"] == 3
     clock.advance(timedelta(hours=2))
-    await asyncio.sleep(1.0)  # the scheduler has run meanwhile and must not resume
+    # an hour after the rollback would have ended, the scheduler finds nothing to do
+    assert await run_due_work(seeded, clock()) == []
     assert [row.kind for row in await seeded.history()] == ["cutover", "rollback", "apply"]
     assert "cancelled by version 3" in (await switchboard(settings, "status")).stdout
 
@@ -189,15 +192,17 @@ async def test_plan_steps_run_once_even_with_two_replicas(
     applied = await switchboard(settings, "plan", "apply", str(plan))
     assert applied.returncode == 0, applied.stderr
     async with (
-        TestClient(TestServer(make_app(settings, clock=clock))),
-        TestClient(TestServer(make_app(settings, clock=clock))),
+        TestClient(TestServer(make_app(settings, clock=clock))) as first,
+        TestClient(TestServer(make_app(settings, clock=clock))) as second,
     ):
 
         async def executed() -> bool:
             return (await seeded.current_version()).kind == "plan"  # type: ignore[union-attr]
 
         await eventually(executed, within=2.5)
-        await asyncio.sleep(1.0)  # give the second replica every chance to run it again
+        # whichever replica ran it, neither runs it again
+        for replica in (first, second):
+            assert await run_due_work(replica.app[store_key], clock()) == []
     history = await seeded.history()
     assert [(row.kind, row.actor, row.reason) for row in history[:2]] == [
         ("plan", "scheduler", "step 1"),
@@ -209,6 +214,22 @@ async def test_plan_steps_run_once_even_with_two_replicas(
     assert "cancelled 1" in cancelled.stdout
 
 
+async def test_two_schedulers_racing_for_one_due_step_make_one_version(
+    seeded: Store, settings: Settings, clock: Clock
+) -> None:
+    step = PlanStep(clock(), "step 1", {Channel.PHONE: {Category.ADMIN: 25.0}})
+    await schedule_plan(seeded, [step], actor="test", now=clock())
+    engine = create_engine(settings.database_url)  # a second replica's connection
+    try:
+        made = await asyncio.gather(
+            run_due_work(seeded, clock()), run_due_work(Store(engine), clock())
+        )
+    finally:
+        await engine.dispose()
+    assert sorted(len(versions) for versions in made) == [0, 1]
+    assert [row.kind for row in await seeded.history()] == ["plan", "apply"]
+
+
 async def test_plan_steps_wait_while_a_rollback_is_in_force(
     seeded: Store, settings: Settings, clock: Clock, tmp_path: Path, service: Client
 ) -> None:
@@ -218,7 +239,7 @@ async def test_plan_steps_wait_while_a_rollback_is_in_force(
         f'- at: "{clock().isoformat()}"\n  reason: "step"\n  cutover: {{phone: {{admin: 50}}}}\n'
     )
     await switchboard(settings, "plan", "apply", str(plan))
-    await asyncio.sleep(1.2)
+    assert await run_due_work(seeded, clock()) == []  # the step is due, and held
     assert (await seeded.current_version()).kind == "rollback"  # type: ignore[union-attr]
     status = await routing_status(seeded, clock())
     assert [step["held_by_rollback"] for step in status["plan"]] == [True]

@@ -21,8 +21,10 @@ from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine
 from router.web.app import make_app
+from router.web.appkeys import store_key
 
 from .conftest import NOW, PRAGUE, PUBLIC_URL, Clock, make_settings, post_twilio
+from .stored import assert_nothing_stored, stored
 
 PARTNER = "+420800100200"
 HOTLINE = "+420222333444"
@@ -306,12 +308,14 @@ async def test_a_failed_dial_tries_the_fallback_once_then_takes_a_voicemail(
     assert row.recording_url == form["RecordingUrl"]
 
 
-async def test_unknown_dial_status_is_refused(client: Client) -> None:
+async def test_unknown_dial_status_is_refused(client: Client, store: Store) -> None:
     _, action = dialled(await route(client, Digits="2"))
+    before = await stored(store)
     form = {"CallSid": "CA0001", "DialCallStatus": "exploded"}
     response = await post_twilio(client, action.removeprefix(PUBLIC_URL), form)
     assert response.status == 400
     assert "DialCallStatus" in await response.text()
+    await assert_nothing_stored(store, since=before)
 
 
 async def test_status_callback_keeps_the_duration(client: Client, store: Store) -> None:
@@ -427,6 +431,7 @@ async def test_bad_signatures_are_refused_and_change_nothing(
         response = await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
     assert response.status == 403
     assert await interactions(store) == []
+    await assert_nothing_stored(store)
 
 
 async def test_without_a_twilio_token_voice_webhooks_are_refused(
@@ -437,6 +442,7 @@ async def test_without_a_twilio_token_voice_webhooks_are_refused(
         response = await post_twilio(client, ROUTE, {"CallSid": "CA1", "Digits": "1"})
     assert response.status == 403
     assert any("TWILIO_AUTH_TOKEN" in str(entry.get("reason")) for entry in logs)
+    await assert_nothing_stored(client.app[store_key])
 
 
 # -- retries ----------------------------------------------------------------------------------
