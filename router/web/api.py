@@ -33,13 +33,11 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
-from pydantic_core import ErrorDetails
 
 from router.core.classify import classify
 from router.core.contact import Category, Channel
 from router.core.document import (
     DocumentInvalid,
-    Problem,
     RoutingDocument,
     diff_documents,
     document_data,
@@ -47,6 +45,7 @@ from router.core.document import (
 )
 from router.core.durations import parse_duration, parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_plan
+from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE
 from router.core.traffic import MAX_HOURS
 from router.service.ports import DatabaseUnavailable, StaleVersion
@@ -204,37 +203,12 @@ def guarded(needed: Role, handler: ApiHandler) -> Handler:
 # -- request parsing -------------------------------------------------------------------------
 
 
-def problems_of(error: ValidationError) -> list[Problem]:
-    return [Problem(dotted(item["loc"]), message_of(item)) for item in error.errors()]
-
-
-def dotted(loc: tuple[int | str, ...]) -> str:
-    """``("steps", 0, "at")`` -> ``"steps[0].at"``; the empty loc is the body itself."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path or BODY_PATH
-
-
-def message_of(item: ErrorDetails) -> str:
-    if item["type"] == "missing":
-        return "required"
-    if item["type"] == "extra_forbidden":
-        return "unknown key"
-    if item["type"] == "model_type":
-        return "expected a JSON object"
-    message = item["msg"].removeprefix("Value error, ")
-    return message[:1].lower() + message[1:]
-
-
 def validated(model: type[M], data: object, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ApiError(422, f"invalid {what}", problems=problems_of(error)) from error
+        problems = problems_of(error, data, root=BODY_PATH)
+        raise ApiError(422, f"invalid {what}", problems=problems) from error
 
 
 async def json_body(request: web.Request) -> object:
