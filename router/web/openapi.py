@@ -55,13 +55,15 @@ def ref(name: str) -> dict[str, str]:
 
 def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
     """The whole OpenAPI document for *operations*."""
-    bodies, definitions = body_schemas(operations)
+    payloads, definitions = payload_schemas(operations)
     schemas = dict(definitions)
     paths: dict[str, dict[str, Any]] = {}
     for index, operation in enumerate(operations):
         if operation.query is not None:
             schemas.update(model_schemas(operation.query))
-        item = operation_object(operation, bodies[("answer", index)], bodies.get(("body", index)))
+        item = operation_object(
+            operation, payloads[("answer", index)], payloads.get(("body", index))
+        )
         paths.setdefault(operation.path, {})[operation.method.lower()] = item
     return {
         "openapi": OPENAPI_VERSION,
@@ -96,7 +98,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
 Key = tuple[str, int]
 
 
-def body_schemas(
+def payload_schemas(
     operations: Sequence[Operation],
 ) -> tuple[dict[Key, dict[str, Any]], dict[str, Any]]:
     """The schema of every answer (``("answer", i)``) and request body (``("body", i)``),
@@ -233,7 +235,7 @@ def standard_responses() -> dict[str, Any]:
         str(status): {
             "description": text,
             "content": {
-                "application/json": {"schema": ref("Invalid" if status == 422 else "Error")}
+                "application/json": {"schema": ref((Invalid if status == 422 else Error).__name__)}
             },
         }
         for status, text in _ERROR_TEXT.items()
