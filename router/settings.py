@@ -1,7 +1,10 @@
 """Settings from the environment (SPEC §5), validated once at start-up.
 
-Only ``SWITCHBOARD_DATABASE_URL`` has to be valid for the service to start; a provider
-secret left unset disables just the endpoints that need it.
+The variables are declared once, with their fixed names and defaults, as a
+pydantic-settings model; :func:`load_settings` reads them into the :class:`Settings` value
+the rest of Switchboard uses. Only ``SWITCHBOARD_DATABASE_URL`` has to be valid for the
+service to start: any other invalid variable is replaced by its default and reported in
+``Settings.warnings``; a provider secret left unset disables just the endpoints that need it.
 
 Where data lives when nothing says otherwise (``var/``): ``SWITCHBOARD_VAR_DIR``, else the
 ``var/`` directory of the source checkout the code runs from, else
@@ -17,11 +20,20 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from router.core.problems import Problem, problems_of
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -87,152 +99,222 @@ def default_var_dir(environ: Mapping[str, str]) -> Path:
     return Path(state) / "switchboard"
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and check the settings; raises :class:`SettingsError` listing every problem."""
-    env = os.environ if environ is None else environ
-    problems: list[str] = []
-    var_dir = default_var_dir(env)
+# -- reading the environment -------------------------------------------------------------
 
-    database_url = env.get("SWITCHBOARD_DATABASE_URL") or (
-        f"sqlite+aiosqlite:///{var_dir / 'switchboard.db'}"
-    )
-    try:
-        url = make_url(database_url)
-        if url.drivername not in _SUPPORTED_DRIVERS:
-            problems.append(
-                f"SWITCHBOARD_DATABASE_URL: driver {url.drivername!r} is not supported; "
-                f"use one of {', '.join(_SUPPORTED_DRIVERS)}"
-            )
-    except ArgumentError as exc:
-        problems.append(f"SWITCHBOARD_DATABASE_URL: not a database URL ({exc})")
 
-    host = env.get("SWITCHBOARD_HOST") or "127.0.0.1"
-    port = 8080
-    if env.get("SWITCHBOARD_PORT"):
+def _whole_number(value: object) -> object:
+    # Python's int(), as always: "8.0" is refused rather than read as 8 (pydantic's lax
+    # parsing would take it).
+    if isinstance(value, str):
         try:
-            port = int(env["SWITCHBOARD_PORT"])
-            if not 0 <= port <= 65535:
-                raise ValueError
+            return int(value)
         except ValueError:
-            port = 8080
-            problems.append(
-                f"SWITCHBOARD_PORT: {env['SWITCHBOARD_PORT']!r} is not a port number (0-65535)"
-            )
-
-    public_url = (env.get("SWITCHBOARD_PUBLIC_URL") or "").rstrip("/") or None
-    if public_url is not None:
-        parts = urlsplit(public_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            problems.append(
-                f"SWITCHBOARD_PUBLIC_URL: {public_url!r} must be http(s)://host[:port][/prefix]"
-            )
-            public_url = None
-
-    log_format: LogFormat | None = None
-    raw_format = env.get("SWITCHBOARD_LOG_FORMAT")
-    if raw_format:
-        if raw_format == "json":
-            log_format = "json"
-        elif raw_format == "console":
-            log_format = "console"
-        else:
-            problems.append(f"SWITCHBOARD_LOG_FORMAT: {raw_format!r} is not 'json' or 'console'")
-
-    db_timeout = 8.0
-    if env.get("SWITCHBOARD_DB_TIMEOUT"):
-        try:
-            db_timeout = float(env["SWITCHBOARD_DB_TIMEOUT"])
-            if not 0 < db_timeout <= 60:
-                raise ValueError
-        except ValueError:
-            db_timeout = 8.0
-            problems.append(
-                f"SWITCHBOARD_DB_TIMEOUT: {env['SWITCHBOARD_DB_TIMEOUT']!r} is not a number of "
-                "seconds between 0 and 60"
-            )
-
-    smtp = _smtp_settings(env, problems)
-    max_email_bytes = _number(env, "SWITCHBOARD_MAX_EMAIL_BYTES", 26_214_400, 1, 2**31, problems)
-    base_delay = _number(env, "SWITCHBOARD_OUTBOX_BASE_DELAY", 1.0, 0.001, 3600, problems)
-    max_delay = _number(env, "SWITCHBOARD_OUTBOX_MAX_DELAY", 60.0, 0.001, 86400, problems)
-    max_attempts = _number(env, "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS", 8, 1, 1000, problems)
-
-    secret = env.get("SWITCHBOARD_CUSTOMER_KEY_SECRET") or None
-    if secret is not None and len(secret) < 16:
-        problems.append("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters")
-
-    # Only the database URL has to be valid (SPEC §5): the on-call person's rollback must not
-    # be refused over an SMTP typo. Any other bad value falls back to its default (or turns
-    # its feature off) and is reported as a warning.
-    fatal = [p for p in problems if p.startswith("SWITCHBOARD_DATABASE_URL")]
-    if fatal:
-        raise SettingsError(fatal)
-    return Settings(
-        database_url=database_url,
-        var_dir=var_dir,
-        host=host,
-        port=port,
-        public_url=public_url,
-        log_format=log_format,
-        customer_key_secret=secret,
-        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
-        db_timeout_seconds=db_timeout,
-        smtp=smtp,
-        mailgun_signing_key=env.get("SWITCHBOARD_MAILGUN_SIGNING_KEY") or None,
-        email_webhook_secret=env.get("SWITCHBOARD_EMAIL_WEBHOOK_SECRET") or None,
-        chat_secret=env.get("SWITCHBOARD_CHAT_SECRET") or None,
-        max_email_bytes=int(max_email_bytes),
-        outbox_base_delay=float(base_delay),
-        outbox_max_delay=float(max_delay),
-        outbox_max_attempts=int(max_attempts),
-        warnings=tuple(problems),
-    )
-
-
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    default: float,
-    low: float,
-    high: float,
-    problems: list[str],
-) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw) if isinstance(default, float) else int(raw)
-    except ValueError:
-        problems.append(f"{name}: {raw!r} is not a number")
-        return default
-    if not low <= value <= high:
-        problems.append(f"{name}: {raw} is outside {low:g}-{high:g}")
-        return default
+            raise ValueError(f"{value!r} is not a whole number") from None
     return value
 
 
-def _smtp_settings(env: Mapping[str, str], problems: list[str]) -> SmtpSettings | None:
-    host = env.get("SWITCHBOARD_SMTP_HOST")
-    if not host:
+def _number(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+    return value
+
+
+def _public_url(value: str) -> str | None:
+    url = value.rstrip("/")
+    if not url:
         return None
-    security = env.get("SWITCHBOARD_SMTP_SECURITY") or "starttls"
-    if security not in ("none", "starttls", "tls"):
-        problems.append(
-            f"SWITCHBOARD_SMTP_SECURITY: {security!r} is not 'none', 'starttls' or 'tls'"
-        )
-        security = "starttls"
-    default_port = {"none": 25, "starttls": 587, "tls": 465}[security]
-    port = int(_number(env, "SWITCHBOARD_SMTP_PORT", default_port, 1, 65535, problems))
-    username = env.get("SWITCHBOARD_SMTP_USERNAME") or None
-    password = env.get("SWITCHBOARD_SMTP_PASSWORD") or None
-    if (username is None) != (password is None):
-        problems.append("SWITCHBOARD_SMTP_USERNAME/_PASSWORD: give both or neither")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError(f"{url!r} must be http(s)://host[:port][/prefix]")
+    return url
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL ({exc})") from None
+    if url.drivername not in _SUPPORTED_DRIVERS:
+        supported = ", ".join(_SUPPORTED_DRIVERS)
+        raise ValueError(f"driver {url.drivername!r} is not supported; use one of {supported}")
+    return value
+
+
+_Whole = Annotated[int, BeforeValidator(_whole_number)]
+_Seconds = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+
+
+class _Environment(BaseSettings):
+    """The variables of SPEC §5 and the README, each under its fixed name, with its default.
+
+    Declared in the order problems are reported. Only read through :func:`load_settings`,
+    which keeps the service starting when anything but the database URL is wrong.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
+
+    database_url: Annotated[str, AfterValidator(_database_url)] | None = Field(
+        default=None, validation_alias="SWITCHBOARD_DATABASE_URL"
+    )
+    host: str = Field(default="127.0.0.1", validation_alias="SWITCHBOARD_HOST")
+    port: _Whole = Field(default=8080, ge=0, le=65535, validation_alias="SWITCHBOARD_PORT")
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
+        default=None, validation_alias="SWITCHBOARD_PUBLIC_URL"
+    )
+    log_format: LogFormat | None = Field(default=None, validation_alias="SWITCHBOARD_LOG_FORMAT")
+    db_timeout: _Seconds = Field(
+        default=8.0, gt=0, le=60, validation_alias="SWITCHBOARD_DB_TIMEOUT"
+    )
+    smtp_host: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_HOST")
+    smtp_security: SmtpSecurity = Field(
+        default="starttls", validation_alias="SWITCHBOARD_SMTP_SECURITY"
+    )
+    smtp_port: Annotated[_Whole, Field(ge=1, le=65535)] | None = Field(
+        default=None,
+        validation_alias="SWITCHBOARD_SMTP_PORT",  # None: the usual port
+    )
+    smtp_username: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_PASSWORD")
+    max_email_bytes: _Whole = Field(
+        default=26_214_400, ge=1, le=2**31, validation_alias="SWITCHBOARD_MAX_EMAIL_BYTES"
+    )
+    outbox_base_delay: _Seconds = Field(
+        default=1.0, ge=0.001, le=3600, validation_alias="SWITCHBOARD_OUTBOX_BASE_DELAY"
+    )
+    outbox_max_delay: _Seconds = Field(
+        default=60.0, ge=0.001, le=86400, validation_alias="SWITCHBOARD_OUTBOX_MAX_DELAY"
+    )
+    outbox_max_attempts: _Whole = Field(
+        default=8, ge=1, le=1000, validation_alias="SWITCHBOARD_OUTBOX_MAX_ATTEMPTS"
+    )
+    customer_key_secret: str | None = Field(
+        default=None, validation_alias="SWITCHBOARD_CUSTOMER_KEY_SECRET"
+    )
+    twilio_auth_token: str | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    mailgun_signing_key: str | None = Field(
+        default=None, validation_alias="SWITCHBOARD_MAILGUN_SIGNING_KEY"
+    )
+    email_webhook_secret: str | None = Field(
+        default=None, validation_alias="SWITCHBOARD_EMAIL_WEBHOOK_SECRET"
+    )
+    chat_secret: str | None = Field(default=None, validation_alias="SWITCHBOARD_CHAT_SECRET")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The model validates only what it is given: _Variables reads the environment (the
+        # one load_settings is handed), so the second, fallback validation sees no variable
+        # the first one refused.
+        return (init_settings,)
+
+
+class _Variables(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping, so a caller (a test, a
+    command) can hand in its own environment instead of ``os.environ``."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(_Environment)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # An empty variable counts as unset, as it always has (env_ignore_empty).
+        return {name: value for name, value in self._environ.items() if value}
+
+
+_VARIABLES = [str(field.validation_alias) for field in _Environment.model_fields.values()]
+
+
+def _read(environ: Mapping[str, str]) -> tuple[_Environment, list[Problem]]:
+    """The environment, every invalid variable replaced by its default, and the problems.
+
+    SMTP variables are only looked at when SWITCHBOARD_SMTP_HOST is set: without it, email
+    forwards wait in the outbox whatever the rest says.
+    """
+    raw: dict[str, Any] = _Variables(environ)()
+    if "SWITCHBOARD_SMTP_HOST" not in raw:
+        raw = {name: value for name, value in raw.items() if "_SMTP_" not in name}
+    try:
+        return _Environment.model_validate(raw), []
+    except ValidationError as error:
+        problems = problems_of(error, raw, root="(environment)")
+    invalid = {problem.path for problem in problems}
+    valid = {name: value for name, value in raw.items() if name not in invalid}
+    return _Environment.model_validate(valid), problems
+
+
+def _advice(values: _Environment) -> list[Problem]:
+    """Problems that leave the value in use (it works, but should be fixed)."""
+    problems: list[Problem] = []
+    if values.smtp_host is not None and (values.smtp_username is None) != (
+        values.smtp_password is None
+    ):
+        problems.append(Problem("SWITCHBOARD_SMTP_USERNAME/_PASSWORD", "give both or neither"))
+    secret = values.customer_key_secret
+    if secret is not None and len(secret) < 16:
+        problems.append(Problem("SWITCHBOARD_CUSTOMER_KEY_SECRET", "use at least 16 characters"))
+    return problems
+
+
+def _in_declared_order(problem: Problem) -> int:
+    return _VARIABLES.index(problem.path.split("/")[0])
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the settings; raises :class:`SettingsError` listing every problem."""
+    env = os.environ if environ is None else environ
+    var_dir = default_var_dir(env)
+    values, problems = _read(env)
+    problems = sorted([*problems, *_advice(values)], key=_in_declared_order)
+    lines = [f"{problem.path}: {problem.message}" for problem in problems]
+    # Only the database URL has to be valid (SPEC §5): the on-call person's rollback must not
+    # be refused over an SMTP typo. Any other bad value falls back to its default (or turns
+    # its feature off) and is reported as a warning.
+    fatal = [line for line in lines if line.startswith("SWITCHBOARD_DATABASE_URL")]
+    if fatal:
+        raise SettingsError(fatal)
+    return Settings(
+        database_url=values.database_url or f"sqlite+aiosqlite:///{var_dir / 'switchboard.db'}",
+        var_dir=var_dir,
+        host=values.host,
+        port=values.port,
+        public_url=values.public_url,
+        log_format=values.log_format,
+        customer_key_secret=values.customer_key_secret,
+        twilio_auth_token=values.twilio_auth_token,
+        db_timeout_seconds=values.db_timeout,
+        smtp=_smtp_settings(values),
+        mailgun_signing_key=values.mailgun_signing_key,
+        email_webhook_secret=values.email_webhook_secret,
+        chat_secret=values.chat_secret,
+        max_email_bytes=values.max_email_bytes,
+        outbox_base_delay=values.outbox_base_delay,
+        outbox_max_delay=values.outbox_max_delay,
+        outbox_max_attempts=values.outbox_max_attempts,
+        warnings=tuple(lines),
+    )
+
+
+_USUAL_PORTS: dict[SmtpSecurity, int] = {"none": 25, "starttls": 587, "tls": 465}
+
+
+def _smtp_settings(values: _Environment) -> SmtpSettings | None:
+    if values.smtp_host is None:
+        return None
     return SmtpSettings(
-        host=host,
-        port=port,
-        security=security,  # type: ignore[arg-type]
-        username=username,
-        password=password,
+        host=values.smtp_host,
+        port=values.smtp_port or _USUAL_PORTS[values.smtp_security],
+        security=values.smtp_security,
+        username=values.smtp_username,
+        password=values.smtp_password,
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from router.settings import SettingsError, customer_key_secret, load_settings
+from router.settings import SettingsError, SmtpSettings, customer_key_secret, load_settings
 
 
 def test_defaults_need_nothing_but_a_place_for_data(tmp_path: Path) -> None:
@@ -77,3 +78,53 @@ def test_a_configured_secret_wins(tmp_path: Path) -> None:
     )
     assert customer_key_secret(settings) == b"s" * 20
     assert not (tmp_path / "customer_key_secret").exists()
+
+
+def test_the_process_environment_is_read_when_no_mapping_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SWITCHBOARD_PORT", "9090")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "twilio-token")
+    monkeypatch.setenv("SWITCHBOARD_HOST", "")  # empty is unset
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 9090)
+    assert settings.twilio_auth_token == "twilio-token"
+    assert settings.warnings == ()
+
+
+def test_names_are_exact_and_smtp_details_wait_for_an_smtp_host(tmp_path: Path) -> None:
+    env = {
+        "SWITCHBOARD_VAR_DIR": str(tmp_path),
+        "switchboard_port": "9090",
+        "SWITCHBOARD_SMTP_SECURITY": "ssl",
+        "SWITCHBOARD_SMTP_PORT": "many",
+    }
+    settings = load_settings(env)
+    assert (settings.port, settings.smtp, settings.warnings) == (8080, None, ())
+    smtp = load_settings({**env, "SWITCHBOARD_SMTP_HOST": "mail.example"})
+    assert [warning.split(":")[0] for warning in smtp.warnings] == [
+        "SWITCHBOARD_SMTP_SECURITY",
+        "SWITCHBOARD_SMTP_PORT",
+    ]
+    assert smtp.smtp == SmtpSettings(host="mail.example", port=587, security="starttls")
+
+
+@pytest.mark.parametrize(("security", "port"), [("none", 25), ("starttls", 587), ("tls", 465)])
+def test_each_smtp_security_has_its_usual_port(tmp_path: Path, security: str, port: int) -> None:
+    env = {
+        "SWITCHBOARD_VAR_DIR": str(tmp_path),
+        "SWITCHBOARD_SMTP_HOST": "mail.example",
+        "SWITCHBOARD_SMTP_SECURITY": security,
+    }
+    smtp = load_settings(env).smtp
+    assert smtp is not None and (smtp.security, smtp.port) == (security, port)
+    assert load_settings({**env, "SWITCHBOARD_SMTP_PORT": "2525"}).smtp == replace(smtp, port=2525)
+
+
+def test_a_short_customer_key_secret_is_used_but_warned_about(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"SWITCHBOARD_VAR_DIR": str(tmp_path), "SWITCHBOARD_CUSTOMER_KEY_SECRET": "short"}
+    )
+    assert settings.customer_key_secret == "short"
+    assert settings.warnings == ("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters",)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +45,7 @@ from pydantic_core import PydanticCustomError
 from router.core.contact import Category, Channel, Side
 from router.core.durations import parse_duration
 from router.core.hours import ALWAYS, HoursError, OpeningHours, parse_hours
+from router.core.problems import Problem, problems_of
 from router.core.shipped import shipped_path
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "Problem",
     "Routes",
     "RoutingDocument",
+    "Share",
     "diff_documents",
     "document_data",
     "document_json",
@@ -88,13 +90,6 @@ _BUILTIN_GOODBYE = "Thank you for calling. Goodbye."
 _BUILTIN_ACKNOWLEDGEMENT = "Thank you for your message. We will get back to you shortly."
 
 DOCUMENT_PATH = "(document)"  # the path of a problem with the document as a whole
-
-
-class Problem(NamedTuple):
-    """One reason a document is rejected: where (dotted path) and what."""
-
-    path: str
-    message: str
 
 
 class DocumentInvalid(ValueError):
@@ -227,7 +222,8 @@ _Text = Annotated[str, Field(strict=True), AfterValidator(_not_blank)]
 _Name = Annotated[str, Field(strict=True), AfterValidator(_destination_name)]
 _Reference = Annotated[str, Field(strict=True)]  # checked against destinations as a whole
 _LanguageTag = Annotated[str, Field(strict=True), AfterValidator(_language_tag)]
-_Share = Annotated[
+#: A cut-over share: a percentage of customers on target routing.
+Share = Annotated[
     float,
     Field(strict=True, ge=0, le=100, allow_inf_nan=False),
     PlainSerializer(_compact, return_type=int | float),
@@ -262,7 +258,7 @@ class Destination(_Model):
         try:
             parse_hours(value)
         except HoursError as error:
-            # One error carrying every sub-problem; _problems() expands it into one Problem
+            # One error carrying every sub-problem; problems_of() expands it into one Problem
             # per sub-path (destinations.hotline.hours.mon-fri, ….closed[1]).
             raise PydanticCustomError(
                 "hours", "{summary}", {"summary": str(error), "problems": error.problems}
@@ -300,9 +296,9 @@ class Routes(_Model):
 class CutoverShares(_Model):
     """Category -> percentage routed by target, for one channel; missing = 0."""
 
-    admin: _Share = 0.0
-    product: _Share = 0.0
-    unknown: _Share = 0.0
+    admin: Share = 0.0
+    product: Share = 0.0
+    unknown: Share = 0.0
 
     def share(self, category: Category) -> float:
         share: float = getattr(self, category.value)
@@ -535,7 +531,7 @@ def validate_document(data: object) -> RoutingDocument:
     try:
         document = RoutingDocument.model_validate(data)
     except ValidationError as error:
-        problems.extend(_problems(error, data))
+        problems.extend(problems_of(error, data, root=DOCUMENT_PATH))
         # The model's own reference check only runs when every field is valid; run it on
         # the raw data so one report lists everything.
         problems.extend(_reference_problems(data))
@@ -543,57 +539,6 @@ def validate_document(data: object) -> RoutingDocument:
         unique = list(dict.fromkeys(problems))
         raise DocumentInvalid(sorted(unique, key=lambda problem: problem.path))
     return document
-
-
-def _problems(error: ValidationError, data: object) -> Iterator[Problem]:
-    """pydantic errors as Problems with dotted paths and plain messages."""
-    for item in error.errors(include_url=False):
-        path, on_key = _dotted(item["loc"], data)
-        context = item.get("ctx") or {}
-        if item["type"] == "hours":
-            for sub_path, message in context["problems"]:
-                if not sub_path:
-                    yield Problem(path, message)
-                elif sub_path.startswith("["):
-                    yield Problem(f"{path}{sub_path}", message)
-                else:
-                    yield Problem(f"{path}.{sub_path}", message)
-            continue
-        if item["type"] == "references":
-            yield from context["problems"]
-            continue
-        if item["type"] == "missing":
-            message = "required"
-        elif item["type"] == "extra_forbidden":
-            message = "unknown key"
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            message = message[:1].lower() + message[1:]
-        yield Problem(path, f"invalid key: {message}" if on_key else message)
-
-
-def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, bool]:
-    """``("classifier", "rules", 2, "weight")`` -> ``"classifier.rules[2].weight"``.
-
-    The loc is walked through *data* because pydantic gives a list index and an integer
-    mapping key (YAML's unquoted ``420:``) alike: only a list index is written ``[2]``.
-    pydantic marks a problem with a mapping's key (rather than its value) by a trailing
-    ``"[key]"``; that is returned as the flag.
-    """
-    text = ""
-    on_key = False
-    node: object = data
-    for part in loc:
-        if part == "[key]":
-            on_key = True
-            continue
-        if isinstance(part, int) and isinstance(node, list | tuple):
-            text += f"[{part}]"
-            node = node[part] if 0 <= part < len(node) else None
-            continue
-        text += f".{part}" if text else str(part)
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return text or DOCUMENT_PATH, on_key
 
 
 def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:

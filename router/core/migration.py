@@ -9,18 +9,28 @@ values the caller read from the store; nothing here does I/O or reads the clock.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from router.core.contact import Category, Channel
 from router.core.decide import place
-from router.core.document import Problem, RoutingDocument, document_data, validate_document
+from router.core.document import RoutingDocument, Share, document_data, validate_document
 from router.core.durations import parse_duration
+from router.core.problems import UNKNOWN_KEY, Problem, problems_of
 
 Shares = Mapping[Channel, Mapping[Category, float]]
 
@@ -175,11 +185,60 @@ def cancelled_return(history: Sequence[VersionFacts], now: datetime) -> Cancelle
 # -- plans ---------------------------------------------------------------------------------
 
 
+PLAN_PATH = "(plan)"  # the path of a problem with the plan as a whole
+
+
+def _moment(value: object) -> object:
+    # YAML reads an unquoted time as a datetime and a quoted one (and JSON's) as a string;
+    # Python's ISO 8601 reader is the one the rest of Switchboard uses.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {value!r}") from None
+    return value
+
+
+def _with_offset(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("give the UTC offset (e.g. 2026-12-01T08:00:00+01:00)")
+    return moment
+
+
+def _step_reason(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a step needs a reason (audit trail)")
+    return value.strip()
+
+
+_StepTime = Annotated[
+    datetime, BeforeValidator(_moment), Field(strict=True), AfterValidator(_with_offset)
+]
+_StepReason = Annotated[str, Field(strict=True), AfterValidator(_step_reason)]
+_StepShares = Annotated[
+    dict[Channel, dict[Category, Share]],
+    Field(min_length=1, description="channel -> category -> percent; only the shares named change"),
+]
+
+
 @dataclass(frozen=True, slots=True)
 class PlanStep:
-    at: datetime
-    reason: str
-    cutover: dict[Channel, dict[Category, float]] = field(default_factory=dict)
+    """One step of a plan file (SPEC §4): at *at*, the shares named in *cutover* change.
+
+    The field types are the plan file's rules too: :data:`PLAN` validates a file against
+    them.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    at: _StepTime
+    reason: _StepReason
+    cutover: _StepShares
+
+
+#: A plan: one or more steps. Its JSON schema is what ``POST /api/plan`` publishes.
+Plan = Annotated[list[PlanStep], Field(min_length=1)]
+PLAN: TypeAdapter[list[PlanStep]] = TypeAdapter(Plan)
 
 
 class PlanInvalid(ValueError):
@@ -193,80 +252,20 @@ def parse_plan(text: str) -> list[PlanStep]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PlanInvalid([Problem("(plan)", f"not YAML: {exc}")]) from exc
-    if not isinstance(data, list) or not data:
-        raise PlanInvalid([Problem("(plan)", "expected a non-empty list of steps")])
-    problems: list[Problem] = []
-    steps: list[PlanStep] = []
-    for index, raw in enumerate(data):
-        where = f"[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(Problem(where, "expected a map with at, reason and cutover"))
-            continue
-        for key in raw:
-            if key not in ("at", "reason", "cutover"):
-                problems.append(Problem(f"{where}.{key}", "unknown key"))
-        at = _plan_time(raw.get("at"), f"{where}.at", problems)
-        reason = raw.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
-            problems.append(Problem(f"{where}.reason", "a step needs a reason (audit trail)"))
-            reason = ""
-        shares = _plan_shares(raw.get("cutover"), f"{where}.cutover", problems)
-        if at is not None:
-            steps.append(PlanStep(at, reason.strip(), shares))
-    if problems:
-        raise PlanInvalid(problems)
+        raise PlanInvalid([Problem(PLAN_PATH, f"not YAML: {exc}")]) from exc
+    try:
+        steps = PLAN.validate_python(data)
+    except ValidationError as error:
+        problems = problems_of(error, data, root=PLAN_PATH)
+        raise PlanInvalid(sorted(problems, key=_typos_first)) from None
     return sorted(steps, key=lambda step: step.at)
 
 
-def _plan_time(value: object, where: str, problems: list[Problem]) -> datetime | None:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            problems.append(Problem(where, f"not an ISO 8601 time: {value!r}"))
-            return None
-    else:
-        problems.append(Problem(where, "required: an ISO 8601 time with offset"))
-        return None
-    if moment.tzinfo is None:
-        problems.append(Problem(where, "give the UTC offset (e.g. 2026-12-01T08:00:00+01:00)"))
-        return None
-    return moment
-
-
-def _plan_shares(
-    value: object, where: str, problems: list[Problem]
-) -> dict[Channel, dict[Category, float]]:
-    if not isinstance(value, Mapping) or not value:
-        problems.append(Problem(where, "required: the shares this step changes"))
-        return {}
-    shares: dict[Channel, dict[Category, float]] = {}
-    for channel_name, categories in value.items():
-        try:
-            channel = Channel(channel_name)
-        except ValueError:
-            problems.append(Problem(f"{where}.{channel_name}", "unknown channel"))
-            continue
-        if not isinstance(categories, Mapping):
-            problems.append(Problem(f"{where}.{channel_name}", "expected category: percent"))
-            continue
-        for category_name, percent in categories.items():
-            path = f"{where}.{channel_name}.{category_name}"
-            try:
-                category = Category(category_name)
-            except ValueError:
-                problems.append(Problem(path, "unknown category"))
-                continue
-            if isinstance(percent, bool) or not isinstance(percent, int | float):
-                problems.append(Problem(path, "a share is a number from 0 to 100"))
-            elif not 0 <= percent <= 100:
-                problems.append(Problem(path, f"a share is from 0 to 100, not {percent:g}"))
-            else:
-                shares.setdefault(channel, {})[category] = float(percent)
-    return shares
+def _typos_first(problem: Problem) -> tuple[int, bool]:
+    """Step by step, an unknown key before the rest: a mistyped ``resaon`` explains the
+    ``reason: required`` that follows it. (A stable sort keeps the rest in field order.)"""
+    step = re.match(r"\[([0-9]+)\]", problem.path)
+    return (int(step.group(1)) if step else -1, problem.message != UNKNOWN_KEY)
 
 
 # -- the guard ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from router.core.migration import (
 from router.core.report import Count, Report, build_report
 from router.core.traffic import Traffic, hourly, window
 from router.service.versions import NoRouting, current_or_raise, stored_document
-from router.service.views import iso
+from router.service.views import impact_json, status_json
 from router.store import Store
 
 log = structlog.get_logger(__name__)
@@ -40,64 +39,22 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
     current = history[0]
     document = stored_document(current)
     in_force = rollback_in_force(current)
-    rollback_json: dict[str, Any] | None = None
-    if in_force is not None:
-        rollback_json = {
-            "version": in_force.version,
-            "reason": in_force.reason,
-            "actor": in_force.actor,
-            "since": iso(in_force.created_at),
-            "until": iso(in_force.expires_at) if in_force.expires_at else None,
-            "channel": in_force.channel,
-            "restores": in_force.restores,
-        }
     cancelled = cancelled_return(history, now)
     # A conversation comes back in-house with its next message after a rollback; until
     # then the partner holds it, however long ago its last contact was (within a window
     # that bounds the query).
     external = [name for name in document.destinations if document.is_external(name)]
     held = await store.conversations_held(now - CONVERSATION_WINDOW, external)
-    steps = await store.plan_steps()
-    outbox = await store.outbox_depth()
-    return {
-        "version": current.version,
-        "kind": current.kind,
-        "actor": current.actor,
-        "reason": current.reason,
-        "created_at": iso(current.created_at),
-        "cutover": shares_of(document),
-        "rollback": rollback_json,
-        "rollback_return_cancelled": None
-        if cancelled is None
-        else {
-            "rollback_version": cancelled.rollback,
-            "would_have_ended": iso(cancelled.would_have_ended),
-            "cancelled_by_version": cancelled.cancelled_by,
-            "actor": cancelled.actor,
-            "reason": cancelled.reason,
-        },
-        "plan": [
-            {
-                "id": step.id,
-                "at": iso(step.due_at),
-                "reason": step.reason,
-                "cutover": json.loads(step.cutover),
-                "held_by_rollback": in_force is not None and step.due_at <= now,
-            }
-            for step in steps
-        ],
-        "outbox": outbox,
-        "partner_conversations": [
-            {
-                "conversation_id": row.conversation_id,
-                "channel": row.channel,
-                "destination": row.destination,
-                "last_contact_at": iso(row.received_at),
-                "interaction_id": row.id,
-            }
-            for row in held
-        ],
-    }
+    return status_json(
+        current,
+        shares=shares_of(document),
+        in_force=in_force,
+        cancelled=cancelled,
+        steps=await store.plan_steps(),
+        outbox=await store.outbox_depth(),
+        held=held,
+        now=now,
+    )
 
 
 async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
@@ -146,7 +103,7 @@ async def cutover_preview(
     before = stored_document(current)
     after = cut_over(before, channel, category, percent)
     result = await preview_impact(store, before, after, days=days, now=now)
-    return {"dry_run": True, "version": current.version, "days": days, **result.as_json()}
+    return impact_json(current.version, days, result)
 
 
 async def preview_impact(

@@ -33,21 +33,20 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
-from pydantic_core import ErrorDetails
 
 from router.core.classify import classify
 from router.core.contact import Category, Channel
 from router.core.document import (
     DocumentInvalid,
-    Problem,
     RoutingDocument,
     diff_documents,
     document_data,
     validate_document,
 )
 from router.core.durations import parse_duration, parse_since
-from router.core.migration import MigrationError, PlanInvalid, parse_plan
-from router.core.report import DEFAULT_SINCE
+from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
+from router.core.problems import Problem, problems_of
+from router.core.report import DEFAULT_SINCE, Report
 from router.core.traffic import MAX_HOURS
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.queries import contacts_per_hour, contacts_report, routing_status
@@ -66,15 +65,29 @@ from router.service.versions import (
     stored_document,
 )
 from router.service.views import (
+    Change,
+    Classification,
+    Diff,
+    Impact,
+    PlanCancelled,
+    PlanScheduled,
+    RecordedInteraction,
+    ScheduledStep,
+    Status,
+    Traffic,
+    Version,
     change_json,
     classification_json,
+    diff_json,
+    error_json,
     interaction_json,
     step_json,
+    traffic_json,
     version_json,
 )
 from router.store import Store
 from router.web.appkeys import clock_key, routing_key, store_key, wake_key
-from router.web.openapi import Operation, openapi_document
+from router.web.openapi import OpenApi, Operation, openapi_document
 
 log = structlog.get_logger(__name__)
 
@@ -111,9 +124,7 @@ class ApiError(Exception):
         self.headers = headers
 
     def response(self) -> web.Response:
-        body: dict[str, Any] = {"error": self.message}
-        if self.problems is not None:
-            body["problems"] = [{"path": p.path, "message": p.message} for p in self.problems]
+        body = error_json(self.message, self.problems)
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
@@ -204,37 +215,12 @@ def guarded(needed: Role, handler: ApiHandler) -> Handler:
 # -- request parsing -------------------------------------------------------------------------
 
 
-def problems_of(error: ValidationError) -> list[Problem]:
-    return [Problem(dotted(item["loc"]), message_of(item)) for item in error.errors()]
-
-
-def dotted(loc: tuple[int | str, ...]) -> str:
-    """``("steps", 0, "at")`` -> ``"steps[0].at"``; the empty loc is the body itself."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path or BODY_PATH
-
-
-def message_of(item: ErrorDetails) -> str:
-    if item["type"] == "missing":
-        return "required"
-    if item["type"] == "extra_forbidden":
-        return "unknown key"
-    if item["type"] == "model_type":
-        return "expected a JSON object"
-    message = item["msg"].removeprefix("Value error, ")
-    return message[:1].lower() + message[1:]
-
-
 def validated(model: type[M], data: object, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ApiError(422, f"invalid {what}", problems=problems_of(error)) from error
+        problems = problems_of(error, data, root=BODY_PATH)
+        raise ApiError(422, f"invalid {what}", problems=problems) from error
 
 
 async def json_body(request: web.Request) -> object:
@@ -435,7 +421,7 @@ async def in_force_here(app: web.Application, version: int) -> None:
 
 
 async def changed(
-    request: web.Request, token: TokenRecord, row: VersionRecord, **extra: Any
+    request: web.Request, token: TokenRecord, row: VersionRecord, *, changed: bool | None = None
 ) -> web.Response:
     log.info(
         "api.change",
@@ -446,7 +432,8 @@ async def changed(
         kind=row.kind,
     )
     await in_force_here(request.app, row.version)
-    return web.json_response({**extra, **change_json(row)}, headers={"ETag": etag(row.version)})
+    body = change_json(row, changed=changed)
+    return web.json_response(body, headers={"ETag": etag(row.version)})
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -513,7 +500,7 @@ async def put_routing(request: web.Request, token: TokenRecord) -> web.Response:
     )
     if row is None:
         current = await current_row(store)
-        body = {"changed": False, **change_json(current)}
+        body = change_json(current, changed=False)
         return web.json_response(body, headers={"ETag": etag(current.version)})
     return await changed(request, token, row, changed=True)
 
@@ -528,8 +515,7 @@ async def get_diff(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, DiffQuery)
     store = request.app[store_key]
     old, new = await document_at(store, query.from_), await document_at(store, query.to)
-    changes = diff_documents(old, new)
-    return web.json_response([{"path": c.path, "from": c.old, "to": c.new} for c in changes])
+    return web.json_response(diff_json(diff_documents(old, new)))
 
 
 async def post_revert(request: web.Request, token: TokenRecord) -> web.Response:
@@ -619,7 +605,7 @@ async def get_interactions(request: web.Request, token: TokenRecord) -> web.Resp
 async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
     hours = query_of(request, TrafficQuery).hours
     traffic = await contacts_per_hour(request.app[store_key], now_of(request), hours)
-    return web.json_response(traffic.as_json())
+    return web.json_response(traffic_json(traffic))
 
 
 async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
@@ -673,11 +659,11 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 # -- the route table -------------------------------------------------------------------------
 
-OPENAPI = Operation("GET", "/api/openapi.json", "This document (no token needed)", "OpenApi")
+OPENAPI = Operation("GET", "/api/openapi.json", "This document (no token needed)", OpenApi)
 
 ROUTES: list[tuple[Operation, ApiHandler]] = [
     (
-        Operation("GET", "/api/status", "Routing in force", "Status", Role.VIEWER, errors=(409,)),
+        Operation("GET", "/api/status", "Routing in force", Status, Role.VIEWER, errors=(409,)),
         get_status,
     ),
     (
@@ -685,7 +671,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/routing",
             "The current routing document (shape of routing.yaml), or a past version's",
-            "RoutingDocument",
+            RoutingDocument,
             Role.VIEWER,
             query=DocumentQuery,
             errors=(404, 409),
@@ -698,9 +684,9 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "PUT",
             "/api/routing",
             "Make a document current as a new version",
-            "Change",
+            Change,
             Role.ADMIN,
-            body=RoutingDocument.__name__,
+            body=RoutingDocument,
             query=RoutingQuery,
             if_match=True,
             etag=True,
@@ -713,7 +699,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/routing/history",
             "Every version, newest first",
-            "History",
+            list[Version],
             Role.VIEWER,
             query=HistoryQuery,
         ),
@@ -724,7 +710,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/routing/diff",
             "What changes from one version to another",
-            "Diff",
+            Diff,
             Role.VIEWER,
             query=DiffQuery,
             errors=(404,),
@@ -736,7 +722,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "POST",
             "/api/routing/revert",
             "Make an earlier version's document current again",
-            "Change",
+            Change,
             Role.ADMIN,
             body=RevertRequest,
             errors=(404, 409),
@@ -748,7 +734,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "POST",
             "/api/cutover",
             "Set a cut-over share, or preview its impact (dry_run)",
-            "CutoverResult",
+            Change | Impact,
             Role.OPERATOR,
             body=CutoverRequest,
             errors=(409,),
@@ -760,7 +746,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "POST",
             "/api/rollback",
             "Every share (of one channel, or all) to 0 at once",
-            "Change",
+            Change,
             Role.OPERATOR,
             body=RollbackRequest,
             errors=(409,),
@@ -772,7 +758,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "POST",
             "/api/resume",
             "Bring back the routing from before the rollback",
-            "Change",
+            Change,
             Role.OPERATOR,
             body=ResumeRequest,
             errors=(409,),
@@ -784,7 +770,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "POST",
             "/api/classify",
             "Classify a text, explained",
-            "Classification",
+            Classification,
             Role.VIEWER,
             body=ClassifyRequest,
         ),
@@ -795,7 +781,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/interactions",
             "What was routed where, and why (newest first)",
-            "Interactions",
+            list[RecordedInteraction],
             Role.VIEWER,
             query=InteractionsQuery,
         ),
@@ -806,7 +792,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/traffic",
             "Contacts per hour by destination and channel (the console's chart)",
-            "Traffic",
+            Traffic,
             Role.VIEWER,
             query=TrafficQuery,
         ),
@@ -817,7 +803,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             "GET",
             "/api/report",
             "Contacts per channel, destination and category over a period, and their cost",
-            "Report",
+            Report,
             Role.VIEWER,
             query=ReportQuery,
             errors=(409,),
@@ -826,20 +812,23 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
         ),
         get_report,
     ),
-    (Operation("GET", "/api/plan", "Pending plan steps", "PlanSteps", Role.VIEWER), get_plan),
+    (
+        Operation("GET", "/api/plan", "Pending plan steps", list[ScheduledStep], Role.VIEWER),
+        get_plan,
+    ),
     (
         Operation(
             "POST",
             "/api/plan",
             "Schedule plan steps (executed by the service)",
-            "PlanScheduled",
+            PlanScheduled,
             Role.ADMIN,
-            body="Plan",
+            body=Plan,
         ),
         post_plan,
     ),
     (
-        Operation("DELETE", "/api/plan", "Cancel every pending step", "PlanCancelled", Role.ADMIN),
+        Operation("DELETE", "/api/plan", "Cancel every pending step", PlanCancelled, Role.ADMIN),
         delete_plan,
     ),
 ]

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.core.masking import mask_cards
+from router.core.problems import Problem, problems_of
 from router.service.ports import DatabaseUnavailable
 from router.service.records import PartnerFeedback
 from router.web.appkeys import clock_key, store_key
@@ -22,6 +23,8 @@ from router.web.forwarded import database_unavailable
 from router.web.signed import chat_signed_body
 
 log = structlog.get_logger(__name__)
+
+BODY_PATH = "(body)"  # the path of a problem with the body as a whole
 
 
 class Feedback(BaseModel):
@@ -33,23 +36,25 @@ class Feedback(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
+def refused(problems: list[Problem]) -> web.Response:
+    body = {
+        "error": "not a feedback report",
+        "problems": [{"path": p.path, "message": p.message} for p in problems],
+    }
+    return web.json_response(body, status=400)
+
+
 async def partner_feedback(request: web.Request) -> web.Response:
     app = request.app
     body = await chat_signed_body(request, "partner")
     try:
-        feedback = Feedback.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
-        problems = (
-            [
-                {"path": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
-                for e in exc.errors()
-            ]
-            if isinstance(exc, ValidationError)
-            else [{"path": "(body)", "message": f"not JSON: {exc}"}]
-        )
-        return web.json_response(
-            {"error": "not a feedback report", "problems": problems}, status=400
-        )
+        data = json.loads(body)
+    except ValueError as exc:  # also UnicodeDecodeError
+        return refused([Problem(BODY_PATH, f"not JSON: {exc}")])
+    try:
+        feedback = Feedback.model_validate(data)
+    except ValidationError as exc:
+        return refused(problems_of(exc, data, root=BODY_PATH))
     report = PartnerFeedback(
         partner_outcome=feedback.outcome,
         partner_rating=feedback.rating,

@@ -1,0 +1,80 @@
+"""pydantic's errors as problems named by path: the one wording of documents, plans, settings
+and API bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from router.core.problems import Problem, problems_of
+
+
+def _finer(value: object) -> object:
+    raise PydanticCustomError(
+        "several",
+        "{summary}",
+        {"summary": "two", "problems": [("", "a"), ("[1]", "b"), ("x", "c")]},
+    )
+
+
+def _even(value: int) -> int:
+    if value % 2:
+        raise ValueError("Must be even")
+    return value
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: Annotated[int, AfterValidator(_even)]
+
+
+class Sample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[Rule]
+    shares: dict[str, dict[int, Annotated[float, Field(le=100)]]] = Field(default_factory=dict)
+    keys: dict[Annotated[str, Field(pattern="^[a-z]+$")], int] = Field(default_factory=dict)
+    hours: Annotated[object, BeforeValidator(_finer)] = None
+
+
+def problems(data: object, root: str = "(body)") -> list[Problem]:
+    with pytest.raises(ValidationError) as caught:
+        Sample.model_validate(data)
+    return problems_of(caught.value, data, root=root)
+
+
+def test_list_indexes_are_bracketed_and_mapping_keys_dotted_even_when_they_are_numbers() -> None:
+    data = {"rules": [{"weight": 2}, {"weight": 3}], "shares": {"phone": {420: 150}}}
+    assert problems(data) == [
+        Problem("rules[1].weight", "must be even"),
+        Problem("shares.phone.420", "input should be less than or equal to 100"),
+    ]
+
+
+def test_missing_and_unknown_keys_read_as_an_operator_would_say_it() -> None:
+    assert problems({"rules": [{}], "colour": "blue"}) == [
+        Problem("rules[0].weight", "required"),
+        Problem("colour", "unknown key"),
+    ]
+
+
+def test_a_bad_mapping_key_is_marked_as_such() -> None:
+    [problem] = problems({"rules": [], "keys": {"Bad": 1}})
+    assert problem.path == "keys.Bad"
+    assert problem.message.startswith("invalid key: string should match")
+
+
+def test_the_input_as_a_whole_is_named_by_the_root() -> None:
+    assert problems([1, 2], root="(plan)") == [
+        Problem("(plan)", "expected a mapping (a JSON object)")
+    ]
+
+
+def test_an_error_carrying_finer_problems_becomes_one_problem_each() -> None:
+    assert problems({"rules": [], "hours": "x"}) == [
+        Problem("hours", "a"),
+        Problem("hours[1]", "b"),
+        Problem("hours.x", "c"),
+    ]
