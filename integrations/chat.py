@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from integrations import signing
 from router.core.contact import Channel, Contact
 from router.core.masking import mask_cards
+from router.core.problems import problems_of
 from router.service.ports import Delivery, DeliveryError
 
 HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -76,11 +77,8 @@ def parse_chat(body: bytes) -> ChatMessage:
         message = _ChatMessage.model_validate(data)
     except ValidationError as exc:
         problems = [
-            {
-                "path": ".".join(str(part) for part in error["loc"]) or "(body)",
-                "message": error["msg"],
-            }
-            for error in exc.errors()
+            {"path": problem.path, "message": problem.message}
+            for problem in problems_of(exc, data, root="(body)")
         ]
         raise ChatFormatError(problems) from exc
     # without a message id, the raw body identifies the message: a redelivery is the same

@@ -260,3 +260,24 @@ async def test_every_channel_logs_one_contact_routed_line_with_the_same_fields(
 
 ROUTE = "/webhooks/twilio/voice/route"
 EMAIL_SECRET = "email-webhook-secret"
+
+
+def test_the_cli_imports_only_what_a_rollback_needs() -> None:
+    """The on-call person's rollback pays for every import before it touches the database:
+    the classifier, the read models, PostgreSQL's dialect on SQLite and the HTTP client are
+    imported by the commands that use them, not by the command line itself."""
+    probe = "import sys, router.cli.commands; print('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = set(done.stdout.split())
+    unwanted = {
+        "router.core.classify",
+        "router.core.decide",
+        "router.service.queries",
+        "router.service.scheduler",
+        "sqlalchemy.dialects.postgresql",
+        "aiohttp",
+        "router.web.app",
+    }
+    assert loaded & unwanted == set()

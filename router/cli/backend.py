@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from router.core.classify import Classifier
 from router.core.contact import Category, Channel
-from router.core.document import RoutingDocument
-from router.core.migration import PlanStep
-from router.core.report import Report
+
+if TYPE_CHECKING:  # for annotations only: the on-call person's rollback imports none of them
+    from router.core.classify import Classifier
+    from router.core.document import RoutingDocument
+    from router.core.migration import PlanStep
+    from router.core.report import Report
 
 JSON = dict[str, Any]
 

@@ -21,14 +21,13 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
 
 from router.cli.backend import Backend, Cutover, Refused, Rollback
 from router.cli.local import load_or_refuse, local_backend
-from router.core.classify import Classification, classify, evaluate, parse_examples, render_report
 from router.core.contact import Category, Channel
 from router.core.document import DocumentInvalid, load_document
 from router.core.durations import parse_since
@@ -38,6 +37,9 @@ from router.logging import configure_logging
 from router.service.tokens import Role
 from router.service.views import iso
 from router.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from router.core.classify import Classification
 
 T = TypeVar("T")
 
@@ -679,6 +681,8 @@ def classify_command(
 
 def classify_file(eval_file: Path, output_format: str) -> None:
     """``classify --eval``: score a labelled file with the classifier in force."""
+    from router.core.classify import classify, evaluate, parse_examples, render_report
+
     if through_api():
         raise click.ClickException("--eval works locally: drop --url")
     try:

@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
 from router.cli.backend import JSON, Classified, Cutover, Diff, Refused, Rollback
-from router.core.classify import Classifier, classify, shipped_classifier, shipped_rules
 from router.core.contact import Channel
-from router.core.decide import routing_rules
 from router.core.document import (
     DocumentInvalid,
     RoutingDocument,
@@ -28,8 +27,7 @@ from router.core.document import (
     shipped_document,
 )
 from router.core.migration import MigrationError, PlanStep
-from router.core.report import Report
-from router.service import queries, scheduler, versions
+from router.service import versions
 from router.service.ports import DatabaseUnavailable
 from router.service.records import VersionRecord
 from router.service.tokens import Role, TokenError, create_token
@@ -45,6 +43,13 @@ from router.service.views import (
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
 from router.store.uow import database_errors
+
+if TYPE_CHECKING:
+    from router.core.classify import Classifier
+    from router.core.report import Report
+
+# The read models (router.service.queries), the scheduler and the classifier are imported
+# by the methods that use them: a rollback at 3 a.m. should not wait for their imports.
 
 NO_ROUTING = (
     "the database holds no routing version yet: start the service "
@@ -100,6 +105,8 @@ class LocalBackend:
     # -- reading ---------------------------------------------------------------------------
 
     async def status(self) -> JSON:
+        from router.service import queries
+
         return await queries.routing_status(await self.store(), now())
 
     async def interactions(
@@ -111,6 +118,8 @@ class LocalBackend:
         return [interaction_json(row) for row in rows]
 
     async def report(self, *, since: datetime, until: datetime) -> Report:
+        from router.service import queries
+
         return await queries.contacts_report(await self.store(), since=since, until=until)
 
     async def document(self, number: int | None) -> JSON:
@@ -131,6 +140,8 @@ class LocalBackend:
         changes = [{"path": c.path, "from": c.old, "to": c.new} for c in diff_documents(old, new)]
         if not impact:
             return Diff(changes, None)
+        from router.service import queries
+
         store = await self.store()
         preview = await queries.preview_impact(store, old, new, days=days, now=now())
         return Diff(changes, {"days": days, **preview.as_json()})
@@ -163,6 +174,8 @@ class LocalBackend:
         return change_json(row)
 
     async def cutover_preview(self, change: Cutover, *, days: int) -> JSON:
+        from router.service import queries
+
         store = await self.store()
         return await queries.cutover_preview(
             store, change.channel, change.category, change.percent, days=days, now=now()
@@ -192,6 +205,8 @@ class LocalBackend:
     # -- plans -----------------------------------------------------------------------------
 
     async def schedule_plan(self, steps: Sequence[PlanStep], *, actor: str) -> list[JSON]:
+        from router.service import scheduler
+
         store = await self.store()
         rows = await scheduler.schedule_plan(store, list(steps), actor=actor, now=now())
         return [step_json(row) for row in rows]
@@ -206,6 +221,8 @@ class LocalBackend:
     # -- the classifier --------------------------------------------------------------------
 
     async def classify(self, text: str, language: str | None) -> Classified:
+        from router.core.classify import classify
+
         classifier, threshold, source = await self.classifier()
         outcome = classify(text, classifier, language, min_confidence=threshold)
         return Classified(classification_json(outcome, language or outcome.language), source)
@@ -214,6 +231,9 @@ class LocalBackend:
         """The shipped model and rules plus the stored document's ``classifier`` entries, and
         where they came from. No database is needed: an unreachable or empty one means the
         shipped ones only, and nothing is created (no migration, no new SQLite file)."""
+        from router.core.classify import shipped_classifier, shipped_rules
+        from router.core.decide import routing_rules
+
         shipped = shipped_document()
         try:
             document = await self._stored_document_if_any()

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, Protocol
 
 import yaml
@@ -27,7 +28,6 @@ from pydantic import (
 )
 
 from router.core.contact import Category, Channel
-from router.core.decide import place
 from router.core.document import RoutingDocument, Share, document_data, validate_document
 from router.core.durations import parse_duration
 from router.core.problems import UNKNOWN_KEY, Problem, problems_of
@@ -225,7 +225,7 @@ _StepShares = Annotated[
 class PlanStep:
     """One step of a plan file (SPEC §4): at *at*, the shares named in *cutover* change.
 
-    The field types are the plan file's rules too: :data:`PLAN` validates a file against
+    The field types are the plan file's rules too: :func:`plan_adapter` validates a file against
     them.
     """
 
@@ -238,7 +238,13 @@ class PlanStep:
 
 #: A plan: one or more steps. Its JSON schema is what ``POST /api/plan`` publishes.
 Plan = Annotated[list[PlanStep], Field(min_length=1)]
-PLAN: TypeAdapter[list[PlanStep]] = TypeAdapter(Plan)
+
+
+@cache
+def plan_adapter() -> TypeAdapter[list[PlanStep]]:
+    """The validator of a whole plan, built on first use: building it costs every command
+    (a rollback too) several milliseconds at import."""
+    return TypeAdapter(Plan)
 
 
 class PlanInvalid(ValueError):
@@ -254,7 +260,7 @@ def parse_plan(text: str) -> list[PlanStep]:
     except yaml.YAMLError as exc:
         raise PlanInvalid([Problem(PLAN_PATH, f"not YAML: {exc}")]) from exc
     try:
-        steps = PLAN.validate_python(data)
+        steps = plan_adapter().validate_python(data)
     except ValidationError as error:
         problems = problems_of(error, data, root=PLAN_PATH)
         raise PlanInvalid(sorted(problems, key=_typos_first)) from None
@@ -336,6 +342,8 @@ class Impact:
 
 def impact(recorded: Iterable[Recorded], before: RoutingDocument, after: RoutingDocument) -> Impact:
     """Replay *recorded* contacts through both documents at their own times."""
+    # imported here: deciding pulls in the classifier, which a rollback never needs
+
     moved: dict[str, Counter[str]] = {}
     moves: dict[str, Counter[str]] = {}
     total = 0
@@ -356,5 +364,7 @@ def impact(recorded: Iterable[Recorded], before: RoutingDocument, after: Routing
 
 
 def _destination(item: Recorded, document: RoutingDocument) -> str:
+    from router.core.decide import place
+
     _, destination, _ = place(item.channel, item.category, item.bucket, document, item.received_at)
     return destination

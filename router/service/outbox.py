@@ -69,6 +69,10 @@ class OutboxWorker:
         self._random = random.Random()
 
     async def run(self) -> None:
+        """Deliver until cancelled. After each pass it clears :attr:`wake` and sleeps until
+        it is set again or ``poll_seconds`` pass. So *wake* found cleared after being set
+        means a pass ended since; set and seen cleared twice, a whole pass ran after the
+        first set (the tests' way to know, instead of sleeping)."""
         while True:
             try:
                 busy = await self.deliver_due()

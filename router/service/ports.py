@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from router.core.calls import CallProgress
 from router.core.contact import Category
 from router.service.records import (
     FailedAttempt,
@@ -26,6 +25,9 @@ from router.service.records import (
     StoredContact,
     VersionRecord,
 )
+
+if TYPE_CHECKING:  # an annotation only: deciding a call (and its classifier) stays unimported
+    from router.core.calls import CallProgress
 
 #: Now, as an aware datetime; the application's one clock (tests move it).
 Clock = Callable[[], datetime]

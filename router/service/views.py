@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, RootModel, WithJsonSchema
 
-from router.core.classify import Classification as Classified
 from router.core.contact import Category
 from router.core.document import Change as DocumentChange
 from router.core.migration import CancelledReturn, VersionFacts
@@ -25,6 +24,9 @@ from router.core.migration import Impact as ReplayedImpact
 from router.core.problems import Problem as FoundProblem
 from router.core.traffic import Traffic as HourlyTraffic
 from router.service.records import ForwardRecord, InteractionRecord, PlanStepRecord
+
+if TYPE_CHECKING:  # the classifier costs a command that never classifies 25 ms to import
+    from router.core.classify import Classification as Classified
 
 
 def iso(moment: datetime) -> str:

@@ -24,11 +24,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from router.core.calls import CallProgress
 from router.core.contact import Category
 from router.core.lifecycle import Outcome
 from router.service.ports import DatabaseUnavailable
@@ -36,6 +34,7 @@ from router.service.records import NewForward, NewInteraction, Reply, StoredCont
 from router.store.tables import Interaction, OutboxRow, SeenToken, WebhookReply
 
 if TYPE_CHECKING:
+    from router.core.calls import CallProgress
     from router.store.repository import Store
 
 _INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
@@ -62,8 +61,14 @@ async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
 
 
 def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    # only the dialect in use is imported: PostgreSQL's costs a SQLite command 25 ms
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 @dataclass(frozen=True, slots=True)
