@@ -79,17 +79,26 @@ class _Statements:
     add_reply: Any
     add_token: Any
     add_forward: Any
+    #: The new interaction's id comes back by RETURNING (PostgreSQL), else as the cursor's
+    #: lastrowid (SQLite: no result rows to fetch, which would cost one more trip to
+    #: aiosqlite's thread on every call)
+    returns_id: bool
 
 
 @cache
 def _statements(dialect: str) -> _Statements:
+    add_interaction = _insert_ignoring_duplicates(
+        dialect, _INTERACTIONS, ("channel", "provider_id")
+    )
+    returns_id = dialect != "sqlite"
     return _Statements(
-        add_interaction=_insert_ignoring_duplicates(
-            dialect, _INTERACTIONS, ("channel", "provider_id")
-        ).returning(_INTERACTIONS.c.id),
+        add_interaction=(
+            add_interaction.returning(_INTERACTIONS.c.id) if returns_id else add_interaction
+        ),
         add_reply=_insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
         add_token=_insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
         add_forward=sa.insert(_OUTBOX),
+        returns_id=returns_id,
     )
 
 
@@ -129,8 +138,11 @@ class UnitOfWork:
     async def add_interaction(self, row: NewInteraction) -> int | None:
         """Insert *row*; its id, or None when its provider id was recorded before."""
         result = await self.connection.execute(self._sql.add_interaction, row.values())
-        added = result.scalar_one_or_none()
-        return None if added is None else int(added)
+        if self._sql.returns_id:
+            added = result.scalar_one_or_none()
+            return None if added is None else int(added)
+        # SQLite: nothing inserted (the conflict) leaves rowcount 0 and lastrowid stale
+        return int(result.lastrowid) if result.rowcount == 1 else None
 
     async def add_forward(self, interaction_id: int, forward: NewForward) -> None:
         await self.connection.execute(
