@@ -48,7 +48,9 @@ Counts = dict[str, dict[str, int]]
 class Answer(BaseModel):
     """A JSON shape Switchboard prints or answers: a key it does not declare is an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when first used, not at import, so a
+    # command that prints one answer (a rollback) does not pay for all of them
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
