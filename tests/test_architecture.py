@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
@@ -18,6 +19,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient
 
+from router.core.shipped import shipped_path
 from router.store import tables
 from tests.conftest import Clock, post_twilio, shipped_data, store_document
 from tests.smtp_sink import SmtpSink
@@ -262,15 +264,38 @@ ROUTE = "/webhooks/twilio/voice/route"
 EMAIL_SECRET = "email-webhook-secret"
 
 
-def test_the_cli_imports_only_what_a_rollback_needs() -> None:
+def test_a_local_rollback_imports_only_what_it_needs(tmp_path: Path) -> None:
     """The on-call person's rollback pays for every import before it touches the database:
     the classifier, the read models, PostgreSQL's dialect on SQLite and the HTTP client are
-    imported by the commands that use them, not by the command line itself."""
-    probe = "import sys, router.cli.commands; print('\\n'.join(sorted(sys.modules)))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    imported by the commands that use them. A real rollback, on a real database file, in a
+    fresh process, then lists what it loaded."""
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sb.db'}",
+        "SWITCHBOARD_VAR_DIR": str(tmp_path),
+    }
+    routing = str(shipped_path("routing.yaml"))
+    probe = (
+        "import sys\n"
+        "from router.cli.commands import cli\n"
+        "cli(sys.argv[1:], standalone_mode=False)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
     )
-    loaded = set(done.stdout.split())
+
+    def run(*args: str) -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        return set(done.stdout.split())
+
+    run("config", "apply", routing, "--reason", "first")
+    loaded = run("rollback", "--reason", "incident")
+    assert "router.service.versions" in loaded  # the probe did roll back
     unwanted = {
         "router.core.classify",
         "router.core.decide",

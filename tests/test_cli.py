@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,36 @@ def test_apply_history_show_diff_and_revert(env: dict[str, str], tmp_path: Path)
     assert status["version"] == 3
     assert status["cutover"]["phone"]["admin"] == 0
     assert status["rollback"] is None
+
+
+def test_a_database_in_an_unwritable_place_is_a_clear_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    env = {**env, "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{blocker / 'sb.db'}"}
+
+    result = invoke(env, "status")
+
+    assert result.exit_code == 1
+    assert "is unavailable: cannot create the folder" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_version_written_by_another_release_still_prints(env: dict[str, str]) -> None:
+    """A kind this release does not know (written by a newer one) is shown as it is, not
+    refused: the on-call person must be able to read history and status whatever wrote it."""
+    applied = invoke(env, "config", "apply", str(shipped_path("routing.yaml")), "--reason", "go")
+    assert applied.exit_code == 0, applied.output
+    database = env["SWITCHBOARD_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE routing_versions SET kind = 'import' WHERE version = 1")
+    connection.close()
+
+    assert history(env)[0]["kind"] == "import"
+    status = invoke(env, "status", "--format", "json")
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["kind"] == "import"
 
 
 @pytest.mark.parametrize(

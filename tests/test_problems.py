@@ -9,6 +9,7 @@ import pytest
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from router.core.migration import PlanInvalid, parse_plan
 from router.core.problems import Problem, problems_of
 
 
@@ -49,7 +50,7 @@ def test_list_indexes_are_bracketed_and_mapping_keys_dotted_even_when_they_are_n
     data = {"rules": [{"weight": 2}, {"weight": 3}], "shares": {"phone": {420: 150}}}
     assert problems(data) == [
         Problem("rules[1].weight", "must be even"),
-        Problem("shares.phone.420", "input should be less than or equal to 100"),
+        Problem("shares.phone.420", "must be at most 100, not 150"),
     ]
 
 
@@ -78,3 +79,26 @@ def test_an_error_carrying_finer_problems_becomes_one_problem_each() -> None:
         Problem("hours[1]", "b"),
         Problem("hours.x", "c"),
     ]
+
+
+def test_a_plan_says_what_was_written_next_to_what_is_allowed() -> None:
+    text = (
+        "- at: 2026-12-01\n"
+        "  reason: step 1\n"
+        "  cutover: {fax: {admin: 10}, phone: {admin: 150, product: -1}}\n"
+    )
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(text)
+    assert caught.value.problems == [
+        Problem("[0].at", "give a time with its UTC offset (e.g. 2026-12-01T08:00:00+01:00)"),
+        Problem("[0].cutover.fax", "invalid key: 'fax' is not one of 'phone', 'email' or 'chat'"),
+        Problem("[0].cutover.phone.admin", "must be at most 100, not 150"),
+        Problem("[0].cutover.phone.product", "must be at least 0, not -1"),
+    ]
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", "step: 1", "''"])
+def test_a_plan_that_is_not_a_list_of_steps_says_so(text: str) -> None:
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(text)
+    assert caught.value.problems == [Problem("(plan)", "expected a non-empty list of steps")]

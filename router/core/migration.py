@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Protocol
 
@@ -191,6 +191,8 @@ PLAN_PATH = "(plan)"  # the path of a problem with the plan as a whole
 def _moment(value: object) -> object:
     # YAML reads an unquoted time as a datetime and a quoted one (and JSON's) as a string;
     # Python's ISO 8601 reader is the one the rest of Switchboard uses.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(f"give a time with its UTC offset (e.g. {value}T08:00:00+01:00)")
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value)
@@ -259,6 +261,8 @@ def parse_plan(text: str) -> list[PlanStep]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PlanInvalid([Problem(PLAN_PATH, f"not YAML: {exc}")]) from exc
+    if not isinstance(data, list) or not data:
+        raise PlanInvalid([Problem(PLAN_PATH, "expected a non-empty list of steps")])
     try:
         steps = plan_adapter().validate_python(data)
     except ValidationError as error:

@@ -65,10 +65,33 @@ def _expanded(item: ErrorDetails, data: object, root: str) -> Iterator[Problem]:
     yield Problem(path or root, f"invalid key: {message}" if on_key else message)
 
 
+#: Bounds and choices, said with the value that broke them ("must be at most 100, not 150"):
+#: the operator sees what they wrote next to what is allowed.
+_BOUNDS = {
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be below"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be above"),
+}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return repr(value)
+
+
 def _message(item: ErrorDetails) -> str:
-    plain = _PLAIN.get(item["type"])
+    kind = item["type"]
+    plain = _PLAIN.get(kind)
     if plain is not None:
         return plain
+    context = item.get("ctx") or {}
+    if kind in _BOUNDS and _BOUNDS[kind][0] in context:
+        bound, wording = _BOUNDS[kind]
+        return f"{wording} {_shown(context[bound])}, not {_shown(item['input'])}"
+    if kind == "enum" and "expected" in context:
+        return f"{_shown(item['input'])} is not one of {context['expected']}"
     message = item["msg"].removeprefix("Value error, ")
     return message[:1].lower() + message[1:]
 

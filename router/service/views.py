@@ -38,7 +38,19 @@ Timestamp = Annotated[
     PlainSerializer(iso, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
-Kind = Literal["apply", "cutover", "rollback", "resume", "plan", "revert"]
+
+# Text read back from the database, documented as one of the values written today but not
+# checked: a row written by another release (a new kind of version) must still print, not
+# turn `config history` into a traceback.
+Kind = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "enum": ["apply", "cutover", "rollback", "resume", "plan", "revert"]}
+    ),
+]
+StepStatus = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": ["pending", "done", "cancelled"]})
+]
 #: A share as people write it: 25, not 25.0 (the int is kept as it comes).
 WholeOrPercent = Annotated[int | float, Field(ge=0, le=100)]
 Number = int | float  # kept as it comes: a weight of 2 is printed 2, not 2.0
@@ -392,7 +404,7 @@ class ScheduledStep(Answer):
     cutover: dict[str, dict[str, WholeOrPercent]] = Field(
         description="only the shares named change"
     )
-    status: Literal["pending", "done", "cancelled"]
+    status: StepStatus
     created_by: str
     created_at: Timestamp
     version: int | None

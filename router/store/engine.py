@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from router.service.ports import DatabaseUnavailable
+
 
 def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEngine:
     url = make_url(database_url)
@@ -27,7 +29,10 @@ def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEn
             connect_args={"timeout": timeout_seconds},
         )
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # an unwritable place is an unusable database, said plainly
+            raise DatabaseUnavailable(f"cannot create the folder of {url.database}: {exc}") from exc
     busy_ms = int(timeout_seconds * 1000)
     engine = create_async_engine(database_url, connect_args={"timeout": timeout_seconds})
 

@@ -194,7 +194,12 @@ class PostgresListener:
 async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     for warning in settings.warnings:
-        log.warning("settings.ignored", problem=warning, hint="the default is used instead")
+        log.warning(
+            "settings.problem",
+            problem=warning,
+            hint="an invalid value is replaced by its default; a short secret or half of the "
+            "SMTP credentials is used as given, but should be fixed",
+        )
     engine = create_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
     app[store_key] = Store(engine, timeout_seconds=settings.db_timeout_seconds)
     app[routing_key] = RoutingState(last_known(settings.var_dir), from_database=False)
