@@ -192,3 +192,23 @@ async def test_a_partner_report_replaces_the_previous_one(migrated: Store) -> No
     [interaction] = await migrated.interactions()
     assert (interaction.partner_outcome, interaction.partner_rating) == ("resolved", None)
     assert (interaction.partner_comment, interaction.feedback_at) == (None, second.feedback_at)
+
+
+async def test_a_duplicate_contact_adds_nothing_even_after_another_insert(migrated: Store) -> None:
+    """SQLite reports the new interaction's id by lastrowid: a duplicate that follows another
+    insert in the same transaction (a provider's token) must still read as "recorded before",
+    not as that other row's id."""
+    async with migrated.unit_of_work() as uow:
+        assert await uow.mark_token_seen("mailgun", "t1", NOW)
+        first = await uow.add_interaction(an_email())
+    assert first is not None
+
+    async with migrated.unit_of_work() as uow:
+        assert await uow.mark_token_seen("mailgun", "t2", NOW)
+        again = await uow.add_interaction(an_email())
+        other = await uow.add_interaction(an_email("<m2@shop.example>"))
+    assert again is None
+    assert other is not None and other != first
+    rows = await migrated.interactions(since=None, channel=None, limit=10)
+    assert sorted(row.provider_id for row in rows) == ["<m1@shop.example>", "<m2@shop.example>"]
+    assert {row.id for row in rows} == {first, other}
