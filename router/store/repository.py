@@ -136,9 +136,12 @@ class Store:
     # -- routing versions -------------------------------------------------------------
 
     async def latest_version_number(self) -> int:
-        async with self.reading() as session:
-            result = await session.exec(select(sa.func.max(RoutingVersion.version)))
-            return result.one() or 0
+        """The newest version's number (0: none yet). Every process asks this several times
+        a second, so it is one prebuilt Core statement on a plain connection, no ORM session
+        (1.0 instead of 1.4 ms CPU a poll on SQLite)."""
+        async with self.connected() as connection:
+            newest: int | None = await connection.scalar(_latest_version_statement())
+            return newest or 0
 
     async def current_version(self) -> VersionRecord | None:
         async with self.reading() as session:
@@ -614,6 +617,12 @@ def _delivered_statements() -> _Delivered:
         .values(outcome=Outcome.DELIVERED.value, updated_at=now)
     )
     return _Delivered(forward, interaction)
+
+
+@cache
+def _latest_version_statement() -> sa.Select[tuple[int | None]]:
+    versions: sa.Table = RoutingVersion.__table__  # type: ignore[attr-defined]
+    return sa.select(sa.func.max(versions.c.version))
 
 
 class _GiveBack(Exception):

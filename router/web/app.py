@@ -55,9 +55,13 @@ from router.web.appkeys import (
 log = structlog.get_logger(__name__)
 
 #: How often a running service looks for a new routing version (SPEC §4: in force ≤ 1 s).
-POLL_SECONDS = 0.25
-#: Due work (SPEC §4: within 2 s of its time) runs every other poll.
-DUE_WORK_EVERY_TICKS = 2
+#: On SQLite nothing else tells it, and the on-call person's CLI rollback waits for this poll.
+#: A poll costs about 1.3 ms of CPU: an idle service measured 3.2 % of a core at 100 ms
+#: against 2.4 % at 250 ms.
+POLL_SECONDS = 0.1
+#: Due work (SPEC §4: within 2 s of its time) runs at most this often, however often a
+#: change wakes the loop.
+DUE_WORK_SECONDS = 0.5
 # a scrape reads the outbox's depth; a slow database must not hang the scraper
 SCRAPE_QUERY_SECONDS = 2.0
 
@@ -117,29 +121,29 @@ async def follow_routing(app: web.Application) -> None:
     """Pick up new routing versions, whoever committed them (CLI, API, other replicas), and
     run due work (plan steps, a timed rollback's return, the guard).
 
-    Polling every 250 ms is the safety net; on PostgreSQL a NOTIFY wakes the loop at once.
+    Polling every 100 ms is the safety net; on PostgreSQL a NOTIFY wakes the loop at once.
     Every replica runs the due work; the store makes each change happen once."""
     state = app[routing_key]
     wake = app[wake_key]
     listener = PostgresListener(app[settings_key].database_url, wake)
     healthy = state.from_database
-    ticks = 0
+    loop = asyncio.get_running_loop()
+    due_work_at = loop.time()
     try:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), POLL_SECONDS)
             wake.clear()
-            ticks += 1
             try:
                 if not state.from_database:
                     healthy = await prepare_database(app)
                     continue
                 await listener.ensure()
                 await refresh_routing(app)
-                if ticks % DUE_WORK_EVERY_TICKS == 0 and await run_due_work(
-                    app[store_key], app[clock_key]()
-                ):
-                    await refresh_routing(app)
+                if loop.time() >= due_work_at:
+                    due_work_at = loop.time() + DUE_WORK_SECONDS
+                    if await run_due_work(app[store_key], app[clock_key]()):
+                        await refresh_routing(app)
                 if not healthy:
                     log.info("database.available")
                     healthy = True
