@@ -1,7 +1,7 @@
 """The routing version a process routes by, and how it follows the database.
 
 A running service keeps the current version in memory (deciding a contact needs no query)
-and polls the newest version number every 250 ms, so a change committed by anyone — the
+and polls the newest version number every 100 ms, so a change committed by anyone — the
 CLI on the database, the API, another replica — is in force here well within a second.
 The last version seen is also cached on disk: if the database is down when the service
 starts, calls still get a safe ``<Dial>`` to the last-known route (SPEC §7).
