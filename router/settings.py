@@ -34,8 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from router.core.problems import Problem, problems_of
+from router.paths import default_database_url, default_var_dir
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 LogFormat = Literal["json", "console"]
@@ -88,15 +88,6 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-
-def default_var_dir(environ: Mapping[str, str]) -> Path:
-    if environ.get("SWITCHBOARD_VAR_DIR"):
-        return Path(environ["SWITCHBOARD_VAR_DIR"]).expanduser().resolve()
-    if (_SOURCE_ROOT / "pyproject.toml").is_file() and os.access(_SOURCE_ROOT, os.W_OK):
-        return _SOURCE_ROOT / "var"
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "switchboard"
 
 
 # -- reading the environment -------------------------------------------------------------
@@ -282,7 +273,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if fatal:
         raise SettingsError(fatal)
     return Settings(
-        database_url=values.database_url or f"sqlite+aiosqlite:///{var_dir / 'switchboard.db'}",
+        database_url=values.database_url or default_database_url(var_dir),
         var_dir=var_dir,
         host=values.host,
         port=values.port,
