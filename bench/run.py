@@ -150,7 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=defaults.scaling_sizes,
         metavar="N,N,...",
         help="scaling: stored interactions to measure at, the smallest is the reference "
-        "(default: %s)" % ",".join(str(size) for size in defaults.scaling_sizes),
+        f"(default: {','.join(str(size) for size in defaults.scaling_sizes)})",
     )
     parser.add_argument(
         "--scaling-calls",
