@@ -133,6 +133,10 @@ class LoadOptions:
     emails: int = 2000
     #: ``email``: untimed emails per server before the rounds
     email_warmup: int = 100
+    #: ``scaling``: stored interactions to measure at (the smallest is the reference)
+    scaling_sizes: tuple[int, ...] = (10_000, 1_000_000)
+    #: ``scaling``: timed sequential calls, and as many emails, per size
+    scaling_calls: int = 300
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, email, rollback, webhook
+from bench import classify, email, rollback, scaling, webhook
 from bench.harness import LoadOptions, Section, ServerFailed
 
 
@@ -56,6 +56,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "str.lower().split()",
             classify.classify,
         ),
+        Benchmark(
+            "scaling",
+            "routing cost per call (/route, email replies) and GET /api/status, /api/report, "
+            "/api/traffic at 10k and 1M stored interactions (--scaling-sizes); flat and <= 1 s",
+            scaling.scaling,
+        ),
     ]
 }
 
@@ -72,6 +78,13 @@ def non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    try:
+        return scaling.parse_sizes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -131,6 +144,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=defaults.email_warmup,
         help="email: untimed emails per server before the rounds (default: %(default)s)",
     )
+    parser.add_argument(
+        "--scaling-sizes",
+        type=sizes,
+        default=defaults.scaling_sizes,
+        metavar="N,N,...",
+        help="scaling: stored interactions to measure at, the smallest is the reference "
+        f"(default: {','.join(str(size) for size in defaults.scaling_sizes)})",
+    )
+    parser.add_argument(
+        "--scaling-calls",
+        type=positive,
+        default=defaults.scaling_calls,
+        help="scaling: timed calls, and as many emails, per size (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -159,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         flips=args.flips,
         emails=args.emails,
         email_warmup=args.email_warmup,
+        scaling_sizes=args.scaling_sizes,
+        scaling_calls=args.scaling_calls,
     )
     names = list(dict.fromkeys(args.only)) if args.only else list(BENCHMARKS)
     print(f"# Switchboard benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -52,6 +52,12 @@ class Interaction(SQLModel, table=True):
     __tablename__ = "interactions"
     __table_args__ = (
         sa.UniqueConstraint("channel", "provider_id", name="uq_interaction_provider"),
+        # the guard: contacts sent to external destinations in its window
+        sa.Index(
+            "ix_interactions_first_destination_received_at", "first_destination", "received_at"
+        ),
+        # status: each conversation's last contact in a window; a chat's thread look-up
+        sa.Index("ix_interactions_conversation_id_received_at", "conversation_id", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -79,7 +85,7 @@ class Interaction(SQLModel, table=True):
     call_status: str | None = None
     duration_seconds: int | None = None
     recording_url: str | None = None
-    conversation_id: str | None = Field(default=None, index=True)  # email thread, chat
+    conversation_id: str | None = None  # email thread, chat (indexed with received_at)
     partner_outcome: str | None = None  # what the partner reported (webhooks/partner/feedback)
     partner_rating: int | None = None
     partner_comment: str | None = None  # card numbers masked
