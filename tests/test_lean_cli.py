@@ -128,6 +128,7 @@ def test_the_lean_way_stores_and_prints_what_the_full_way_does(
         ("rollback", "--reason", "   "),
         ("rollback", "--reason", "x", "--format", "yaml"),
         ("rollback", "--reason", "x", "--dry-run"),
+        ("rollback", "--reason", "x", "--actor", ""),
         ("resume", "--reason", "x", "--for", "1h"),
         ("status",),
         ("--url", "http://127.0.0.1:9", "rollback", "--reason", "x"),

@@ -110,6 +110,8 @@ def parsed(argv: Sequence[str], environ: Mapping[str, str]) -> Request | None:
             duration = parse_duration(values["--for"])
         except ValueError:
             return None
+    if values.get("--actor") == "":
+        return None
     actor = values.get("--actor") or default_actor(environ)
     return Request(command, reason, actor, channel, duration, output == "json")
 
@@ -340,8 +342,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         return None
     try:
         made = write(path, request, timeout_seconds(environ), datetime.now(UTC))
-    except sqlite3.Error:
-        return None  # locked past the timeout, unreadable: the full path explains it
+    except (sqlite3.Error, ValueError):
+        # locked past the timeout, unreadable, a stored document that is not JSON: nothing
+        # was written, and the full command line explains it in its own words
+        return None
     if made is None:
         return None
     report(request, made)
