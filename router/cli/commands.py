@@ -11,7 +11,6 @@ json`` for scripts); errors go to stderr with a non-zero exit code.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import yaml
 
+from router.cli import lean
 from router.cli.backend import Backend, Cutover, Refused, Rollback
 from router.cli.local import load_or_refuse, local_backend
 from router.core.contact import Category, Channel
@@ -54,13 +54,7 @@ FORMAT = click.option(
 
 
 def default_actor() -> str:
-    explicit = os.environ.get("SWITCHBOARD_ACTOR")
-    if explicit:
-        return explicit
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    return lean.default_actor(os.environ)
 
 
 ACTOR = click.option(
