@@ -9,6 +9,7 @@ two print. Where the lean way is not sure, it must decline and leave the databas
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from .conftest import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 Row = dict[str, Any]
+STORED_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 
 
 def database(env: dict[str, str]) -> Path:
@@ -59,6 +61,9 @@ def newest(env: dict[str, str]) -> Row:
         ).fetchone()
     connection.close()
     found = dict(row)
+    # SQLite compares times as text: both ways must write the store's exact format
+    for moment in (found["created_at"], found["expires_at"]):
+        assert moment is None or STORED_TIME.fullmatch(moment), moment
     created = datetime.fromisoformat(found.pop("created_at"))
     expires = found.pop("expires_at")
     found["runs_for"] = None if expires is None else datetime.fromisoformat(expires) - created
