@@ -31,6 +31,8 @@ from pathlib import Path
 
 from router.core.contact import Category, Channel
 from router.core.durations import parse_duration
+from router.core.stored import canonical_json as canonical
+from router.core.stored import return_point
 from router.paths import default_database_url, default_var_dir
 
 _SQLITE_PREFIX = "sqlite+aiosqlite:///"
@@ -145,11 +147,6 @@ def newest_revision() -> str | None:
     return found.group(1) if found else None
 
 
-def canonical(data: object) -> str:
-    """As router/core/document.py ``document_json`` writes a stored document."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def stored_time(moment: datetime) -> str:
     """A UTC time as the store's UTCDateTime column keeps it on SQLite."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
@@ -195,11 +192,7 @@ def next_version(
         document = rolled_back_document(current.document, request.channel)
         if document is None:
             return None
-        # a rollback during a timed rollback keeps that one's return point
-        # (router/core/migration.py plan_rollback)
-        restores = current.version
-        if current.kind == "rollback" and current.restores is not None and current.expires_at:
-            restores = current.restores
+        restores = return_point(current.version, current.kind, current.restores, current.expires_at)
         expires_at = now + request.duration if request.duration is not None else None
         channel = request.channel.value if request.channel is not None else None
         return _insert(connection, request, current, now, document, restores, expires_at, channel)

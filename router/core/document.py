@@ -47,6 +47,7 @@ from router.core.durations import parse_duration
 from router.core.hours import ALWAYS, HoursError, OpeningHours, parse_hours
 from router.core.problems import Problem, problems_of
 from router.core.shipped import shipped_path
+from router.core.stored import canonical_json
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -721,9 +722,7 @@ def document_data(document: RoutingDocument) -> dict[str, Any]:
 
 def document_json(document: RoutingDocument) -> str:
     """Canonical JSON (sorted keys, no spaces): equal documents give equal text (ETags)."""
-    return json.dumps(
-        document_data(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return canonical_json(document_data(document))
 
 
 @dataclass(frozen=True, slots=True)

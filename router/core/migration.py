@@ -31,6 +31,7 @@ from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument, Share, document_data, validate_document
 from router.core.durations import parse_duration
 from router.core.problems import UNKNOWN_KEY, Problem, problems_of
+from router.core.stored import return_point
 
 Shares = Mapping[Channel, Mapping[Category, float]]
 
@@ -128,12 +129,7 @@ def plan_rollback(
 ) -> RollbackPlan:
     """The rollback of *current*. Rolling back during a timed rollback keeps its return
     point, so ``resume`` brings back the routing from before the incident."""
-    restores = current.version
-    # A rollback during a timed rollback keeps that one's return point; a rollback "for
-    # good" is itself the state to come back to, so a later timed rollback (the guard's)
-    # never undoes it.
-    if current.kind == "rollback" and current.restores is not None and current.expires_at:
-        restores = current.restores
+    restores = return_point(current.version, current.kind, current.restores, current.expires_at)
     if duration is not None and duration <= timedelta(0):
         raise MigrationError("a rollback's --for must be a positive duration")
     expires_at = now + duration if duration is not None else None
