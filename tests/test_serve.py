@@ -8,11 +8,13 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -28,8 +30,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Service(NamedTuple):
+    base: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+def service(tmp_path: Path) -> Iterator[Service]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -59,7 +68,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
                     time.sleep(0.1)
             else:
                 pytest.fail(f"serve did not listen within 30 s:\n{log_path.read_text()}")
-            yield base, env, log_path
+            yield Service(base, env, log_path, process)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -69,10 +78,8 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
                 process.wait()
 
 
-async def test_serve_routes_a_signed_call_and_logs_it_once(
-    service: tuple[str, dict[str, str], Path],
-) -> None:
-    base, env, log_path = service
+async def test_serve_routes_a_signed_call_and_logs_it_once(service: Service) -> None:
+    base, env, log_path, _ = service
     form = {"CallSid": "CA-serve-1", "From": "+420601234567", "Digits": "2"}
     async with aiohttp.ClientSession() as session:
         ready = await session.get(f"{base}/readyz")
@@ -141,3 +148,56 @@ async def test_serve_routes_a_signed_call_and_logs_it_once(
     ):
         assert key in event
     assert "+420601234567" not in log_path.read_text()  # the caller's number is never logged
+
+
+async def test_kill_9_under_load_loses_no_answered_call(service: Service, tmp_path: Path) -> None:
+    """SPEC §7: a call answered with its <Dial> is on disk, even when the process dies at
+    once. Calls arrive concurrently, so they share commits (group commit); the process is
+    SIGKILLed mid-load, and every CallSid that got a <Dial> must be in the database."""
+    base, _, _, process = service
+    url = f"{base}/webhooks/twilio/voice/route"
+    answered: list[str] = []
+    sent = 0
+    killed = asyncio.Event()
+    enough = asyncio.Event()  # well into the load, with batches in flight
+
+    async def caller(worker: int, session: aiohttp.ClientSession) -> None:
+        nonlocal sent
+        for n in range(2000):  # bounded: the kill comes long before
+            if killed.is_set():
+                return
+            form = {"CallSid": f"CA-kill-{worker}-{n}", "From": "+420601234567", "Digits": "1"}
+            sent += 1
+            try:
+                async with session.post(
+                    url,
+                    data=form,
+                    headers={"X-Twilio-Signature": twilio_signature(url, form, TOKEN)},
+                ) as response:
+                    body = await response.text()
+            except aiohttp.ClientError:
+                return  # the process is gone
+            if response.status == 200 and "<Dial" in body:
+                answered.append(form["CallSid"])
+                if len(answered) >= 150:
+                    enough.set()
+
+    async def kill_soon() -> None:
+        await enough.wait()
+        process.send_signal(signal.SIGKILL)
+        killed.set()
+
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.wait_for(
+            asyncio.gather(kill_soon(), *(caller(worker, session) for worker in range(12))),
+            timeout=60,
+        )
+    await asyncio.to_thread(process.wait, 10)
+
+    with sqlite3.connect(tmp_path / "serve.db") as connection:
+        on_disk = {row[0] for row in connection.execute("SELECT provider_id FROM interactions")}
+    assert len(answered) >= 150
+    assert sent > len(answered)  # some were in flight when it died
+    missing = [sid for sid in answered if sid not in on_disk]
+    assert missing == []

@@ -39,6 +39,7 @@ from router.service.records import (
     TokenRecord,
     VersionRecord,
 )
+from router.store.group_commit import GroupCommit, Member
 from router.store.tables import (
     ApiToken,
     Interaction,
@@ -79,6 +80,8 @@ class Store:
             engine.execution_options(sqlite_write=True) if self.is_sqlite else engine
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        #: SQLite: contacts arriving together share a transaction and its fsync
+        self.group_commit = GroupCommit(self.transaction) if self.is_sqlite else None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -124,6 +127,17 @@ class Store:
             return
         async with self._write_lock:
             yield
+
+    @asynccontextmanager
+    async def contact_transaction(self) -> AsyncIterator[tuple[AsyncConnection, Member | None]]:
+        """A unit of work's transaction: on SQLite its turn in a group commit (with the
+        member that reports its writes), elsewhere a transaction of its own."""
+        if self.group_commit is None:
+            async with self.transaction() as connection:
+                yield connection, None
+            return
+        async with database_errors(self.timeout_seconds), self.group_commit.member() as turn:
+            yield turn
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (enter it with ``async with``) over this store's engine."""

@@ -35,6 +35,7 @@ from router.store.tables import Interaction, OutboxRow, SeenToken, WebhookReply
 
 if TYPE_CHECKING:
     from router.core.calls import CallProgress
+    from router.store.group_commit import Member
     from router.store.repository import Store
 
 _INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
@@ -104,18 +105,23 @@ def _statements(dialect: str) -> _Statements:
 
 class UnitOfWork:
     """``async with store.unit_of_work() as uow:`` — commits when the block ends normally,
-    rolls back when it raises; on SQLite it holds the process's write lock throughout."""
+    rolls back when it raises. On SQLite it takes its turn in a transaction shared with the
+    units of work that arrive with it (:mod:`router.store.group_commit`), and the block ends
+    once that transaction is committed."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._stack = AsyncExitStack()
         self._connection: AsyncConnection | None = None
+        self._member: Member | None = None
         self._sql = _statements(store.engine.dialect.name)
 
     async def __aenter__(self) -> Self:
         # the store's transaction is guarded: a failure on connecting, inside the block or
         # on commit becomes DatabaseUnavailable, within the store's timeout
-        self._connection = await self._stack.enter_async_context(self._store.transaction())
+        self._connection, self._member = await self._stack.enter_async_context(
+            self._store.contact_transaction()
+        )
         return self
 
     async def __aexit__(
@@ -124,7 +130,7 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        self._connection = None
+        self._connection = self._member = None
         return await self._stack.__aexit__(exc_type, exc, traceback)
 
     @property
@@ -135,9 +141,22 @@ class UnitOfWork:
 
     # -- writes --------------------------------------------------------------------------
 
+    async def _write(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        """Run a write, telling a shared transaction whether it changed anything: a unit of
+        work that fails having written nothing leaves the others in it untouched."""
+        member = self._member
+        if member is None:
+            return await self.connection.execute(statement, parameters)
+        member.writing = True  # stays set if the statement fails or is cancelled
+        result = await self.connection.execute(statement, parameters)
+        member.writing = False
+        if result.rowcount:
+            member.wrote = True
+        return result
+
     async def add_interaction(self, row: NewInteraction) -> int | None:
         """Insert *row*; its id, or None when its provider id was recorded before."""
-        result = await self.connection.execute(self._sql.add_interaction, row.values())
+        result = await self._write(self._sql.add_interaction, row.values())
         if self._sql.returns_id:
             added = result.scalar_one_or_none()
             return None if added is None else int(added)
@@ -145,29 +164,28 @@ class UnitOfWork:
         return int(result.lastrowid) if result.rowcount == 1 else None
 
     async def add_forward(self, interaction_id: int, forward: NewForward) -> None:
-        await self.connection.execute(
+        await self._write(
             self._sql.add_forward, {**forward.values(), "interaction_id": interaction_id}
         )
 
     async def add_reply(self, reply: Reply) -> bool:
         """Keep the answer given; False when this step was answered before (a retry, maybe
         racing the first request: the first answer stands)."""
-        result = await self.connection.execute(self._sql.add_reply, reply.values())
+        result = await self._write(self._sql.add_reply, reply.values())
         return bool(result.rowcount)
 
     async def update_interaction(
         self, interaction_id: int, progress: CallProgress, now: datetime
     ) -> None:
         """Set what *progress* changes on a call's interaction, and when."""
-        await self.connection.execute(
-            sa.update(_INTERACTIONS)
-            .where(_INTERACTIONS.c.id == interaction_id)
-            .values(**progress.changes(), updated_at=now)
+        await self._write(
+            sa.update(_INTERACTIONS).where(_INTERACTIONS.c.id == interaction_id),
+            {**progress.changes(), "updated_at": now},
         )
 
     async def mark_token_seen(self, provider: str, token: str, now: datetime) -> bool:
         """Record a provider's one-time token; False when it was seen before (a replay)."""
-        result = await self.connection.execute(
+        result = await self._write(
             self._sql.add_token, {"provider": provider, "token": token, "seen_at": now}
         )
         return bool(result.rowcount)

@@ -214,6 +214,12 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             hint="calls get a safe <Dial>; email and chat answer 503 until the database is back",
         )
     yield
+    group_commit = app[store_key].group_commit
+    if group_commit is not None:  # the last contacts' commit, before the engine goes
+        try:
+            await asyncio.wait_for(group_commit.finished(), settings.db_timeout_seconds)
+        except TimeoutError:
+            log.error("store.writer_not_finished", hint="its transaction is rolled back")
     await engine.dispose()
 
 
