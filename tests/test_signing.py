@@ -22,3 +22,26 @@ def test_a_signature_verifies_within_five_minutes() -> None:
 )
 def test_malformed_headers_are_refused_not_crashed_on(header: str) -> None:
     assert verify("secret", b"body", header, NOW) is not None
+
+
+def test_twilio_signatures_are_checked_as_twilio_signs_them() -> None:
+    """One HMAC for the URL as called; Twilio's own variants (port added or removed) still
+    pass through the library's full check; anything else, non-ASCII junk included, fails."""
+    from twilio.request_validator import RequestValidator
+
+    from integrations.twilio_voice import signature_valid
+
+    token, url = "tok", "https://sb.example/webhooks/twilio/voice/route?x=1"
+    form = {"CallSid": "CA1", "Digits": "1"}
+    validator = RequestValidator(token)
+    assert signature_valid(token, url, form, validator.compute_signature(url, form))
+    with_port = "https://sb.example:443/webhooks/twilio/voice/route?x=1"
+    assert signature_valid(token, url, form, validator.compute_signature(with_port, form))
+    assert not signature_valid(
+        token, url, form, RequestValidator("other").compute_signature(url, form)
+    )
+    assert not signature_valid(
+        token, url, {**form, "Digits": "2"}, validator.compute_signature(url, form)
+    )
+    assert not signature_valid(token, url, form, "čšř")
+    assert not signature_valid(token, url, form, "")
