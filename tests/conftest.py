@@ -96,6 +96,15 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     await engine.dispose()
 
 
+@pytest.fixture
+async def migrated(settings: Settings) -> AsyncIterator[Store]:
+    """The app's database file, migrated as in production, through a store of its own."""
+    engine = create_engine(settings.database_url)
+    await migrate.upgrade(engine)
+    yield Store(engine)
+    await engine.dispose()
+
+
 def app_time(client: TestClient[Any, Any]) -> int:
     """The app's clock in unix seconds: what a webhook signed "now" is stamped with, since
     the app judges a signature's freshness by its own clock, not the machine's."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,21 +15,13 @@ from sqlalchemy import event
 
 from router.service.ports import DatabaseUnavailable
 from router.settings import Settings
-from router.store import Store, create_engine, migrate
+from router.store import Store, create_engine
 
 from .test_store import an_email
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-async def migrated(settings: Settings) -> AsyncIterator[Store]:
-    engine = create_engine(settings.database_url)
-    await migrate.upgrade(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

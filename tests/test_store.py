@@ -5,7 +5,6 @@ only where the lifecycle allows them. A real SQLite file, migrated as in product
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -30,22 +29,13 @@ from router.service.records import (
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, authenticate, create_token
 from router.service.versions import apply_document
-from router.settings import Settings
-from router.store import Store, create_engine, migrate
+from router.store import Store
 
 from .conftest import NOW
 
 LEASE = timedelta(seconds=120)
 PARTNER = Target("partner", "eshop@partner.example", external=True)
 HOTLINE = Target("hotline", "produkty@eshop.example", external=False)
-
-
-@pytest.fixture
-async def migrated(settings: Settings) -> AsyncIterator[Store]:
-    engine = create_engine(settings.database_url)
-    await migrate.upgrade(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 def an_email(provider_id: str = "<m1@shop.example>") -> NewInteraction:

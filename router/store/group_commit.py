@@ -83,8 +83,8 @@ class Member:
             self._ended.set_result(_Ending.CLEAN)
 
     def _abandon(self) -> None:
-        """It stopped waiting for its turn (its own timeout), having written nothing."""
-        self._admitted.cancel()
+        """It stopped waiting for its turn (its own timeout, or refused), having written
+        nothing; its admission is settled already, so the writer will pass it by."""
         if not self._ended.done():
             self._ended.set_result(_Ending.CLEAN)
 
