@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import math
 import random
 import sqlite3
 import sys
@@ -37,7 +38,9 @@ import aiosmtplib
 from bench.harness import (
     BARE,
     SWITCHBOARD,
+    Goal,
     LoadOptions,
+    LoadResult,
     PreparedRequest,
     Section,
     clean_environment,
@@ -62,6 +65,10 @@ EXPECTED = b"interaction_id"
 #: Where the direct baseline sends (the in-house mailbox of config/routing.yaml).
 RECIPIENT = "produkty@eshop.example"
 WORKER, DIRECT = "switchboard outbox worker", f"aiosmtplib direct, batches of {BATCH}"
+#: Issue #14 goals 2 and 3: accepting against a bare handler reading the same body, and
+#: delivering against aiosmtplib sending the same messages.
+ACCEPT_GOAL = 0.25
+DELIVERY_GOAL = 0.8
 #: Bound of the wait for the outbox to empty: this plus a tenth of a second per message.
 DELIVERY_SECONDS = 30.0
 
@@ -353,6 +360,28 @@ def exactly_once(delivery: Delivery, expected: set[str]) -> str | None:
     return None
 
 
+def email_goals(sb: LoadResult, bare: LoadResult, worker: Delivery, direct: Delivery) -> list[Goal]:
+    """Issue #14 goals 2 (email accept) and 3 (outbox delivery)."""
+    accept = sb.rps / bare.rps if bare.rps else math.nan
+    deliver = worker.rate / direct.rate if direct.rate else math.nan
+    return [
+        Goal(
+            key="2 email accept",
+            figure=f"{sb.rps:,.0f}/s = {accept:.2f}x",
+            baseline=f"bare {bare.rps:,.0f}/s",
+            target=f">= {ACCEPT_GOAL:.2f}x",
+            met=accept >= ACCEPT_GOAL,
+        ),
+        Goal(
+            key="3 outbox",
+            figure=f"{worker.rate:,.0f}/s = {deliver:.2f}x",
+            baseline=f"aiosmtplib direct {direct.rate:,.0f}/s",
+            target=f">= {DELIVERY_GOAL:.2f}x",
+            met=deliver >= DELIVERY_GOAL,
+        ),
+    ]
+
+
 async def email_benchmark(options: LoadOptions) -> Section:
     sizes = round_sizes(options.emails, options.rounds)
     per_server = options.email_warmup + sum(sizes)
@@ -528,4 +557,5 @@ async def email_benchmark(options: LoadOptions) -> Section:
             rows=comparison_rows(sb, bare),
             notes=notes,
             failures=failures,
+            goals=email_goals(sb, bare, worker, direct),
         )

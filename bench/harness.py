@@ -28,6 +28,8 @@ from pathlib import Path
 import aiohttp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Connections the open-loop (paced) load may hold at once.
+PACED_CONNECTIONS = 256
 #: Bounds of the wait for a server to answer its readiness URL, and for it to stop.
 READY_SECONDS = 30.0
 STOP_SECONDS = 15.0
@@ -212,6 +214,78 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+async def post_checked(
+    session: aiohttp.ClientSession, url: str, request: PreparedRequest, expect: bytes
+) -> str | None:
+    """POST *request*; None on success (a 200 whose body holds *expect*), else the error."""
+    try:
+        async with session.post(url, data=request.body, headers=request.headers) as response:
+            payload = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return type(exc).__name__
+    if status != 200:
+        return f"HTTP {status}"
+    return None if expect in payload else "unexpected body"
+
+
+async def paced(
+    session: aiohttp.ClientSession,
+    url: str,
+    requests: Sequence[PreparedRequest],
+    *,
+    rate: float,
+    label: str,
+    expect: bytes,
+    server_pid: int | None = None,
+) -> LoadResult:
+    """POST *requests* at a fixed *rate* per second whatever the answers do (an open loop,
+    as providers call: a slow answer does not slow the next caller down).
+
+    Each latency runs from the moment the request was due, not from when it was sent, so a
+    stall that delays the requests behind it counts against all of them (no coordinated
+    omission)."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, not {rate}")
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def one(request: PreparedRequest, due: float) -> None:
+        error = await post_checked(session, url, request, expect)
+        if error is None:
+            latencies.append(time.perf_counter() - due)
+        else:
+            errors[error] += 1
+
+    server_before = process_cpu_seconds(server_pid)
+    client_before = time.process_time()
+    started = time.perf_counter()
+    tasks = []
+    for index, request in enumerate(requests):
+        due = started + index / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(request, due)))
+    await asyncio.gather(*tasks)
+    seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_before
+    server_after = process_cpu_seconds(server_pid)
+    latencies.sort()
+    return LoadResult(
+        label=label,
+        seconds=seconds,
+        latencies=latencies,
+        errors=errors,
+        server_cpu_seconds=(
+            server_after - server_before
+            if server_before is not None and server_after is not None
+            else None
+        ),
+        client_cpu_seconds=client_cpu,
+    )
+
+
 async def drive(
     session: aiohttp.ClientSession,
     url: str,
@@ -235,20 +309,11 @@ async def drive(
         # one shared iterator: asyncio hands it to one worker at a time
         for request in pending:
             started = time.perf_counter()
-            try:
-                async with session.post(url, data=request.body, headers=request.headers) as rsp:
-                    payload = await rsp.read()
-                    status = rsp.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                errors[type(exc).__name__] += 1
-                continue
-            elapsed = time.perf_counter() - started
-            if status != 200:
-                errors[f"HTTP {status}"] += 1
-            elif expect not in payload:
-                errors["unexpected body"] += 1
+            error = await post_checked(session, url, request, expect)
+            if error is None:
+                latencies.append(time.perf_counter() - started)
             else:
-                latencies.append(elapsed)
+                errors[error] += 1
 
     server_before = process_cpu_seconds(server_pid)
     client_before = time.process_time()
@@ -283,15 +348,29 @@ def median_round(rounds: Sequence[LoadResult]) -> LoadResult:
 # -- reporting ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """One goal of issue #14 as a benchmark measured it: the figure, what it was measured
+    against in the same run, the target and whether the figure meets it."""
+
+    key: str  # "1", "1 p99", "4 CLI", …: the issue's goal number, then the part
+    figure: str
+    baseline: str
+    target: str
+    met: bool
+
+
 @dataclass(slots=True)
 class Section:
-    """One benchmark's report: a table, notes under it, and failed checks (if any)."""
+    """One benchmark's report: a table, notes under it, failed checks (if any), and the
+    goals it measured (gathered into one table at the end of ``make bench``)."""
 
     title: str
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [f"## {self.title}", "", markdown_table(self.headers, self.rows), ""]
@@ -362,6 +441,9 @@ class SideBySide:
     rounds: dict[str, list[LoadResult]]
     errors: dict[str, Counter[str]]
     ok: Counter[str]
+    #: the open-loop run of each side at :attr:`paced_rate` (empty when none was asked for)
+    paced: dict[str, LoadResult] = field(default_factory=dict)
+    paced_rate: float = 0.0
 
 
 async def side_by_side(
@@ -374,11 +456,17 @@ async def side_by_side(
     expect: bytes,
     warmup: int,
     sizes: Sequence[int],
+    paced_requests: int = 0,
+    paced_share: float = 0.5,
 ) -> SideBySide:
     """Start Switchboard (environment from ``switchboard_env(base_url)``, log in
     ``work/switchboard.log``) and the bare aiohttp server, each with its own client session;
     warm both up with *warmup* requests, then run ``len(sizes)`` rounds, alternating which
-    side goes first so drift within a round hits both alike."""
+    side goes first so drift within a round hits both alike.
+
+    With *paced_requests*, both sides then get that many more requests in an open loop at
+    *paced_share* of Switchboard's median round rate: the latency a provider sees at that
+    load, measured against the bare server at the same rate."""
     sb_port, bare_port = free_port(), free_port()
     bases = {SWITCHBOARD: f"http://127.0.0.1:{sb_port}", BARE: f"http://127.0.0.1:{bare_port}"}
     seen = SideBySide(
@@ -437,4 +525,26 @@ async def side_by_side(
             for side in order:
                 seen.rounds[side].append(await load(side, first, size, f"round {index + 1}"))
             first += size
+        if paced_requests:
+            seen.paced_rate = median_round(seen.rounds[SWITCHBOARD]).rps * paced_share
+            for side in (SWITCHBOARD, BARE):
+                url = bases[side] + path
+                # as many connections as callers in flight: a queue in the client would
+                # show as the server's latency
+                async with aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=PACED_CONNECTIONS),
+                    timeout=aiohttp.ClientTimeout(total=30),
+                ) as client:
+                    result = await paced(
+                        client,
+                        url,
+                        prepare(side, url, first, paced_requests),
+                        rate=seen.paced_rate,
+                        label=f"paced at {seen.paced_rate:,.0f}/s",
+                        expect=expect,
+                        server_pid=sides[side][1],
+                    )
+                seen.paced[side] = result
+                seen.errors[side] += result.errors
+                seen.ok[side] += result.ok
     return seen

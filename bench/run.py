@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bench import classify, email, rollback, scaling, webhook
-from bench.harness import LoadOptions, Section, ServerFailed
+from bench.harness import LoadOptions, Section, ServerFailed, markdown_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,8 @@ class Benchmark:
     name: str
     summary: str
     run: Callable[[LoadOptions], Awaitable[Section]]
+    #: the goals of issue #14 it measures ("" for none)
+    goals: str = ""
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -36,12 +38,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             "signed Twilio Gather -> real service on SQLite (one durable insert per request) "
             "vs a bare aiohttp form handler",
             webhook.voice_route,
+            goals="1",
         ),
         Benchmark(
             "rollback-propagation",
             "CLI / HTTP API rollback and resume -> first call routed by the new version in a "
             "running service (p50/p99 over --flips flips each)",
             rollback.rollback_propagation,
+            goals="4",
         ),
         Benchmark(
             "email",
@@ -49,6 +53,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "email) vs a bare aiohttp handler reading the body; then the outbox delivered to "
             "an aiosmtpd sink vs aiosmtplib sending the same messages (--emails per server)",
             email.email_benchmark,
+            goals="2, 3",
         ),
         Benchmark(
             "classify",
@@ -61,6 +66,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "routing cost per call (/route, email replies) and GET /api/status, /api/report, "
             "/api/traffic at 10k and 1M stored interactions (--scaling-sizes); flat and <= 1 s",
             scaling.scaling,
+            goals="6",
         ),
     ]
 }
@@ -172,6 +178,36 @@ async def run_all(names: list[str], options: LoadOptions) -> list[Section]:
     return [await BENCHMARKS[name].run(options) for name in names]
 
 
+def goals_table(sections: list[Section], names: list[str]) -> str:
+    """Every goal of issue #14 the run measured, with its figure, baseline and verdict, and
+    a line for each goal whose benchmark did not run."""
+    rows = [
+        [goal.key, goal.figure, goal.baseline, goal.target, "met" if goal.met else "not met"]
+        for section in sections
+        for goal in section.goals
+    ]
+    rows.sort(key=lambda row: row[0])
+    skipped = [
+        [benchmark.goals, "not run", "", f"--only {benchmark.name}", ""]
+        for benchmark in BENCHMARKS.values()
+        if benchmark.goals and benchmark.name not in names
+    ]
+    skipped.append(["5 memory", "make soak (10 min)", "", "<= 150 MB, flat", ""])
+    met = sum(row[4] == "met" for row in rows)
+    return "\n".join(
+        [
+            "## goals of issue #14",
+            "",
+            markdown_table(
+                ["goal", "figure", "baseline (same run)", "target", "verdict"],
+                rows + sorted(skipped),
+            ),
+            "",
+            f"{met} of {len(rows)} measured goals met.",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -201,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     for section in sections:
         print(section.render())
         print()
+    print(goals_table(sections, names))
+    print()
     failed = [section.title for section in sections if section.failures]
     if failed:
         print(f"{len(failed)} benchmark(s) failed their checks", file=sys.stderr)

@@ -48,7 +48,7 @@ from uuid import UUID
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 
-from bench.harness import LoadOptions, Section, percentile
+from bench.harness import Goal, LoadOptions, Section, percentile
 from bench.servers import EMAIL_PATH, ROUTE_PATH
 from integrations import twilio_voice
 from integrations.signing import HEADER, sign
@@ -634,6 +634,7 @@ def report(results: Sequence[Measured], calls: int) -> Section:
         ("email mime (half replies): CPU ms per email", lambda m: m.email.cpu_ms),
         ("email: wall p50 ms", lambda m: m.email.p50_ms),
     ]
+    goals: list[Goal] = []
     for label, pick in per_call:
         values = [pick(result) for result in results]
         ratio = values[-1] / values[0] if values[0] else float("nan")
@@ -641,6 +642,16 @@ def report(results: Sequence[Measured], calls: int) -> Section:
         rows.append(
             [label, *(f"{value:.2f}" for value in values), goal, verdict(ratio <= FLAT_RATIO)]
         )
+        if "CPU" in label:
+            goals.append(
+                Goal(
+                    key=f"6 {label.split(':')[0]} flat",
+                    figure=f"{values[-1]:.2f} ms CPU at {human(last.size)} = {ratio:.2f}x",
+                    baseline=f"{values[0]:.2f} ms at {human(first.size)}",
+                    target=f"<= {FLAT_RATIO}x",
+                    met=ratio <= FLAT_RATIO,
+                )
+            )
     for index, (name, _) in enumerate(READS):
         values = [result.reads[index].median for result in results]
         rows.append(
@@ -650,6 +661,15 @@ def report(results: Sequence[Measured], calls: int) -> Section:
                 f"<= {READ_SECONDS * 1000:.0f} ms at {human(last.size)}",
                 verdict(values[-1] <= READ_SECONDS),
             ]
+        )
+        goals.append(
+            Goal(
+                key=f"6 GET {name}",
+                figure=f"{values[-1] * 1000:,.0f} ms at {human(last.size)}",
+                baseline=f"{values[0] * 1000:,.0f} ms at {human(first.size)}",
+                target=f"<= {READ_SECONDS * 1000:.0f} ms",
+                met=values[-1] <= READ_SECONDS,
+            )
         )
     notes = ["```"]
     for result in results:
@@ -694,6 +714,7 @@ def report(results: Sequence[Measured], calls: int) -> Section:
         rows=rows,
         notes=notes,
         failures=failures,
+        goals=goals,
     )
 
 

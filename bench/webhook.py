@@ -14,7 +14,6 @@ import random
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,11 +21,14 @@ from twilio.request_validator import RequestValidator
 
 from bench.harness import (
     BARE,
+    PACED_CONNECTIONS,
     SWITCHBOARD,
+    Goal,
     LoadOptions,
     LoadResult,
     PreparedRequest,
     Section,
+    SideBySide,
     log_tail,
     median_round,
     side_by_side,
@@ -37,6 +39,11 @@ from bench.servers import ROUTE_PATH
 TWILIO_TOKEN = "bench-twilio-auth-token"
 #: Both servers answer a digit with a <Dial>; a body without it is an error.
 EXPECTED = b"<Dial"
+#: Issue #14 goal 1: throughput against the bare handler, and p99 at half that load.
+THROUGHPUT_GOAL = 0.40
+P99_GOAL_MS = 10.0
+#: The paced run's rate, as a share of Switchboard's own median round rate.
+PACED_SHARE = 0.5
 
 
 def gather_forms(count: int, rng: random.Random) -> list[dict[str, str]]:
@@ -92,7 +99,8 @@ def logged_events(log_path: Path) -> Counter[str]:
 
 
 async def voice_route(options: LoadOptions) -> Section:
-    per_server = options.warmup + options.rounds * options.requests
+    paced_requests = paced_count(options)
+    per_server = options.warmup + options.rounds * options.requests + paced_requests
     rng = random.Random(20261123)
     forms = {SWITCHBOARD: gather_forms(per_server, rng), BARE: gather_forms(per_server, rng)}
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
@@ -114,11 +122,13 @@ async def voice_route(options: LoadOptions) -> Section:
             expect=EXPECTED,
             warmup=options.warmup,
             sizes=[options.requests] * options.rounds,
+            paced_requests=paced_requests,
+            paced_share=PACED_SHARE,
         )
         sb_log = work / "switchboard.log"
         interactions = stored_interactions(database)
         events = logged_events(sb_log)
-        section = report(options, seen.rounds, seen.errors, seen.ok, interactions, events)
+        section = report(options, seen, interactions, events)
         if section.failures:
             section.notes.append(f"last lines of the Switchboard log:\n{log_tail(sb_log, 5)}")
         return section
@@ -158,16 +168,56 @@ def comparison_rows(sb: LoadResult, bare: LoadResult) -> list[list[str]]:
     return rows
 
 
+def paced_count(options: LoadOptions) -> int:
+    """Requests of the open-loop run: half a round, enough for a p99 of a few seconds."""
+    return max(200, options.requests // 2)
+
+
+def goals(sb: LoadResult, bare: LoadResult, seen: SideBySide) -> list[Goal]:
+    throughput = sb.rps / bare.rps if bare.rps else math.nan
+    found = [
+        Goal(
+            key="1 throughput",
+            figure=f"{sb.rps:,.0f} rps = {throughput:.2f}x",
+            baseline=f"bare {bare.rps:,.0f} rps",
+            target=f">= {THROUGHPUT_GOAL:.2f}x",
+            met=throughput >= THROUGHPUT_GOAL,
+        )
+    ]
+    paced_sb, paced_bare = seen.paced.get(SWITCHBOARD), seen.paced.get(BARE)
+    if paced_sb is not None and paced_bare is not None:
+        p99 = paced_sb.percentile_ms(99)
+        found.append(
+            Goal(
+                key="1 p99",
+                figure=f"p99 {p99:.1f} ms at {seen.paced_rate:,.0f}/s",
+                baseline=f"bare p99 {paced_bare.percentile_ms(99):.1f} ms at the same rate",
+                target=f"<= {P99_GOAL_MS:.0f} ms at half load",
+                met=p99 <= P99_GOAL_MS,
+            )
+        )
+    return found
+
+
+def paced_rows(seen: SideBySide) -> list[list[str]]:
+    return [
+        [
+            f"{name}, paced",
+            f"{result.rps:,.0f}",
+            f"{result.percentile_ms(50):.2f}",
+            f"{result.percentile_ms(99):.2f}",
+            f"{result.server_cpu_ms:.2f}",
+        ]
+        for name, result in seen.paced.items()
+    ]
+
+
 def report(
-    options: LoadOptions,
-    rounds: Mapping[str, list[LoadResult]],
-    errors: Mapping[str, Counter[str]],
-    ok_total: Mapping[str, int],
-    interactions: int,
-    events: Counter[str],
+    options: LoadOptions, seen: SideBySide, interactions: int, events: Counter[str]
 ) -> Section:
+    rounds, errors, ok_total = seen.rounds, seen.errors, seen.ok
     sb, bare = median_round(rounds[SWITCHBOARD]), median_round(rounds[BARE])
-    rows = comparison_rows(sb, bare)
+    rows = comparison_rows(sb, bare) + paced_rows(seen)
     notes = [
         f"{options.rounds} alternating rounds of {options.requests} requests per server after "
         f"{options.warmup} warm-up, concurrency {options.concurrency}; median round by rps "
@@ -179,6 +229,10 @@ def report(
         ),
         "load generator busy (its CPU / wall time; near 100 % it, not the server, is the "
         f"limit): switchboard {busy(sb)}, bare {busy(bare)}.",
+        f"paced: {paced_count(options)} requests per server in an open loop at "
+        f"{seen.paced_rate:,.0f}/s ({PACED_SHARE:.0%} of Switchboard's median round rate; "
+        f"half the goal's load would be {bare.rps * THROUGHPUT_GOAL * PACED_SHARE:,.0f}/s), "
+        f"latency from each request's due time; up to {PACED_CONNECTIONS} connections.",
         f"database: {interactions} interactions for {ok_total[SWITCHBOARD]} successful "
         f"Switchboard requests (warm-up included); log: {events['contact.routed']} "
         f"contact.routed, {events['contact.unrecorded']} contact.unrecorded, "
@@ -208,4 +262,5 @@ def report(
         rows=rows,
         notes=notes,
         failures=failures,
+        goals=goals(sb, bare, seen),
     )

@@ -1,0 +1,77 @@
+"""The benchmark harness's own parts that a wrong figure would come from: the open-loop load
+and the goals table of ``make bench``."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bench.harness import Goal, PreparedRequest, Section, paced
+from bench.run import goals_table
+
+
+async def answering_server(seen: list[float]) -> TestServer:
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(time.perf_counter())
+        body = await request.read()
+        if body == b"bad":
+            return web.Response(status=500, text="no")
+        return web.Response(text="<Dial>ok</Dial>")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+async def test_paced_load_keeps_its_rate_and_counts_every_answer() -> None:
+    arrivals: list[float] = []
+    server = await answering_server(arrivals)
+    requests = [PreparedRequest(body=b"good", headers={}) for _ in range(40)]
+    requests[7] = PreparedRequest(body=b"bad", headers={})
+    try:
+        async with aiohttp.ClientSession() as session:
+            result = await paced(
+                session,
+                str(server.make_url("/")),
+                requests,
+                rate=100.0,
+                label="t",
+                expect=b"<Dial>",
+            )
+    finally:
+        await server.close()
+    assert result.ok == 39
+    assert result.errors == {"HTTP 500": 1}
+    # 40 requests due 10 ms apart: the last is due at 0.39 s, so the run cannot be shorter,
+    # and it is not a closed loop that would go as fast as the server answers
+    assert result.seconds >= 0.39
+    assert arrivals[-1] - arrivals[0] >= 0.35
+    assert all(latency > 0 for latency in result.latencies)
+
+
+def test_goals_table_gives_each_goal_its_verdict_and_names_what_did_not_run() -> None:
+    section = Section(
+        title="t",
+        headers=["a"],
+        rows=[["1"]],
+        goals=[
+            Goal("1 throughput", "700 rps = 0.06x", "bare 12,000 rps", ">= 0.40x", met=False),
+            Goal("1 p99", "p99 8 ms", "bare p99 2 ms", "<= 10 ms", met=True),
+        ],
+    )
+    table = goals_table([section], ["voice-route"])
+    lines = table.splitlines()
+    p99 = next(line for line in lines if line.startswith("| 1 p99"))
+    throughput = next(line for line in lines if line.startswith("| 1 throughput"))
+    assert p99.rstrip(" |").endswith("met") and "not met" not in p99
+    assert "not met" in throughput
+    assert any("--only email" in line and "not run" in line for line in lines)
+    assert any("--only scaling" in line for line in lines)
+    assert not any("--only voice-route" in line for line in lines)
+    assert "1 of 2 measured goals met." in table
