@@ -76,6 +76,8 @@ WARMUP_CALLS = 50
 READ_REPEATS = 5
 #: Statements shown with their query plan, slowest first.
 PLANS_SHOWN = 6
+#: Reads measured for comparison only: the goal is on what operators get by default.
+UNGOALED_READS = frozenset({"status conversations=all"})
 
 # The shipped routing document's destinations and addresses (config/routing.yaml).
 PARTNER, HOTLINE = "partner", "hotline"
@@ -487,6 +489,8 @@ class Measured:
 
 READS = (
     ("status", "/api/status"),
+    # every held conversation listed: what the default's cap of 100 saves
+    ("status conversations=all", "/api/status?conversations=all"),
     ("report (7d)", "/api/report"),
     ("report since=30d", "/api/report?since=30d"),
     ("traffic (24h)", "/api/traffic"),
@@ -654,10 +658,13 @@ def report(results: Sequence[Measured], calls: int) -> Section:
             )
     for index, (name, _) in enumerate(READS):
         values = [result.reads[index].median for result in results]
+        measured = [f"GET {name}: median ms", *(f"{value * 1000:,.1f}" for value in values)]
+        if name in UNGOALED_READS:
+            rows.append([*measured, "(for comparison)", ""])
+            continue
         rows.append(
             [
-                f"GET {name}: median ms",
-                *(f"{value * 1000:,.1f}" for value in values),
+                *measured,
                 f"<= {READ_SECONDS * 1000:.0f} ms at {human(last.size)}",
                 verdict(values[-1] <= READ_SECONDS),
             ]

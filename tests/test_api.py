@@ -239,6 +239,20 @@ async def test_status_shows_the_version_and_the_share_matrix(
     assert answer.body["rollback"] is None
 
 
+async def test_status_lists_as_many_held_conversations_as_asked_and_refuses_nonsense(
+    client: Client, tokens: Tokens
+) -> None:
+    for listed in ("1", "all"):
+        answer = await api(client, "GET", f"/api/status?conversations={listed}", tokens.viewer)
+        assert answer.status == 200, answer.body
+        assert answer.body["partner_conversations"] == []
+        assert answer.body["partner_conversations_count"] == 0
+    for bad in ("0", "-3", "many", "1.5"):
+        answer = await api(client, "GET", f"/api/status?conversations={bad}", tokens.viewer)
+        assert answer.status == 422, (bad, answer.body)
+        assert "conversations" in json.dumps(answer.body)
+
+
 async def test_get_routing_returns_the_document_and_its_etag(
     client: Client, tokens: Tokens
 ) -> None:

@@ -274,17 +274,26 @@ async def test_status_lists_the_conversations_the_partner_holds_until_they_come_
     client = await chat_app(cutover={"chat": {"admin": 100}})
     await post_chat(client, chat("Kde je moje objednávka?", conversation="c-held"))
     await state.wait_for("partner", 1)
+    clock.advance(timedelta(seconds=60))
+    await post_chat(client, chat("Chci vrátit zboží", conversation="c-newer"))
+    await state.wait_for("partner", 2)
     settings = client.server.app[settings_key]
     engine = create_engine(settings.database_url)
     try:
         store = Store(engine)
         rolled_back = await rollback(store, actor="on-call", reason="incident", now=clock())
         held = (await routing_status(store, clock()))["partner_conversations"]
-        assert [item["conversation_id"] for item in held] == ["c-held"]  # still the partner's
+        # still the partner's, newest first
+        assert [item["conversation_id"] for item in held] == ["c-newer", "c-held"]
+        newest = await routing_status(store, clock(), conversations=1)
+        assert [item["conversation_id"] for item in newest["partner_conversations"]] == ["c-newer"]
+        assert newest["partner_conversations_count"] == 2  # listed or not, all counted
         # the service follows the rollback (SPEC §4: within a second)
         await asyncio.wait_for(client.app[routing_key].wait_for(rolled_back.version), 1.0)
         await post_chat(client, chat("a kdy to přijde?", conversation="c-held"))
         await state.wait_for("hotline", 1)  # the next message came back in-house
-        assert (await routing_status(store, clock()))["partner_conversations"] == []
+        after = await routing_status(store, clock())
+        assert [item["conversation_id"] for item in after["partner_conversations"]] == ["c-newer"]
+        assert after["partner_conversations_count"] == 1
     finally:
         await engine.dispose()

@@ -149,6 +149,8 @@ def test_a_version_written_by_another_release_still_prints(env: dict[str, str]) 
         (("config", "apply", "{routing}", "--reason", "  "), "reason"),
         (("interactions", "--since", "yesterday"), "--since"),
         (("interactions", "--channel", "fax"), "fax"),
+        (("status", "--conversations", "0"), "--conversations"),
+        (("status", "--conversations", "some"), "--conversations"),
     ],
 )
 def test_bad_input_is_a_clear_error(
@@ -172,6 +174,22 @@ def test_invalid_settings_are_reported_by_name(env: dict[str, str]) -> None:
     result = invoke({**env, "SWITCHBOARD_DATABASE_URL": "mysql://x/y"}, "status")
     assert result.exit_code == 1
     assert "SWITCHBOARD_DATABASE_URL" in result.stderr
+
+
+def test_status_counts_the_partners_conversations_and_lists_as_many_as_asked(
+    env: dict[str, str],
+) -> None:
+    invoke(env, "config", "apply", str(shipped_path("routing.yaml")), "--reason", "start")
+    for listed in ("3", "all"):
+        result = invoke(env, "status", "--conversations", listed, "--format", "json")
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout)
+        assert (payload["partner_conversations"], payload["partner_conversations_count"]) == (
+            [],
+            0,
+        )
+    text = invoke(env, "status")
+    assert "conversations the partner still holds: 0" in text.stdout
 
 
 def test_interactions_json_is_empty_list_then_filled(env: dict[str, str]) -> None:

@@ -62,7 +62,7 @@ async def test_the_guard_and_status_read_interactions_through_their_indexes(
     sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
     store = Store(engine)
     await store.external_contacts(NOW - timedelta(minutes=15), ["partner"])
-    await store.conversations_held(NOW - timedelta(days=30), ["partner"])
+    await store.conversations_held(NOW - timedelta(days=30), ["partner"], limit=100)
     sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert len(statements) == 2
     async with engine.connect() as connection:

@@ -202,3 +202,46 @@ async def test_a_duplicate_contact_adds_nothing_even_after_another_insert(migrat
     rows = await migrated.interactions(since=None, channel=None, limit=10)
     assert sorted(row.provider_id for row in rows) == ["<m1@shop.example>", "<m2@shop.example>"]
     assert {row.id for row in rows} == {first, other}
+
+
+async def test_held_conversations_are_all_counted_and_the_newest_listed(migrated: Store) -> None:
+    """What status shows of the partner's conversations: the last contact of each one that
+    went to the partner, all of them counted, the newest *limit* listed newest first."""
+
+    def contact(number: int, conversation: str, hours_ago: float, to: Target) -> NewInteraction:
+        at = NOW - timedelta(hours=hours_ago)
+        return dataclasses.replace(
+            an_email(f"<m{number}@shop.example>"),
+            conversation_id=conversation,
+            destination=to.destination,
+            first_destination=to.destination,
+            received_at=at,
+            decided_at=at,
+            updated_at=at,
+        )
+
+    contacts = [
+        contact(1, "c1", 50, PARTNER),
+        contact(2, "c2", 40, PARTNER),
+        contact(3, "c2", 5, HOTLINE),  # its last contact came back in-house: not held
+        contact(4, "c3", 30, PARTNER),
+        contact(5, "c4", 20, PARTNER),
+        contact(6, "c1", 10, PARTNER),  # c1's last contact: it counts once, at 10 h ago
+        contact(7, "old", 24 * 40, PARTNER),  # before the window
+    ]
+    async with migrated.unit_of_work() as uow:
+        for new in contacts:
+            await uow.add_interaction(new)
+    since = NOW - timedelta(days=30)
+
+    two = await migrated.conversations_held(since, ["partner"], limit=2)
+    assert two.count == 3
+    assert [(held.conversation_id, held.received_at) for held in two.newest] == [
+        ("c1", NOW - timedelta(hours=10)),
+        ("c4", NOW - timedelta(hours=20)),
+    ]
+    every = await migrated.conversations_held(since, ["partner"], limit=None)
+    assert every.count == 3
+    assert [held.conversation_id for held in every.newest] == ["c1", "c4", "c3"]
+    assert (await migrated.conversations_held(since, ["nobody"], limit=None)).count == 0
+    assert (await migrated.conversations_held(since, [], limit=5)).newest == []

@@ -64,7 +64,9 @@ class Backend(Protocol):
     """Everything the commands read or change. Times are UTC; changes return the change's
     JSON (router/service/views.py ``change_json``)."""
 
-    async def status(self) -> JSON: ...
+    async def status(self, *, conversations: int | None) -> JSON:
+        """*conversations*: held conversations to list, newest first (None: all)."""
+        ...
 
     async def interactions(
         self, *, since: datetime | None, channel: Channel | None, limit: int

@@ -35,7 +35,7 @@ from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_
 from router.core.report import DEFAULT_SINCE, render_text
 from router.logging import configure_logging
 from router.service.tokens import Role
-from router.service.views import iso
+from router.service.views import STATUS_CONVERSATIONS, iso
 from router.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -203,11 +203,30 @@ def db_upgrade() -> None:
 # -- status and interactions ---------------------------------------------------------------
 
 
+def conversations_option(context: click.Context, param: click.Parameter, text: str) -> int | None:
+    """``--conversations``: a positive count, or ``all`` (None)."""
+    if text == "all":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{text!r} is neither a positive number nor 'all'")
+
+
 @cli.command()
 @FORMAT
-def status(output_format: str) -> None:
+@click.option(
+    "--conversations",
+    "conversations",
+    default=str(STATUS_CONVERSATIONS),
+    callback=conversations_option,
+    show_default=True,
+    metavar="N|all",
+    help="How many of the conversations the partner still holds to list, newest first "
+    "(all are counted).",
+)
+def status(output_format: str, conversations: int | None) -> None:
     """What routing is in force now: version, shares, rollback, plan, partner's threads."""
-    payload = on_backend(lambda backend: backend.status())
+    payload = on_backend(lambda backend: backend.status(conversations=conversations))
     if output_format == "json":
         emit_json(payload)
         return
@@ -251,7 +270,13 @@ def status(output_format: str) -> None:
     if depth is not None:
         click.echo(f"outbox: {depth['pending']} waiting, {depth['failed']} failed")
     held_conversations = payload["partner_conversations"]
-    click.echo(f"conversations the partner still holds: {len(held_conversations)}")
+    held_count = payload.get("partner_conversations_count", len(held_conversations))
+    shown = (
+        f" (the newest {len(held_conversations)} below; --conversations all lists every one)"
+        if held_count > len(held_conversations)
+        else ""
+    )
+    click.echo(f"conversations the partner still holds: {held_count}{shown}")
     for item in held_conversations:
         click.echo(
             f"  {item['channel']} {item['conversation_id']} last contact "

@@ -104,10 +104,10 @@ class LocalBackend:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def status(self) -> JSON:
+    async def status(self, *, conversations: int | None) -> JSON:
         from router.service import queries
 
-        return await queries.routing_status(await self.store(), now())
+        return await queries.routing_status(await self.store(), now(), conversations=conversations)
 
     async def interactions(
         self, *, since: datetime | None, channel: Channel | None, limit: int

@@ -91,8 +91,9 @@ class RemoteBackend:
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
 
-    async def status(self) -> JSON:
-        answer: JSON = await self.remote.get("/api/status")
+    async def status(self, *, conversations: int | None) -> JSON:
+        listed = "all" if conversations is None else str(conversations)
+        answer: JSON = await self.remote.get("/api/status", {"conversations": listed})
         return answer
 
     async def interactions(

@@ -21,7 +21,7 @@ from router.core.migration import (
 from router.core.report import Count, Report, build_report
 from router.core.traffic import Traffic, hourly, window
 from router.service.versions import NoRouting, current_or_raise, stored_document
-from router.service.views import impact_json, status_json
+from router.service.views import STATUS_CONVERSATIONS, impact_json, status_json
 from router.store import Store
 
 log = structlog.get_logger(__name__)
@@ -31,8 +31,11 @@ log = structlog.get_logger(__name__)
 CONVERSATION_WINDOW = timedelta(days=30)
 
 
-async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
-    """What `status --format json` and GET /api/status show."""
+async def routing_status(
+    store: Store, now: datetime, *, conversations: int | None = STATUS_CONVERSATIONS
+) -> dict[str, Any]:
+    """What `status --format json` and GET /api/status show; *conversations* caps the
+    held conversations listed (None: all)."""
     history = await store.history()
     if not history:
         raise NoRouting("the database holds no routing version yet")
@@ -44,7 +47,7 @@ async def routing_status(store: Store, now: datetime) -> dict[str, Any]:
     # then the partner holds it, however long ago its last contact was (within a window
     # that bounds the query).
     external = [name for name in document.destinations if document.is_external(name)]
-    held = await store.conversations_held(now - CONVERSATION_WINDOW, external)
+    held = await store.conversations_held(now - CONVERSATION_WINDOW, external, limit=conversations)
     return status_json(
         current,
         shares=shares_of(document),

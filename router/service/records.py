@@ -249,6 +249,24 @@ class InteractionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldConversations:
+    """The conversations an external destination still holds: how many, and the newest
+    ones asked for (their last contact each), newest first."""
+
+    count: int
+    newest: list[HeldRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    conversation_id: str | None
+    channel: str
+    destination: str
+    received_at: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardRecord:
     """One forward (``outbox``) as it was read; *claimed_until* is the lease it was read
     under, which the worker's later update must still find."""

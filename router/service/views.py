@@ -23,7 +23,12 @@ from router.core.migration import CancelledReturn, VersionFacts
 from router.core.migration import Impact as ReplayedImpact
 from router.core.problems import Problem as FoundProblem
 from router.core.traffic import Traffic as HourlyTraffic
-from router.service.records import ForwardRecord, InteractionRecord, PlanStepRecord
+from router.service.records import (
+    ForwardRecord,
+    HeldConversations,
+    InteractionRecord,
+    PlanStepRecord,
+)
 
 if TYPE_CHECKING:  # the classifier costs a command that never classifies 25 ms to import
     from router.core.classify import Classification as Classified
@@ -208,6 +213,13 @@ class HeldConversation(Answer):
     interaction_id: int | None
 
 
+#: Held conversations status lists by default, newest first; all are counted. After weeks
+#: on the partner they number in the hundred thousands: a list nobody reads at 3 a.m.
+#: that took seconds to build (bench/RESULTS.md, scaling). ``--conversations all`` lists
+#: every one.
+STATUS_CONVERSATIONS = 100
+
+
 class Status(Version):
     """What ``status --format json`` and ``GET /api/status`` show."""
 
@@ -216,7 +228,13 @@ class Status(Version):
     rollback_return_cancelled: ReturnCancelled | None
     plan: list[PendingStep]
     outbox: OutboxDepth
-    partner_conversations: list[HeldConversation]
+    partner_conversations: list[HeldConversation] = Field(
+        description="The newest conversations the partner still holds (all with "
+        "`conversations=all`), newest first."
+    )
+    partner_conversations_count: int = Field(
+        description="How many conversations the partner still holds, listed or not."
+    )
 
 
 def status_json(
@@ -227,7 +245,7 @@ def status_json(
     cancelled: CancelledReturn | None,
     steps: Iterable[PlanStepRecord],
     outbox: dict[str, int],
-    held: Iterable[InteractionRecord],
+    held: HeldConversations,
     now: datetime,
 ) -> dict[str, Any]:
     """*current* with the state around it; a step already due is held by a rollback."""
@@ -255,8 +273,9 @@ def status_json(
                 last_contact_at=row.received_at,
                 interaction_id=row.id,
             )
-            for row in held
+            for row in held.newest
         ],
+        partner_conversations_count=held.count,
     )
     return status.as_json()
 

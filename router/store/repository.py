@@ -31,6 +31,8 @@ from router.service.ports import StaleVersion
 from router.service.records import (
     FailedAttempt,
     ForwardRecord,
+    HeldConversations,
+    HeldRecord,
     InteractionRecord,
     NewPlanStep,
     NewToken,
@@ -340,27 +342,50 @@ class Store:
             return [tuple(row) for row in (await session.exec(query)).all()]  # type: ignore[misc]
 
     async def conversations_held(
-        self, since: datetime, external: Sequence[str]
-    ) -> list[InteractionRecord]:
+        self, since: datetime, external: Sequence[str], *, limit: int | None
+    ) -> HeldConversations:
         """The last contact of each email thread or chat since *since*, where it went to an
-        external destination: what the partner still holds."""
+        external destination: what the partner still holds. All of them are counted; the
+        newest *limit* (all with None) are read, a few columns each, never whole rows: at
+        a million stored contacts they number over a hundred thousand."""
         if not external:
-            return []
-        async with self.reading() as session:
-            latest = (
-                select(sa.func.max(Interaction.id))
-                .where(
-                    col(Interaction.conversation_id).is_not(None),
-                    Interaction.received_at >= since,
-                )
-                .group_by(Interaction.conversation_id)
+            return HeldConversations(count=0, newest=[])
+        latest = (
+            sa.select(sa.func.max(Interaction.id))
+            .where(
+                col(Interaction.conversation_id).is_not(None),
+                col(Interaction.received_at) >= since,
             )
-            query = (
-                select(Interaction)
-                .where(col(Interaction.id).in_(latest), col(Interaction.destination).in_(external))
-                .order_by(col(Interaction.received_at).desc())
+            .group_by(col(Interaction.conversation_id))
+        )
+        held = sa.and_(col(Interaction.id).in_(latest), col(Interaction.destination).in_(external))
+        query = (
+            sa.select(
+                col(Interaction.conversation_id),
+                col(Interaction.channel),
+                col(Interaction.destination),
+                col(Interaction.received_at),
+                col(Interaction.id),
+                # every held conversation, before the limit: one pass instead of two
+                sa.func.count().over().label("total"),
             )
-            return read_all(InteractionRecord, (await session.exec(query)).all())
+            .where(held)
+            .order_by(col(Interaction.received_at).desc(), col(Interaction.id).desc())
+            .limit(limit)
+        )
+        async with self.connected() as connection:
+            rows = (await connection.execute(query)).all()
+        newest = [
+            HeldRecord(
+                conversation_id=row.conversation_id,
+                channel=row.channel,
+                destination=row.destination,
+                received_at=row.received_at,
+                id=row.id,
+            )
+            for row in rows
+        ]
+        return HeldConversations(count=rows[0].total if rows else 0, newest=newest)
 
     async def contacts_per_hour(
         self, since: datetime, until: datetime

@@ -20,7 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -65,6 +65,7 @@ from router.service.versions import (
     stored_document,
 )
 from router.service.views import (
+    STATUS_CONVERSATIONS,
     Change,
     Classification,
     Diff,
@@ -369,6 +370,14 @@ class RoutingQuery(Body):
     reason: AuditReason = DEFAULT_PUT_REASON
 
 
+class StatusQuery(Body):
+    conversations: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
+        default=STATUS_CONVERSATIONS,
+        description="How many of the conversations the partner still holds to list, newest "
+        "first, or `all`; `partner_conversations_count` counts them all.",
+    )
+
+
 class DocumentQuery(Body):
     version: int | None = Field(default=None, ge=1, description="A past version.")
 
@@ -471,7 +480,13 @@ def if_match(request: web.Request) -> int:
 
 
 async def get_status(request: web.Request, token: TokenRecord) -> web.Response:
-    return web.json_response(await routing_status(request.app[store_key], now_of(request)))
+    listed = query_of(request, StatusQuery).conversations
+    status = await routing_status(
+        request.app[store_key],
+        now_of(request),
+        conversations=None if listed == "all" else listed,
+    )
+    return web.json_response(status)
 
 
 async def get_routing(request: web.Request, token: TokenRecord) -> web.Response:
@@ -663,7 +678,15 @@ OPENAPI = Operation("GET", "/api/openapi.json", "This document (no token needed)
 
 ROUTES: list[tuple[Operation, ApiHandler]] = [
     (
-        Operation("GET", "/api/status", "Routing in force", Status, Role.VIEWER, errors=(409,)),
+        Operation(
+            "GET",
+            "/api/status",
+            "Routing in force",
+            Status,
+            Role.VIEWER,
+            query=StatusQuery,
+            errors=(409,),
+        ),
         get_status,
     ),
     (

@@ -206,8 +206,15 @@ function showStatus(status) {
   );
 
   const held = status.partner_conversations || [];
+  const heldCount = status.partner_conversations_count ?? held.length;
   $("partner-empty").hidden = held.length > 0;
   $("partner-table").hidden = held.length === 0;
+  // status lists the newest ones only; say how many there are in all
+  $("partner-count").hidden = held.length === 0;
+  $("partner-count").textContent =
+    heldCount > held.length
+      ? `${heldCount} in all; the newest ${held.length} below.`
+      : `${heldCount} in all.`;
   fillTable(
     $("partner-table"),
     held.map((c) => [c.channel, c.conversation_id, c.destination, when(c.last_contact_at)]),
