@@ -5,15 +5,42 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+LOCKS  := requirements/dev.lock requirements/runtime.lock requirements/build.lock
+LOCK_VENV := .venv-lock
+PIP_TOOLS_VERSION := 7.6.2
 LINT_PATHS := router integrations tests train $(wildcard bench/*.py)
 
-.PHONY: run test lint bench soak clean train-classifier
+.PHONY: run test lint lock bench soak clean train-classifier
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The venv holds exactly requirements/dev.lock (rebuilt from empty when a lock or
+# pyproject.toml changes), then the project itself, editable, built by the locked hatchling.
+$(STAMP): pyproject.toml $(LOCKS)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## lock: regenerate requirements/*.lock from pyproject.toml (needs the package index)
+# Keeps the pins that still satisfy pyproject.toml; `make lock LOCK_ARGS=--upgrade` moves
+# everything to the newest allowed, `LOCK_ARGS='--upgrade-package aiohttp'` one package.
+# dev.lock is resolved first (it holds everything); the other two take its versions, so the
+# image runs what the tests ran. Python 3.11 on Linux x86_64 (CI's and the image's).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	--newline=lf
+lock: $(LOCK_VENV)/.installed
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra=dev --extra=train --all-build-deps \
+		--output-file=requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --constraint=requirements/dev.lock \
+		--output-file=requirements/runtime.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --constraint=requirements/dev.lock \
+		--build-deps-for=wheel --only-build-deps --output-file=requirements/build.lock pyproject.toml
+
+# pip-tools lives in a venv of its own: it makes the locks, nothing installs it
+$(LOCK_VENV)/.installed:
+	$(PYTHON) -m venv --clear $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet 'pip-tools==$(PIP_TOOLS_VERSION)'
+	touch $@
 
 ## run: install, then serve on SQLite (var/) with config/routing.yaml
 # A local run accepts calls signed with a development token unless you bring your own.
@@ -57,4 +84,4 @@ train-classifier: $(STAMP)
 		--out config/classifier/model.json.gz --report data/classifier/REPORT.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache
