@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -86,50 +86,62 @@ class OutboxWorker:
                 await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
 
     async def deliver_due(self) -> bool:
-        """Deliver what is due now; True when a full batch was claimed (there may be more)."""
+        """Deliver what is due now; True when a full batch was claimed (there may be more).
+
+        The claimed rows are sent at once; their outcomes are recorded as the sends finish,
+        every outcome that finished meanwhile in the same transaction (on SQLite one commit
+        and one fsync for many rows). A row is recorded delivered only after its send
+        succeeded; a crash between the two sends it again after the lease, as it always
+        could."""
         now = self.clock()
         rows = await self.store.claim_outbox(
             now=now, lease=LEASE, limit=BATCH, kinds=list(self.senders)
         )
-        await asyncio.gather(*(self.attempt(row) for row in rows))
+        sends = [asyncio.ensure_future(self.attempt(row)) for row in rows]
+        unrecorded: DatabaseUnavailable | None = None
+        try:
+            waiting: set[asyncio.Future[Attempted]] = set(sends)
+            while waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await self.record([task.result() for task in done])
+                except DatabaseUnavailable as exc:
+                    # those rows stay leased and are sent again after the lease; the others
+                    # are still sent and recorded if the database comes back meanwhile
+                    unrecorded = unrecorded or exc
+        finally:
+            unfinished = [task for task in sends if not task.done()]
+            for task in unfinished:  # the worker is being cancelled
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        if unrecorded is not None:
+            raise unrecorded
         return len(rows) == BATCH
 
-    async def attempt(self, row: ForwardRecord) -> None:
+    async def attempt(self, row: ForwardRecord) -> Attempted:
+        """Send *row*; what came of it, to be recorded (nothing is written here)."""
         if row.payload is None:  # cannot happen for a pending row; never loop on it
             missing = FailedAttempt(Status.FAILED, "payload missing", outcome=Outcome.FAILED)
-            await self.store.outbox_failed_attempt(row, missing, now=self.clock())
-            return
+            return Attempted(row, change=missing)
         delivery = delivery_of(row)
         try:
             await self.senders[row.kind].send(delivery)
         except DeliveryError as exc:
-            await self.failed(row, Failure(str(exc), exc.permanent))
-            return
+            return self.failed(row, Failure(str(exc), exc.permanent))
         except Exception as exc:  # a sender bug must not stop the worker or lose the row
             log.exception("outbox.sender_crashed", outbox_id=row.id)
-            await self.failed(row, Failure(f"sender error: {exc}", permanent=False))
-            return
-        await self.store.outbox_delivered(row, self.clock())
-        self.observe(row.kind, row.destination, "delivered")
-        log.info(
-            "outbox.delivered",
-            outbox_id=row.id,
-            interaction_id=row.interaction_id,
-            kind=row.kind,
-            destination=row.destination,
-            stage=row.stage,
-            attempts=row.attempts + 1,
-        )
+            return self.failed(row, Failure(f"sender error: {exc}", permanent=False))
+        return Attempted(row)
 
-    async def failed(self, row: ForwardRecord, failure: Failure) -> None:
-        now = self.clock()
+    def failed(self, row: ForwardRecord, failure: Failure) -> Attempted:
+        """What a failed attempt changes: a retry with backoff, the fallback, or the end."""
         outcome = after_failure(
             stage=Stage(row.stage),
             attempts=row.attempts,
             has_fallback=row.fallback is not None and row.fallback_address is not None,
             failure=failure,
             schedule=self.schedule,
-            now=now,
+            now=self.clock(),
             jitter=self._random.random(),
         )
         check_forward(Status.PENDING, outcome.status)  # the table allows every next state
@@ -153,22 +165,59 @@ class OutboxWorker:
                 outcome=Outcome.FAILED,
                 delivery_failed=True if row.stage == Stage.PRIMARY.value else None,
             )
-        await self.store.outbox_failed_attempt(row, attempt, now=now)
-        failed = outcome.status is Status.FAILED
-        result = "failed" if failed else "fallback" if outcome.to_fallback else "retry"
-        self.observe(row.kind, row.destination, result)
-        event = "outbox.failed" if failed else "outbox.retry"
-        log.warning(
-            event,
+        return Attempted(row, change=attempt, failure=failure)
+
+    async def record(self, attempts: Sequence[Attempted]) -> None:
+        """Write *attempts* in one transaction, then count and log each (after the commit,
+        so nothing is reported that the database does not hold)."""
+        await self.store.outbox_settled(
+            delivered=[item.row for item in attempts if item.change is None],
+            failed=[(item.row, item.change) for item in attempts if item.change is not None],
+            now=self.clock(),
+        )
+        for item in attempts:
+            report(item, self.observe)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """One attempt on a claimed row: sent (no *change*), or what its failure changes."""
+
+    row: ForwardRecord
+    change: FailedAttempt | None = None
+    failure: Failure | None = None  # None with a change: the row could not be attempted
+
+
+def report(item: Attempted, observe: Callable[[str, str, str], None]) -> None:
+    """The metric and the log line of one recorded attempt."""
+    row, change, failure = item.row, item.change, item.failure
+    if change is None:
+        observe(row.kind, row.destination, "delivered")
+        log.info(
+            "outbox.delivered",
             outbox_id=row.id,
             interaction_id=row.interaction_id,
             kind=row.kind,
             destination=row.destination,
-            error=failure.message,
-            permanent=failure.permanent,
-            attempts=outcome.attempts,
-            to_fallback=row.fallback if outcome.to_fallback else None,
-            next_attempt_at=outcome.next_attempt_at.isoformat()
-            if outcome.next_attempt_at
-            else None,
+            stage=row.stage,
+            attempts=row.attempts + 1,
         )
+        return
+    if failure is None:
+        return  # a row without its payload, marked failed
+    failed = change.status is Status.FAILED
+    to_fallback = change.redirect is not None
+    result = "failed" if failed else "fallback" if to_fallback else "retry"
+    observe(row.kind, row.destination, result)
+    log.warning(
+        "outbox.failed" if failed else "outbox.retry",
+        outbox_id=row.id,
+        interaction_id=row.interaction_id,
+        kind=row.kind,
+        destination=row.destination,
+        error=failure.message,
+        permanent=failure.permanent,
+        attempts=change.attempts,
+        to_fallback=row.fallback if to_fallback else None,
+        next_attempt_at=change.next_attempt_at.isoformat() if change.next_attempt_at else None,
+    )
