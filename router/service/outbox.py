@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 #: A claimed row is someone's for this long; a worker that died frees it after the lease.
 LEASE = timedelta(seconds=120)
 BATCH = 20
+#: A batch's outcomes are recorded when its last send is done, and at least this often
+#: while some are still in flight.
+RECORD_SECONDS = 0.5
 
 
 def delivery_of(row: ForwardRecord) -> Delivery:
@@ -88,11 +91,12 @@ class OutboxWorker:
     async def deliver_due(self) -> bool:
         """Deliver what is due now; True when a full batch was claimed (there may be more).
 
-        The claimed rows are sent at once; their outcomes are recorded as the sends finish,
-        every outcome that finished meanwhile in the same transaction (on SQLite one commit
-        and one fsync for many rows). A row is recorded delivered only after its send
+        The claimed rows are sent at once and their outcomes recorded together, in one
+        transaction once every send is done (on SQLite one commit and one fsync for the
+        batch, not one per row), or every :data:`RECORD_SECONDS` what is done by then while
+        a slow relay holds the others up. A row is recorded delivered only after its send
         succeeded; a crash between the two sends it again after the lease, as it always
-        could."""
+        could, and the wait bounds how much such a crash resends."""
         now = self.clock()
         rows = await self.store.claim_outbox(
             now=now, lease=LEASE, limit=BATCH, kinds=list(self.senders)
@@ -102,7 +106,9 @@ class OutboxWorker:
         try:
             waiting: set[asyncio.Future[Attempted]] = set(sends)
             while waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                done, waiting = await asyncio.wait(waiting, timeout=RECORD_SECONDS)
+                if not done:
+                    continue
                 try:
                     await self.record([task.result() for task in done])
                 except DatabaseUnavailable as exc:
