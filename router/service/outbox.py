@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +31,12 @@ log = structlog.get_logger(__name__)
 #: A claimed row is someone's for this long; a worker that died frees it after the lease.
 LEASE = timedelta(seconds=120)
 BATCH = 20
+#: Batches claimed and not yet recorded, at most: the next one is claimed while the last
+#: one is sent, so the relay is kept busy while the database commits.
+IN_FLIGHT = 2
+#: Full batches in one pass of :meth:`OutboxWorker.deliver_due` (a pass ends, and the
+#: worker looks at its wake-up event, at least this often).
+PASS_BATCHES = 50
 #: A batch's outcomes are recorded when its last send is done, and at least this often
 #: while some are still in flight.
 RECORD_SECONDS = 0.5
@@ -89,18 +96,49 @@ class OutboxWorker:
                 await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
 
     async def deliver_due(self) -> bool:
-        """Deliver what is due now; True when a full batch was claimed (there may be more).
+        """Deliver what is due now, batch after batch, until a claim comes back short; True
+        when it stopped after :data:`PASS_BATCHES` full ones instead (there may be more).
 
-        The claimed rows are sent at once and their outcomes recorded together, in one
+        The next batch is claimed while the last one is being sent, and a batch is recorded
+        while the next one is being sent: the SMTP connections do not wait for the database
+        (on SQLite two commits and their fsyncs per batch). At most :data:`IN_FLIGHT`
+        batches are claimed and not yet recorded."""
+        running: deque[asyncio.Task[None]] = deque()
+        try:
+            for _ in range(PASS_BATCHES):
+                rows = await self.store.claim_outbox(
+                    now=self.clock(), lease=LEASE, limit=BATCH, kinds=list(self.senders)
+                )
+                if rows:
+                    running.append(asyncio.ensure_future(self.deliver(rows)))
+                if len(rows) < BATCH:
+                    break
+                if len(running) >= IN_FLIGHT:
+                    await running.popleft()
+            else:
+                return True
+            while running:
+                await running[0]
+                running.popleft()
+            return False
+        except asyncio.CancelledError:  # the worker is stopping
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        except BaseException:
+            # the database failed a claim or a record: what is being sent is still
+            # recorded if the database comes back meanwhile, and raised after
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+
+    async def deliver(self, rows: Sequence[ForwardRecord]) -> None:
+        """Send claimed *rows* at once and record their outcomes together: in one
         transaction once every send is done (on SQLite one commit and one fsync for the
         batch, not one per row), or every :data:`RECORD_SECONDS` what is done by then while
         a slow relay holds the others up. A row is recorded delivered only after its send
         succeeded; a crash between the two sends it again after the lease, as it always
         could, and the wait bounds how much such a crash resends."""
-        now = self.clock()
-        rows = await self.store.claim_outbox(
-            now=now, lease=LEASE, limit=BATCH, kinds=list(self.senders)
-        )
         sends = [asyncio.ensure_future(self.attempt(row)) for row in rows]
         unrecorded: DatabaseUnavailable | None = None
         try:
@@ -122,7 +160,6 @@ class OutboxWorker:
             await asyncio.gather(*unfinished, return_exceptions=True)
         if unrecorded is not None:
             raise unrecorded
-        return len(rows) == BATCH
 
     async def attempt(self, row: ForwardRecord) -> Attempted:
         """Send *row*; what came of it, to be recorded (nothing is written here)."""
