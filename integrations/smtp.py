@@ -87,8 +87,6 @@ class ConnectionPool:
         self._expiry: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
-        #: connections opened so far (the tests read it)
-        self.opened = 0
 
     @contextlib.asynccontextmanager
     async def connection(
@@ -110,7 +108,6 @@ class ConnectionPool:
             reused = client is not None
             if client is None:
                 client = await self._open()
-                self.opened += 1
             try:
                 yield client, reused
             except BaseException:
@@ -119,6 +116,11 @@ class ConnectionPool:
             self._put_back(client)
         finally:
             self._slots.release()
+
+    @property
+    def idle_connections(self) -> int:
+        """Open connections waiting for a message."""
+        return len(self._idle)
 
     def _reusable(self) -> aiosmtplib.SMTP | None:
         now = time.monotonic()
