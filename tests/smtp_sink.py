@@ -42,6 +42,8 @@ class Mailbox:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     refuse_data: str | None = None
+    #: (envelope sender, recipient): that RCPT gets a 550
+    refuse_pairs: set[tuple[str, str]] = field(default_factory=set)
     refuse_mail: str | None = None
     hang_up_at_mail: bool = False
     messages_per_connection: int | None = None
@@ -85,6 +87,8 @@ class Mailbox:
         refusal = self.refuse_rcpt.get(address.lower())
         if refusal is not None:
             return refusal
+        if (envelope.mail_from, address.lower()) in self.refuse_pairs:
+            return "550 5.7.1 not accepted from this sender"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
