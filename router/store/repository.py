@@ -46,6 +46,7 @@ from router.store.tables import (
     OutboxRow,
     PlanStepRow,
     RoutingVersion,
+    UTCDateTime,
 )
 from router.store.uow import UnitOfWork, database_errors
 
@@ -419,31 +420,17 @@ class Store:
     ) -> list[ForwardRecord]:
         """Due rows this worker may deliver now; leased so no other worker takes them.
 
+        One statement picks and leases them (UPDATE … WHERE id IN (the due ones) RETURNING):
         PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite's
         single writer makes the conditional update enough."""
         if not kinds:
             return []
-        async with self.writing() as session:
-            query = (
-                select(OutboxRow)
-                .where(
-                    OutboxRow.status == ForwardStatus.PENDING.value,
-                    OutboxRow.next_attempt_at <= now,
-                    col(OutboxRow.kind).in_(kinds),
-                    sa.or_(
-                        col(OutboxRow.claimed_until).is_(None), col(OutboxRow.claimed_until) < now
-                    ),
-                )
-                .order_by(col(OutboxRow.next_attempt_at), col(OutboxRow.id))
-                .limit(limit)
-            )
-            if not self.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).all())
-            for row in rows:
-                row.claimed_until = now + lease
-                session.add(row)
-        return read_all(ForwardRecord, rows)
+        parameters = {"now": now, "until": now + lease, "kinds": list(kinds), "limit": limit}
+        async with self.transaction() as connection:
+            result = await connection.execute(_claim_statement(not self.is_sqlite), parameters)
+            rows = read_all(ForwardRecord, result)
+        # RETURNING promises no order: the worker sends the longest-waiting first
+        return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
 
     async def outbox_settled(
         self,
@@ -666,6 +653,32 @@ def _delivered_statements() -> _Delivered:
         .values(outcome=Outcome.DELIVERED.value, updated_at=now)
     )
     return _Delivered(forwards, interaction)
+
+
+@cache
+def _claim_statement(skip_locked: bool) -> sa.UpdateBase:
+    """Lease the due rows and return them, in one statement built once."""
+    outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+    now = sa.bindparam("now", type_=UTCDateTime())
+    due = (
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.status == ForwardStatus.PENDING.value,
+            outbox.c.next_attempt_at <= now,
+            outbox.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+            sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id.in_(due))
+        .values(claimed_until=sa.bindparam("until", type_=UTCDateTime()))
+        .returning(*outbox.c)
+    )
 
 
 @cache
