@@ -100,7 +100,7 @@ def _delimiters(raw: bytes, start: int, end: int, boundary: str) -> Iterator[tup
 
     Found with ``bytes.find`` for the boundary behind a newline rather than a regular
     expression: every message has its own boundary, so a pattern was compiled for each one
-    (a tenth of the outbox worker's time per message, bench/RESULTS.md), and the pattern's
+    (about 5 % of the outbox worker's CPU per message, bench/RESULTS.md), and the pattern's
     look-behind was tried at every byte of the body."""
     needle = b"\n--" + boundary.encode("utf-8", "surrogateescape")
     # the newline before the first delimiter may be the one ending the header block, just
@@ -168,8 +168,9 @@ _FIELD = re.compile(r"[\041-\071\073-\176]+")
 def _plain_headers(block: bytes) -> Message | None:
     """*block* read as email.feedparser reads it, when it is a plain header block: one kind
     of line end, and every line a field or a continuation of one. The parser's set-up and
-    line machinery cost more than the rest of a forward's masking (bench/RESULTS.md), and
-    nearly every header block is plain; None for anything else, which the parser reads.
+    line machinery cost about as much as the rest of a forward's masking (py-spy, see
+    bench/RESULTS.md), and nearly every header block is plain; None for anything else,
+    which the parser reads.
 
     Each field goes through compat32's own ``header_source_parse``, with its lines as the
     parser would hand them over (line ends included)."""
