@@ -18,6 +18,7 @@ from integrations.smtp import SmtpSender
 from router.core.contact import Channel
 from router.core.delivery import Schedule
 from router.core.lifecycle import ForwardStatus, Outcome
+from router.service import outbox
 from router.service.outbox import BATCH, LEASE, OutboxWorker
 from router.service.records import FailedAttempt, Target, new_forward
 from router.settings import SmtpSettings
@@ -204,3 +205,20 @@ async def test_a_batch_recorded_after_its_lease_ran_out_keeps_what_was_sent(
         sent.interaction_id: Outcome.DELIVERED.value,
         held.interaction_id: Outcome.QUEUED.value,
     }
+
+
+async def test_a_pass_cut_short_after_full_batches_has_recorded_all_it_claimed(
+    outbox_store: Store, smtp: SmtpSender, relay: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "PASS_BATCHES", 2)
+    await queue_emails(outbox_store, FORWARDS)
+    assert await worker(outbox_store, smtp).deliver_due()  # there may be more
+    rows = await outbox_store.outbox_rows(statuses=["delivered", "pending"])
+    assert Counter(row.status for row in rows) == {
+        "delivered": 2 * BATCH,
+        "pending": FORWARDS - 2 * BATCH,
+    }
+    assert all(row.claimed_until is None for row in rows)
+    assert len(relay.mailbox.received) == 2 * BATCH
+    assert not await worker(outbox_store, smtp).deliver_due()  # the rest: a short claim
+    assert len(arrivals(relay)) == FORWARDS

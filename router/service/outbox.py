@@ -104,6 +104,7 @@ class OutboxWorker:
         (on SQLite two commits and their fsyncs per batch). At most :data:`IN_FLIGHT`
         batches are claimed and not yet recorded."""
         running: deque[asyncio.Task[None]] = deque()
+        full = True
         try:
             for _ in range(PASS_BATCHES):
                 rows = await self.store.claim_outbox(
@@ -112,15 +113,15 @@ class OutboxWorker:
                 if rows:
                     running.append(asyncio.ensure_future(self.deliver(rows)))
                 if len(rows) < BATCH:
+                    full = False
                     break
                 if len(running) >= IN_FLIGHT:
-                    await running.popleft()
-            else:
-                return True
-            while running:
+                    await running[0]
+                    running.popleft()
+            while running:  # a pass ends with everything it claimed recorded
                 await running[0]
                 running.popleft()
-            return False
+            return full
         except asyncio.CancelledError:  # the worker is stopping
             for task in running:
                 task.cancel()
