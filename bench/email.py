@@ -8,7 +8,9 @@
 2. **Outbox delivery.** The service is started again on that database with SMTP pointed at a
    local aiosmtpd sink (its own process) and runs until its outbox is empty; the baseline
    sends the same messages straight to the same sink with aiosmtplib from this process, as the
-   worker does: one connection per message, batches of :data:`router.outbox.BATCH` at once.
+   worker does: :data:`integrations.smtp.POOL_SIZE` connections opened once and reused,
+   batches of :data:`router.outbox.BATCH` at once. So the ratio measures what Switchboard
+   adds (claims, message building, bookkeeping), not a connection strategy.
    Both rates are taken at the sink, from its first to its last arrival; every Message-ID must
    arrive exactly once on each side.
 """
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import math
 import random
@@ -57,6 +60,7 @@ from bench.harness import (
 from bench.servers import EMAIL_PATH
 from bench.webhook import busy, comparison_rows, ratio
 from integrations.signing import HEADER, sign
+from integrations.smtp import POOL_SIZE
 from router.service.outbox import BATCH
 
 SECRET = "bench-email-webhook-secret"
@@ -64,7 +68,8 @@ SECRET = "bench-email-webhook-secret"
 EXPECTED = b"interaction_id"
 #: Where the direct baseline sends (the in-house mailbox of config/routing.yaml).
 RECIPIENT = "produkty@eshop.example"
-WORKER, DIRECT = "switchboard outbox worker", f"aiosmtplib direct, batches of {BATCH}"
+WORKER = "switchboard outbox worker"
+DIRECT = f"aiosmtplib direct, {POOL_SIZE} reused connections, batches of {BATCH}"
 #: Issue #14 goals 2 and 3: accepting against a bare handler reading the same body, and
 #: delivering against aiosmtplib sending the same messages.
 ACCEPT_GOAL = 0.25
@@ -314,18 +319,27 @@ async def direct_delivery(
     sink_pid: int,
     smtp_port: int,
 ) -> Delivery:
-    """The same messages straight to the sink, as the worker sends: a connection per message
-    (integrations/smtp.py), :data:`BATCH` at once, the next batch when the last one is done."""
+    """The same messages straight to the sink, as the worker sends: :data:`POOL_SIZE`
+    connections, each reused for message after message (integrations/smtp.py), :data:`BATCH`
+    messages at once, the next batch when the last one is done. The connections are opened
+    before the clock starts and closed after it stops, as the worker's outlive a batch."""
     async with session.post(sink_base + "/reset") as rsp:
         rsp.raise_for_status()
     errors: Counter[str] = Counter()
-
-    async def send(message: Email) -> None:
+    free: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+    for _ in range(POOL_SIZE):
         client = aiosmtplib.SMTP(
             hostname="127.0.0.1", port=smtp_port, use_tls=False, start_tls=False, timeout=60
         )
-        async with client:
+        await client.connect()
+        free.put_nowait(client)
+
+    async def send(message: Email) -> None:
+        client = await free.get()
+        try:
             await client.sendmail(message.sender, [RECIPIENT], message.raw)
+        finally:
+            free.put_nowait(client)
 
     sink_before = process_cpu_seconds(sink_pid)
     client_before = time.process_time()
@@ -337,6 +351,10 @@ async def direct_delivery(
         errors.update(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
     client_after = time.process_time()
     sink_after = process_cpu_seconds(sink_pid)
+    while not free.empty():
+        client = free.get_nowait()
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit()
     state = await sink_state(session, sink_base, copies=True)
     return sink_delivery(
         DIRECT,

@@ -26,7 +26,7 @@ import base64
 import binascii
 import quopri
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.errors import MessageError
 from email.header import Header, decode_header, make_header
 from email.message import Message
@@ -40,6 +40,7 @@ __all__ = ["forwarded", "quoted_printable", "split_head", "without_mbox_line"]
 _FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 _MAX_DEPTH = 32  # nesting of multiparts we follow; deeper parts are left as they are
 _TEXT_TYPES = ("text/plain", "text/html")
+_BLANKS = b" \t"
 
 
 def _eol(raw: bytes) -> bytes:
@@ -91,9 +92,41 @@ def _base64(data: bytes, eol: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", eol)
 
 
-def _boundary_pattern(boundary: str) -> re.Pattern[bytes]:
-    token = re.escape(boundary.encode("utf-8", "surrogateescape"))
-    return re.compile(rb"(?<=\n)--" + token + rb"(--)?[ \t]*(?=\r?\n|\Z)")
+def _delimiters(raw: bytes, start: int, end: int, boundary: str) -> Iterator[tuple[int, int, bool]]:
+    """The delimiter lines of *boundary* in ``raw[start:end]`` (RFC 2046 §5.1.1), each as
+    (where its ``--`` starts, where its trailing blanks end, whether it is the close
+    delimiter): at the start of a line, ``--`` and the boundary, ``--`` again to close,
+    spaces or tabs, then a line end or *end*.
+
+    Found with ``bytes.find`` for the boundary behind a newline rather than a regular
+    expression: every message has its own boundary, so a pattern was compiled for each one
+    (about 5 % of the outbox worker's CPU per message, bench/RESULTS.md), and the pattern's
+    look-behind was tried at every byte of the body."""
+    needle = b"\n--" + boundary.encode("utf-8", "surrogateescape")
+    # the newline before the first delimiter may be the one ending the header block, just
+    # before *start*: a body that opens with its first delimiter is found too
+    position = max(start - 1, 0)
+    while True:
+        found = raw.find(needle, position, end)
+        if found < 0:
+            return
+        after = found + len(needle)
+        # the close delimiter if "--" follows and the line then ends; else an open one if
+        # the line ends right after the boundary
+        for closing in (True, False) if raw.startswith(b"--", after, end) else (False,):
+            stop = after + 2 if closing else after
+            while stop < end and raw[stop] in _BLANKS:
+                stop += 1
+            if (
+                stop == end
+                or raw.startswith(b"\n", stop, end)
+                or raw.startswith(b"\r\n", stop, end)
+            ):
+                yield found + 1, stop, closing
+                position = stop - 1
+                break
+        else:
+            position = found + 1
 
 
 def _children(raw: bytes, start: int, end: int, boundary: str) -> list[tuple[int, int]]:
@@ -101,18 +134,16 @@ def _children(raw: bytes, start: int, end: int, boundary: str) -> list[tuple[int
     body is ``raw[start:end]``; the line end before a delimiter belongs to the delimiter."""
     parts: list[tuple[int, int]] = []
     opened: int | None = None
-    # The look-behind sees the newline ending the header block, so a body that opens with
-    # its first delimiter is found too.
-    for match in _boundary_pattern(boundary).finditer(raw, start, end):
+    for delimiter_start, delimiter_end, closing in _delimiters(raw, start, end, boundary):
         if opened is not None:
-            part_end = match.start() - 1
+            part_end = delimiter_start - 1
             if part_end > opened and raw[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
             if part_end >= opened:
                 parts.append((opened, part_end))
-        if match.group(1):  # the close delimiter
+        if closing:
             return parts
-        after = match.end()
+        after = delimiter_end
         if raw[after : after + 2] == b"\r\n":
             after += 2
         elif raw[after : after + 1] == b"\n":
@@ -124,7 +155,51 @@ def _children(raw: bytes, start: int, end: int, boundary: str) -> list[tuple[int
 
 
 def _headers(raw: bytes, start: int, end: int) -> Message:
-    return BytesHeaderParser(policy=compat32).parsebytes(raw[start:end])
+    """The header block ``raw[start:end]`` as the email package reads it (compat32)."""
+    block = raw[start:end]
+    plain = _plain_headers(block)
+    return plain if plain is not None else BytesHeaderParser(policy=compat32).parsebytes(block)
+
+
+# a field name as email.feedparser accepts one: printable ASCII but the colon
+_FIELD = re.compile(r"[\041-\071\073-\176]+")
+
+
+def _plain_headers(block: bytes) -> Message | None:
+    """*block* read as email.feedparser reads it, when it is a plain header block: one kind
+    of line end, and every line a field or a continuation of one. The parser's set-up and
+    line machinery cost about as much as the rest of a forward's masking (py-spy, see
+    bench/RESULTS.md), and nearly every header block is plain; None for anything else,
+    which the parser reads.
+
+    Each field goes through compat32's own ``header_source_parse``, with its lines as the
+    parser would hand them over (line ends included)."""
+    text = block.decode("ascii", "surrogateescape")
+    eol = "\r\n" if "\r" in text else "\n"
+    pairs = text.count("\r\n") if eol == "\r\n" else 0
+    if text.count("\r") != pairs or (pairs and text.count("\n") != pairs):
+        return None  # mixed line ends
+    if not text.endswith(eol):
+        return None
+    message = Message(policy=compat32)
+    field: list[str] = []
+    for line in text[: -len(eol)].split(eol):
+        if line[:1] in (" ", "\t"):
+            if not field:
+                return None  # a continuation of nothing: the parser notes a defect
+            field.append(line + eol)
+            continue
+        colon = line.find(":")
+        # not a field (an mbox "From " line among them: no space in a name): the parser's
+        # header block ends here, or it keeps the line as the envelope
+        if colon < 0 or not _FIELD.fullmatch(line, 0, colon):
+            return None
+        if field:
+            message.set_raw(*compat32.header_source_parse(field))
+        field = [line + eol]
+    if field:
+        message.set_raw(*compat32.header_source_parse(field))
+    return message
 
 
 def _is_attachment(headers: Message) -> bool:

@@ -30,12 +30,56 @@ class Received:
 
 @dataclass
 class Mailbox:
-    """The handler: records messages; *refuse_rcpt* maps an address to an SMTP reply."""
+    """The handler: records messages; *refuse_rcpt* maps an address to an SMTP reply.
+
+    It also counts what a client's connection handling shows: EHLOs, the connections that
+    sent MAIL (by peer address) and every MAIL. *messages_per_connection* makes it a relay
+    that ends a session after that many messages: the next MAIL gets *end_reply* and the
+    connection is closed, or with *end_reply* None the connection is closed right after the
+    last message is accepted. *refuse_mail* answers every MAIL with that reply;
+    *hang_up_at_mail* closes the connection instead of answering."""
 
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     refuse_data: str | None = None
+    #: (envelope sender, recipient): that RCPT gets a 550
+    refuse_pairs: set[tuple[str, str]] = field(default_factory=set)
+    refuse_mail: str | None = None
+    hang_up_at_mail: bool = False
+    messages_per_connection: int | None = None
+    end_reply: str | None = "421 4.4.2 session ended"
+    ehlos: int = 0
+    mails: int = 0
+    peers: set[Any] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self.lock:
+            self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        with self.lock:
+            self.mails += 1
+            self.peers.add(session.peer)
+        if self.hang_up_at_mail:
+            server.transport.close()
+            return "421 4.4.2 not sent: the connection is closed"
+        limit = self.messages_per_connection
+        if limit is not None and getattr(session, "messages", 0) >= limit and self.end_reply:
+            # the reply is written before the loop runs the close
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return self.end_reply
+        if self.refuse_mail is not None:
+            return self.refuse_mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -43,6 +87,8 @@ class Mailbox:
         refusal = self.refuse_rcpt.get(address.lower())
         if refusal is not None:
             return refusal
+        if (envelope.mail_from, address.lower()) in self.refuse_pairs:
+            return "550 5.7.1 not accepted from this sender"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -53,6 +99,10 @@ class Mailbox:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
             )
+        session.messages = getattr(session, "messages", 0) + 1
+        limit = self.messages_per_connection
+        if limit is not None and session.messages >= limit and self.end_reply is None:
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 Message accepted"
 
     def to(self, address: str) -> list[Received]:

@@ -13,7 +13,8 @@ import re
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import BytesHeaderParser, BytesParser, HeaderParser
+from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from integrations import email_message
 from integrations.email_inbound import (
     EmailFormatError,
     FormFile,
@@ -314,6 +316,93 @@ def test_a_corrupted_multipart_still_parses_and_forwards(data: st.DataObject) ->
     email = parse_mime(bytes(raw))
     assert email.message_id
     assert forwarded(bytes(raw), added_headers=ADDED, mask_cards=True).endswith(raw[-20:])
+
+
+def delimiters_by_pattern(raw: bytes, start: int, end: int, boundary: str) -> list[Any]:
+    """RFC 2046 §5.1.1 delimiter lines as one regular expression: the reference that
+    integrations/email_message.py's scan with bytes.find must agree with."""
+    token = re.escape(boundary.encode("utf-8", "surrogateescape"))
+    pattern = re.compile(rb"(?<=\n)--" + token + rb"(--)?[ \t]*(?=\r?\n|\Z)")
+    return [
+        (match.start(), match.end(), bool(match.group(1)))
+        for match in pattern.finditer(raw, start, end)
+    ]
+
+
+# pieces a multipart body is made of, delimiters and near-misses among them
+_PIECES = st.sampled_from(
+    [
+        *(b"\n--b=1", b"\n--b=1--", b"--b=1", b"b=1", b"--", b"-"),
+        *(b"\n", b"\r\n", b"\r", b" ", b"\t", b"x", b"\xc3\xa9"),
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_PIECES, max_size=40), st.data())
+def test_delimiter_lines_are_found_as_rfc_2046_defines_them(
+    pieces: list[bytes], data: st.DataObject
+) -> None:
+    raw = b"".join(pieces)
+    # the body may start anywhere, often just after a newline (the header block's end)
+    line_starts = [at + 1 for at in range(len(raw)) if raw[at : at + 1] == b"\n"]
+    after_newline = bool(line_starts) and data.draw(st.booleans())
+    starts = st.sampled_from(line_starts) if after_newline else st.integers(0, len(raw))
+    start = data.draw(starts)
+    end = data.draw(st.sampled_from([len(raw), *range(start, len(raw) + 1)]))
+    found = list(email_message._delimiters(raw, start, end, "b=1"))
+    assert found == delimiters_by_pattern(raw, start, end, "b=1")
+
+
+# lines of header blocks: fields, continuations, and lines the parser reads another way
+_HEADER_LINES = st.sampled_from(
+    [
+        *(b"Content-Type: text/plain;", b'\tcharset="utf-8"', b" name=a.pdf", b"Subject:"),
+        *(b"X-A:  1 ", b"X-A:", b" ", b"\t", b"Subject: \xc3\xa9", b"From a@b.cz", b":x"),
+        *(b"Bad Name: 1", b"x", b"", b"Content-Disposition: attachment; filename=a.txt"),
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(_HEADER_LINES, max_size=8),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.sampled_from([b"", b"\r", b"\n", b"\r\n", b"x"]),
+    st.integers(0, 8),
+)
+def test_header_blocks_are_read_as_the_email_package_reads_them(
+    lines: list[bytes], eol: bytes, odd: bytes, at: int
+) -> None:
+    """Plain blocks, and blocks with one odd piece (a stray line end, no final one)."""
+    block = b"".join(line + eol for line in lines)
+    for candidate in (block, block[: at * 3] + odd + block[at * 3 :], block[: -len(eol)]):
+        ours = email_message._headers(candidate, 0, len(candidate))
+        theirs = BytesHeaderParser(policy=compat32).parsebytes(candidate)
+        assert ours.items() == theirs.items()
+        assert ours.get_unixfrom() == theirs.get_unixfrom()
+
+
+def test_a_plain_header_block_is_read_without_the_parser() -> None:
+    block = b'Content-Type: multipart/mixed;\r\n\tboundary="b=1"\r\nX-A: 1\r\n'
+    plain = email_message._plain_headers(block)
+    assert plain is not None
+    assert (plain.get_content_type(), plain.get_boundary(), plain["x-a"]) == (
+        "multipart/mixed",
+        "b=1",
+        "1",
+    )
+    assert email_message._plain_headers(b"X-A: 1\nX-B: 2\r\n") is None  # mixed line ends
+
+
+def test_a_multipart_is_split_at_its_delimiters_whatever_the_line_ends() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b=1\r\n\r\n"
+        b"--b=1\r\nA: 1\r\n\r\none\r\n--b=1 \t\nA: 2\n\ntwo\n--b=1x\n--b=1--  \r\nepilogue"
+    )
+    _, body_start = email_message.split_head(raw)
+    parts = email_message._children(raw, body_start, len(raw), "b=1")
+    assert [raw[a:b] for a, b in parts] == [b"A: 1\r\n\r\none", b"A: 2\n\ntwo\n--b=1x"]
 
 
 # -- providers ------------------------------------------------------------------------------

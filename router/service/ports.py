@@ -115,11 +115,16 @@ class Forwards(Protocol):
         self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
     ) -> list[ForwardRecord]: ...
 
-    async def outbox_delivered(self, row: ForwardRecord, now: datetime) -> None: ...
-
-    async def outbox_failed_attempt(
-        self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
-    ) -> None: ...
+    async def outbox_settled(
+        self,
+        *,
+        delivered: Sequence[ForwardRecord],
+        failed: Sequence[tuple[ForwardRecord, FailedAttempt]],
+        now: datetime,
+    ) -> None:
+        """Record the outcomes of attempts on claimed rows, all in one transaction: sent rows
+        delivered (if still pending), failed ones changed while this worker's lease holds."""
+        ...
 
 
 class ContactUnitOfWork(Protocol):

@@ -48,6 +48,7 @@ from router.store.tables import (
     OutboxRow,
     PlanStepRow,
     RoutingVersion,
+    UTCDateTime,
 )
 from router.store.uow import UnitOfWork, database_errors
 
@@ -444,65 +445,49 @@ class Store:
     ) -> list[ForwardRecord]:
         """Due rows this worker may deliver now; leased so no other worker takes them.
 
+        One statement picks and leases them (UPDATE … WHERE id IN (the due ones) RETURNING):
         PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite's
         single writer makes the conditional update enough."""
         if not kinds:
             return []
-        async with self.writing() as session:
-            query = (
-                select(OutboxRow)
-                .where(
-                    OutboxRow.status == ForwardStatus.PENDING.value,
-                    OutboxRow.next_attempt_at <= now,
-                    col(OutboxRow.kind).in_(kinds),
-                    sa.or_(
-                        col(OutboxRow.claimed_until).is_(None), col(OutboxRow.claimed_until) < now
-                    ),
-                )
-                .order_by(col(OutboxRow.next_attempt_at), col(OutboxRow.id))
-                .limit(limit)
-            )
-            if not self.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).all())
-            for row in rows:
-                row.claimed_until = now + lease
-                session.add(row)
-        return read_all(ForwardRecord, rows)
+        parameters = {"now": now, "until": now + lease, "kinds": list(kinds), "limit": limit}
+        async with self.transaction() as connection:
+            result = await connection.execute(_claim_statement(not self.is_sqlite), parameters)
+            rows = read_all(ForwardRecord, result)
+        # RETURNING promises no order: the worker sends the longest-waiting first
+        return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+
+    async def outbox_settled(
+        self,
+        *,
+        delivered: Sequence[ForwardRecord],
+        failed: Sequence[tuple[ForwardRecord, FailedAttempt]],
+        now: datetime,
+    ) -> None:
+        """Record what the worker's attempts on claimed rows came to, in one transaction:
+        on SQLite one commit and its fsync for a whole batch, not one per row.
+
+        A sent row becomes delivered if it is still pending (whoever holds its lease now: it
+        was sent, and a second sender's late failure must not undo that); its interaction
+        moves only with it. A failure is recorded only while this worker's lease holds, and
+        moves the interaction only where router/core/lifecycle.py allows."""
+        if not delivered and not failed:
+            return
+        async with self.transaction() as connection:
+            if delivered:
+                await _mark_delivered(connection, [row.id for row in delivered], now)
+            for row, attempt in failed:
+                await _record_failure(connection, row, attempt, now)
 
     async def outbox_delivered(self, row: ForwardRecord, now: datetime) -> None:
-        statements = _delivered_statements()
-        async with self.transaction() as connection:
-            result = await connection.execute(statements.forward, {"row_id": row.id, "now": now})
-            if result.rowcount:
-                await connection.execute(
-                    statements.interaction, {"interaction_id": row.interaction_id, "now": now}
-                )
+        """:meth:`outbox_settled` for one sent row."""
+        await self.outbox_settled(delivered=[row], failed=[], now=now)
 
     async def outbox_failed_attempt(
         self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
     ) -> None:
-        """Record a failed attempt on a row this worker holds. The interaction's outcome is
-        set only where router/core/lifecycle.py allows the move."""
-        changes = forward_changes(attempt)
-        interaction_changes = interaction_changes_after(attempt)
-        async with self.transaction() as connection:
-            # only while this worker's lease holds: a late answer never undoes a delivery
-            result = await connection.execute(
-                sa.update(OutboxRow)
-                .where(
-                    col(OutboxRow.id) == row.id,
-                    col(OutboxRow.status) == ForwardStatus.PENDING.value,
-                    col(OutboxRow.claimed_until) == row.claimed_until,
-                )
-                .values(**changes, claimed_until=None, updated_at=now)
-            )
-            if interaction_changes and result.rowcount:
-                update = sa.update(Interaction).where(col(Interaction.id) == row.interaction_id)
-                if attempt.outcome is not None:
-                    allowed = outcomes_before(attempt.outcome)
-                    update = update.where(col(Interaction.outcome).in_(allowed))
-                await connection.execute(update.values(**interaction_changes, updated_at=now))
+        """:meth:`outbox_settled` for one failed attempt."""
+        await self.outbox_settled(delivered=[], failed=[(row, attempt)], now=now)
 
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
@@ -591,6 +576,41 @@ class Store:
             return read_all(InteractionRecord, (await session.exec(query)).all())
 
 
+async def _mark_delivered(connection: AsyncConnection, row_ids: list[int], now: datetime) -> None:
+    """Sent forwards become delivered, and their interactions with them: two statements
+    however many rows (the interactions are those of the forwards this one changed)."""
+    statements = _delivered_statements()
+    changed = await connection.execute(statements.forwards, {"row_ids": row_ids, "now": now})
+    interaction_ids = [interaction_id for (interaction_id,) in changed]
+    if interaction_ids:
+        await connection.execute(
+            statements.interactions, {"interaction_ids": interaction_ids, "now": now}
+        )
+
+
+async def _record_failure(
+    connection: AsyncConnection, row: ForwardRecord, attempt: FailedAttempt, now: datetime
+) -> None:
+    changes = forward_changes(attempt)
+    interaction_changes = interaction_changes_after(attempt)
+    # only while this worker's lease holds: a late answer never undoes a delivery
+    result = await connection.execute(
+        sa.update(OutboxRow)
+        .where(
+            col(OutboxRow.id) == row.id,
+            col(OutboxRow.status) == ForwardStatus.PENDING.value,
+            col(OutboxRow.claimed_until) == row.claimed_until,
+        )
+        .values(**changes, claimed_until=None, updated_at=now)
+    )
+    if interaction_changes and result.rowcount:
+        update = sa.update(Interaction).where(col(Interaction.id) == row.interaction_id)
+        if attempt.outcome is not None:
+            allowed = outcomes_before(attempt.outcome)
+            update = update.where(col(Interaction.outcome).in_(allowed))
+        await connection.execute(update.values(**interaction_changes, updated_at=now))
+
+
 def forward_changes(attempt: FailedAttempt) -> dict[str, Any]:
     """The outbox columns a failed attempt sets."""
     changes: dict[str, Any] = {"status": attempt.status.value, "last_error": attempt.last_error}
@@ -620,21 +640,22 @@ def interaction_changes_after(attempt: FailedAttempt) -> dict[str, Any]:
 
 
 class _Delivered(NamedTuple):
-    forward: sa.Update
-    interaction: sa.Update
+    forwards: sa.UpdateBase
+    interactions: sa.Update
 
 
 @cache
 def _delivered_statements() -> _Delivered:
-    """A delivery's two updates, built once: building them per message cost the worker
-    0.26 ms each (bench/RESULTS.md), a prebuilt statement keeps its compiled form cached."""
+    """The two updates that record deliveries, built once: building them per message cost
+    the worker 0.26 ms each (bench/RESULTS.md), a prebuilt statement keeps its compiled form
+    cached. The lists of ids are expanding parameters, so one statement serves any batch."""
     outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
     interactions: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
     now: sa.BindParameter[datetime] = sa.bindparam("now")
-    forward = (
+    forwards = (
         sa.update(outbox)
         .where(
-            outbox.c.id == sa.bindparam("row_id"),
+            outbox.c.id.in_(sa.bindparam("row_ids", expanding=True)),
             outbox.c.status.in_(statuses_before(ForwardStatus.DELIVERED)),
         )
         .values(
@@ -646,16 +667,45 @@ def _delivered_statements() -> _Delivered:
             claimed_until=None,
             last_error=None,
         )
+        # the rows this changed: a row delivered before (by a worker whose lease had run
+        # out) leaves its interaction alone
+        .returning(outbox.c.interaction_id)
     )
     interaction = (
         sa.update(interactions)
         .where(
-            interactions.c.id == sa.bindparam("interaction_id"),
+            interactions.c.id.in_(sa.bindparam("interaction_ids", expanding=True)),
             interactions.c.outcome.in_(outcomes_before(Outcome.DELIVERED)),
         )
         .values(outcome=Outcome.DELIVERED.value, updated_at=now)
     )
-    return _Delivered(forward, interaction)
+    return _Delivered(forwards, interaction)
+
+
+@cache
+def _claim_statement(skip_locked: bool) -> sa.UpdateBase:
+    """Lease the due rows and return them, in one statement built once."""
+    outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+    now = sa.bindparam("now", type_=UTCDateTime())
+    due = (
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.status == ForwardStatus.PENDING.value,
+            outbox.c.next_attempt_at <= now,
+            outbox.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+            sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id.in_(due))
+        .values(claimed_until=sa.bindparam("until", type_=UTCDateTime()))
+        .returning(*outbox.c)
+    )
 
 
 @cache

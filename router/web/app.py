@@ -48,6 +48,7 @@ from router.web.appkeys import (
     outbox_wake_key,
     routing_key,
     settings_key,
+    smtp_sender_key,
     store_key,
     wake_key,
 )
@@ -285,15 +286,28 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def smtp_sender(app: web.Application) -> AsyncIterator[None]:
+    """The email sender, whose pooled SMTP connections are closed (QUIT) at shutdown, after
+    the outbox worker that uses them has stopped."""
+    settings = app[settings_key]
+    if settings.smtp is None:
+        log.warning("outbox.email_waiting", reason="SWITCHBOARD_SMTP_HOST is not set")
+        yield
+        return
+    sender = SmtpSender(settings.smtp)
+    app[smtp_sender_key] = sender
+    yield
+    await sender.close()
+
+
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     """Deliver forwards (email over SMTP, chat hand-offs over HTTP) in the background."""
     settings = app[settings_key]
     senders: dict[str, Sender] = {"chat": ChatSender(app[http_client_key], settings.chat_secret)}
     attempts = app[metrics_key].outbox_attempts
-    if settings.smtp is not None:
-        senders["email"] = SmtpSender(settings.smtp)
-    else:
-        log.warning("outbox.email_waiting", reason="SWITCHBOARD_SMTP_HOST is not set")
+    email = app.get(smtp_sender_key)
+    if email is not None:
+        senders["email"] = email
     worker = OutboxWorker(
         app[store_key],
         senders,
@@ -322,7 +336,7 @@ def make_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
     app[wake_key] = asyncio.Event()
     app[outbox_wake_key] = asyncio.Event()
     app[customer_secret_key] = customer_key_secret(settings)
-    app.cleanup_ctx.extend([database, routing_follower, http_client, outbox_worker])
+    app.cleanup_ctx.extend([database, routing_follower, http_client, smtp_sender, outbox_worker])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

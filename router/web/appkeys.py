@@ -13,6 +13,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
+from integrations.smtp import SmtpSender
 from router.metrics import Metrics
 from router.service.routing import RoutingState
 from router.settings import Settings
@@ -32,3 +33,5 @@ wake_key = web.AppKey("wake_key", asyncio.Event)
 outbox_wake_key = web.AppKey("outbox_wake_key", asyncio.Event)
 #: The one outbound HTTP client session (chat hand-offs).
 http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
+#: The email sender and its pool of SMTP connections; absent without SMTP settings.
+smtp_sender_key = web.AppKey("smtp_sender_key", SmtpSender)
