@@ -70,6 +70,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import yaml
 
+from bench import memtrace
 from bench.harness import (
     REPO_ROOT,
     LoadOptions,
@@ -79,6 +80,7 @@ from bench.harness import (
     command_process,
     free_port,
     log_tail,
+    percentile,
     switchboard_environment,
 )
 from bench.rollback import setup_command, switchboard_script
@@ -184,16 +186,20 @@ def met(ok: bool) -> str:
 # -- sampling ----------------------------------------------------------------------------------
 
 
-def rss_kb(pid: int) -> int | None:
-    """VmRSS of process *pid* in kB, from ``/proc/PID/status``; None once it is gone."""
+def memory_kb(pid: int) -> dict[str, int]:
+    """The ``Vm*``/``Rss*`` figures of process *pid* in kB (``VmRSS``, and its parts
+    ``RssAnon``: the heap, ``RssFile``, ``RssShmem``), from ``/proc/PID/status``; empty once
+    the process is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return None
+        return {}
+    figures = {}
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return None
+        name, _, value = line.partition(":")
+        if name.startswith(("Vm", "Rss")) and value.strip().endswith("kB"):
+            figures[name] = int(value.split()[0])
+    return figures
 
 
 def command_line(pid: int) -> list[str]:
@@ -210,6 +216,9 @@ class Sample:
     seconds: float  # since the load began
     rss_kb: int
     requests: int  # answered so far (successes and errors)
+    #: the anonymous part of the RSS (heap: Python's and C libraries' like SQLite's); the
+    #: rest is mapped files (code, the WAL index)
+    anon_kb: int = 0
 
     @property
     def mb(self) -> float:
@@ -226,9 +235,11 @@ async def sample_memory(
     """Append a sample now and every *every* seconds until *stop* is set (then one last)."""
     started = time.monotonic()
     while True:
-        kb = rss_kb(pid)
-        if kb is not None:
-            samples.append(Sample(time.monotonic() - started, kb, requests()))
+        figures = memory_kb(pid)
+        if "VmRSS" in figures:
+            seconds = time.monotonic() - started
+            rss, anon = figures["VmRSS"], figures.get("RssAnon", 0)
+            samples.append(Sample(seconds, rss, requests(), anon_kb=anon))
         if stop.is_set():
             return
         with contextlib.suppress(TimeoutError):  # the next sample is due
@@ -272,6 +283,8 @@ class Tally:
     #: contacts whose every request succeeded, by channel: each must be one interaction
     contacts: Counter[str] = field(default_factory=Counter)
     error_examples: list[str] = field(default_factory=list)
+    #: seconds per successful request, by kind (a rate below the one asked for: who is slow)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -342,6 +355,7 @@ class Traffic:
         json_body: Any = None,
     ) -> bytes | None:
         """One request; its body on a 2xx, else None with the error counted."""
+        started = time.perf_counter()
         try:
             async with self.session.request(
                 method, url, data=data, headers=headers, json=json_body
@@ -355,6 +369,7 @@ class Traffic:
             self.tally.error(kind, f"HTTP {status}", body.decode(errors="replace"))
             return None
         self.tally.ok[kind] += 1
+        self.tally.latencies.setdefault(kind, []).append(time.perf_counter() - started)
         return body
 
     async def twilio(self, kind: str, url: str, form: dict[str, str]) -> str | None:
@@ -551,6 +566,9 @@ class SoakOptions:
     rate: float = DEFAULT_RATE
     sample_seconds: float = DEFAULT_SAMPLE_SECONDS
     concurrency: int = DEFAULT_CONCURRENCY
+    #: run the service under tracemalloc (bench/memtrace.py) and report what grew between
+    #: the start of the flatness window's middle and the end; its VmRSS then is not goal 5's
+    tracemalloc: bool = False
 
 
 @dataclass(slots=True)
@@ -613,6 +631,8 @@ class SoakResult:
     sink: dict[str, Any]
     events: Counter[str]
     log_tail: str = ""
+    #: with SoakOptions.tracemalloc: what grew, by allocation site
+    growth: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> MemoryVerdict:
@@ -632,7 +652,7 @@ class SoakResult:
             )
         if len(self.samples) < 2:
             problems.append(f"only {len(self.samples)} memory samples of pid {self.pid}")
-        if "serve" not in self.argv:
+        if not {"serve", "bench.memtrace"} & set(self.argv):
             problems.append(f"pid {self.pid} is not `switchboard serve`: {self.argv}")
         for channel, contacts in sorted(self.tally.contacts.items()):
             if self.rows.interactions[channel] < contacts:
@@ -670,6 +690,13 @@ class SoakResult:
             f"{self.options.concurrency} contacts at once); "
             + ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.tally.ok.items()))
             + f"; errors {sum(self.tally.errors.values())}.",
+            "latency p50/p99 ms by kind: "
+            + ", ".join(
+                f"{kind} {percentile(sorted(seconds), 50) * 1000:.0f}/"
+                f"{percentile(sorted(seconds), 99) * 1000:.0f}"
+                for kind, seconds in sorted(self.tally.latencies.items())
+            )
+            + ".",
             "database: interactions "
             + ", ".join(f"{c} {n:,}" for c, n in sorted(self.rows.interactions.items()))
             + " (contacts answered: "
@@ -683,13 +710,22 @@ class SoakResult:
             + f"; log: {self.events['contact.routed']:,} contact.routed, "
             f"{self.events['error lines']} error lines.",
         ]
+        if self.growth:
+            notes += [
+                "",
+                "tracemalloc (the service ran traced: its VmRSS above is inflated by the "
+                "tracing; the growth below is what counts):",
+                "```",
+                *self.growth,
+                "```",
+            ]
         failures = self.failures()
         if failures and self.log_tail:
             notes.append(f"last lines of the Switchboard log:\n{self.log_tail}")
         return Section(
             title=f"soak: VmRSS of `switchboard serve` under {self.options.minutes:g} minutes "
             f"of mixed load at {self.options.rate:g} requests/s (issue #14 goal 5)",
-            headers=["minute", "RSS MB", "requests so far"],
+            headers=["minute", "RSS MB", "of it anon MB", "requests so far"],
             rows=table_rows(self.samples),
             notes=notes,
             failures=failures,
@@ -702,7 +738,8 @@ def table_rows(samples: Sequence[Sample]) -> list[list[str]]:
     next_row = 0.0
     for index, sample in enumerate(samples):
         if sample.seconds >= next_row or index == len(samples) - 1:
-            rows.append([f"{sample.seconds / 60:.1f}", f"{sample.mb:.1f}", f"{sample.requests:,}"])
+            minute, anon = f"{sample.seconds / 60:.1f}", f"{sample.anon_kb / 1024:.1f}"
+            rows.append([minute, f"{sample.mb:.1f}", anon, f"{sample.requests:,}"])
             next_row = sample.seconds + TABLE_EVERY_SECONDS - 1e-6
     return rows
 
@@ -744,6 +781,26 @@ def soak_document(path: Path, chat_base: str) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
+def server_argv(script: str, options: SoakOptions, snapshots: Path) -> list[str]:
+    """The service's command: the console script, or the same serve under tracemalloc."""
+    if not options.tracemalloc:
+        return [script, "serve"]
+    return [sys.executable, "-m", "bench.memtrace", str(snapshots)]
+
+
+async def trace_growth(pid: int, snapshots: Path, seconds: float, stop: asyncio.Event) -> list[str]:
+    """Trace from now on; a snapshot where the flatness window's middle begins and one when
+    *stop* is set."""
+    memtrace.start_tracing(pid)
+    with contextlib.suppress(TimeoutError):  # the middle of the run has come
+        await asyncio.wait_for(stop.wait(), seconds * MIDDLE_WINDOW[0])
+    before = await memtrace.snapshot(pid, snapshots, 1)
+    await stop.wait()
+    after = await memtrace.snapshot(pid, snapshots, 2)
+    # comparing loads both snapshots: off the event loop
+    return await asyncio.to_thread(memtrace.growth_report, before, after)
+
+
 async def soak(options: SoakOptions) -> SoakResult:
     """Start the sink and the service, load it for ``options.minutes`` while sampling its
     memory, let the outbox drain, and gather what happened."""
@@ -774,7 +831,10 @@ async def soak(options: SoakOptions) -> SoakResult:
         sink_argv = [sys.executable, "-m", "bench.servers", "smtp-sink", "--port", str(sink_port)]
         sink_argv += ["--smtp-port", str(smtp_port)]
         log_path = work / "switchboard.log"
+        snapshots = work / "snapshots"
+        snapshots.mkdir()
         samples: list[Sample] = []
+        growth: list[str] = []
         async with (
             command_process(
                 sink_argv,
@@ -783,7 +843,10 @@ async def soak(options: SoakOptions) -> SoakResult:
                 ready_url=sink_base + "/readyz",
             ),
             command_process(
-                [script, "serve"], env=env, log_path=log_path, ready_url=base + "/readyz"
+                server_argv(script, options, snapshots),
+                env=env,
+                log_path=log_path,
+                ready_url=base + "/readyz",
             ) as server,
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=options.concurrency),
@@ -801,6 +864,11 @@ async def soak(options: SoakOptions) -> SoakResult:
                     stop,
                 )
             )
+            tracer = None
+            if options.tracemalloc:
+                tracer = asyncio.create_task(
+                    trace_growth(server.pid, snapshots, options.minutes * 60, stop)
+                )
             try:
                 load_seconds = await paced_load(
                     traffic,
@@ -811,6 +879,8 @@ async def soak(options: SoakOptions) -> SoakResult:
             finally:
                 stop.set()
                 await sampler
+            if tracer is not None:
+                growth = await tracer
             argv = command_line(server.pid)
             drained = await drain_outbox(database)
             async with session.get(sink_base + "/received") as response:
@@ -829,6 +899,7 @@ async def soak(options: SoakOptions) -> SoakResult:
             sink=sink,
             events=logged_events(log_path),
             log_tail=log_tail(log_path, 5),
+            growth=growth,
         )
 
 
@@ -885,12 +956,19 @@ def parse_args(argv: list[str] | None) -> SoakOptions:
         default=DEFAULT_CONCURRENCY,
         help="contacts in flight at most (default: %(default)s)",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="run the service under tracemalloc and report what grew (its RSS is then "
+        "inflated by the tracing)",
+    )
     args = parser.parse_args(argv)
     return SoakOptions(
         minutes=args.minutes,
         rate=args.rate,
         sample_seconds=args.sample_seconds,
         concurrency=args.concurrency,
+        tracemalloc=args.tracemalloc,
     )
 
 

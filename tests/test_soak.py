@@ -78,10 +78,11 @@ def test_no_samples_give_no_figure() -> None:
 
 def test_table_and_plot_cover_the_run() -> None:
     samples = [
-        Sample(seconds * 5.0, 90_000 + seconds * 10, seconds * 500) for seconds in range(121)
+        Sample(seconds * 5.0, 90_000 + seconds * 10, seconds * 500, anon_kb=60_000)
+        for seconds in range(121)
     ]
     rows = table_rows(samples)
-    assert rows[0] == ["0.0", "87.9", "0"]
+    assert rows[0] == ["0.0", "87.9", "58.6", "0"]
     assert rows[-1][0] == "10.0" and len(rows) == 21  # every 30 s and the last
     plot = text_plot(samples)
     assert len(plot) == 10 and all("|" in line for line in plot[:8])
@@ -96,7 +97,7 @@ async def test_a_short_soak_end_to_end() -> None:
     # the samples are of the serve process itself (the console script's Python, no wrapper)
     assert result.argv[-1] == "serve" and result.argv[-2].endswith("/switchboard")
     assert len(result.samples) >= 10
-    assert all(sample.rss_kb > 10_000 for sample in result.samples)
+    assert all(sample.rss_kb > sample.anon_kb > 10_000 for sample in result.samples)
     counts = [sample.requests for sample in result.samples]
     assert counts == sorted(counts) and counts[-1] == result.tally.requests
     # every kind of request ran and was answered 2xx
@@ -115,4 +116,7 @@ async def test_a_short_soak_end_to_end() -> None:
     assert verdict.max_mb == max(sample.mb for sample in result.samples)
     assert not math.isnan(verdict.growth_mb)
     rendered = result.section().render()
-    assert verdict.line() in rendered and "| minute | RSS MB | requests so far |" in rendered
+    assert (
+        verdict.line() in rendered
+        and "| minute | RSS MB | of it anon MB | requests so far |" in rendered
+    )
