@@ -13,17 +13,18 @@ chat hand-off is really delivered. An operator token comes from ``switchboard to
 on the same database.
 
 The load is paced, not a closed loop: contacts start at a fixed rate of requests (``--rate``,
-100/s by default, far below saturation on a small machine), at most ``--concurrency`` at
-once. Of the requests about 40 % are complete calls (``/voice``, ``/route`` with a digit or
-speech, ``/dial-status`` following the TwiML's action URL — some unanswered, so the fallback
-and voicemail paths run too — and ``/status``, one CallSid, signed with Twilio's
+100/s by default, meant to stay below saturation; the rate achieved and the latency of
+each kind of request are printed), at most ``--concurrency`` at once. Of the requests
+about 40 % are complete calls (``/voice``, ``/route`` with a digit or speech,
+``/dial-status`` following the TwiML's action URL — some unanswered, so the fallback and
+voicemail paths run too — and ``/status``, one CallSid, signed with Twilio's
 ``RequestValidator``), 20 % signed ``mime`` emails (a third of them replies in a thread of
 this run, a quarter with a PDF attachment), 15 % signed chat messages (conversations of
 several messages), 10 % Twilio messaging and 15 % operators' reads (``GET /api/status``,
 ``/api/interactions``, ``/api/report``); after 5 s and then every 20 s an operator change
-through the API
-(``cutover``, ``rollback``, ``resume`` in turn). Any answer other than 2xx is an error; a
-run with errors fails (exit 1).
+through the API (``cutover``, ``rollback``, ``resume`` in turn). Any answer other than 2xx is
+an error; a run with errors, a contact missing from the database or a forward not delivered
+fails (exit 1). Goal 5's verdict is printed, not turned into the exit code.
 
 Every ``--sample-seconds`` the service's VmRSS is read from ``/proc/PID/status``. The curve
 is printed as a table and a text plot, with the verdict of goal 5:
@@ -39,6 +40,9 @@ is printed as a table and a text plot, with the verdict of goal 5:
 Afterwards the outbox is given (bounded) time to drain, and the database's row counts
 (interactions per channel, forwards per kind and status, routing versions) and the sink's
 counts show that the work really happened.
+
+``--tracemalloc`` runs the service under tracemalloc (bench/memtrace.py) and adds what grew
+between the start of the 40-60 % window and the end, by allocation site.
 """
 
 from __future__ import annotations
