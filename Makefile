@@ -74,6 +74,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+## soak: one service process under 10 minutes of mixed load; its memory curve and issue #14
+## goal 5 (not part of test or bench: it takes the whole 10 minutes); e.g. SOAK_ARGS="--minutes 1"
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
 ## train-classifier: rebuild config/classifier/model.json.gz from the labelled data
 # The data directory holds the JSON-lines files that data/classifier/MANIFEST.json pins by
 # SHA-256 (see data/classifier/SOURCES.md for where they come from).

@@ -7,7 +7,9 @@ aiohttp handler that parses the same form and answers a fixed TwiML body, with n
 wait for them the same way.
 
 ``smtp-sink`` is not under test: the local SMTP server the ``email`` benchmark delivers to,
-in a process of its own so it competes with neither the service nor the load generator.
+in a process of its own so it competes with neither the service nor the load generator. Its
+HTTP side also takes chat hand-offs (``POST /hooks/chat/{destination}``, answered 200 and
+counted), so ``soak`` can point a routing document's chat URLs at it.
 """
 
 from __future__ import annotations
@@ -107,25 +109,39 @@ class SinkHandler:
             self.first = self.last = None
 
 
+CHAT_HANDOFF_PATH = "/hooks/chat"
+
+
 def serve_smtp_sink(host: str, port: int, smtp_port: int) -> None:
     """An SMTP sink (aiosmtpd ``Controller``, its own thread) on *smtp_port*, and on *port*
-    its HTTP side: ``GET /readyz``, ``GET /received`` (count, first and last arrival;
-    ``?copies=1`` adds the count per Message-ID) and ``POST /reset``."""
+    its HTTP side: ``GET /readyz``, ``GET /received`` (count, first and last arrival, and
+    ``chat``: hand-offs taken per destination; ``?copies=1`` adds the count per Message-ID),
+    ``POST /reset`` and ``POST /hooks/chat/{destination}`` (a chat hand-off: counted, 200)."""
     from aiosmtpd.controller import Controller
 
     handler = SinkHandler()
+    # only the aiohttp thread touches it: no lock
+    handoffs: Counter[str] = Counter()
 
     async def received(request: web.Request) -> web.Response:
-        return web.json_response(handler.summary(copies="copies" in request.query))
+        summary = handler.summary(copies="copies" in request.query)
+        return web.json_response({**summary, "chat": dict(handoffs)})
 
     async def reset(request: web.Request) -> web.Response:
         handler.reset()
+        handoffs.clear()
         return web.json_response({"count": 0})
+
+    async def chat_handoff(request: web.Request) -> web.Response:
+        await request.read()
+        handoffs[request.match_info["destination"]] += 1
+        return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_get("/readyz", bare_ready)
     app.router.add_get("/received", received)
     app.router.add_post("/reset", reset)
+    app.router.add_post(CHAT_HANDOFF_PATH + "/{destination}", chat_handoff)
     controller = Controller(handler, hostname=host, port=smtp_port)
     controller.start()
     try:
