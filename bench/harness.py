@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import platform
 import signal
 import socket
 import sys
@@ -33,6 +34,14 @@ PACED_CONNECTIONS = 256
 #: Bounds of the wait for a server to answer its readiness URL, and for it to stop.
 READY_SECONDS = 30.0
 STOP_SECONDS = 15.0
+
+
+def machine() -> str:
+    """The machine a report was measured on, for its heading."""
+    return (
+        f"{os.cpu_count()} cores (os.cpu_count()), Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.machine()}"
+    )
 
 
 def free_port() -> int:

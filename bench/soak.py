@@ -77,6 +77,7 @@ import yaml
 from bench import memtrace
 from bench.harness import (
     REPO_ROOT,
+    Goal,
     LoadOptions,
     Section,
     ServerFailed,
@@ -84,11 +85,11 @@ from bench.harness import (
     command_process,
     free_port,
     log_tail,
+    machine,
     percentile,
     switchboard_environment,
 )
 from bench.rollback import setup_command, switchboard_script
-from bench.run import machine
 from bench.servers import CHAT_HANDOFF_PATH, EMAIL_PATH
 from bench.webhook import TWILIO_TOKEN, gather_forms, logged_events, signed
 from integrations import twilio_voice as tv
@@ -733,6 +734,15 @@ class SoakResult:
             rows=table_rows(self.samples),
             notes=notes,
             failures=failures,
+            goals=[
+                Goal(
+                    key="5 memory",
+                    figure=f"max {verdict.max_mb:.0f} MB, second half {verdict.growth_mb:+.1f} MB",
+                    baseline=f"{self.samples[0].mb if self.samples else math.nan:.0f} MB at start",
+                    target=f"<= {verdict.goal_mb:g} MB, <= {verdict.tolerance_mb:g} MB growth",
+                    met=verdict.met,
+                )
+            ],
         )
 
 

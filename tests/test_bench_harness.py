@@ -73,5 +73,6 @@ def test_goals_table_gives_each_goal_its_verdict_and_names_what_did_not_run() ->
     assert "not met" in throughput
     assert any("--only email" in line and "not run" in line for line in lines)
     assert any("--only scaling" in line for line in lines)
+    assert any("make soak" in line and "not run" in line for line in lines)
     assert not any("--only voice-route" in line for line in lines)
     assert "1 of 2 measured goals met." in table
