@@ -79,3 +79,29 @@ async def test_the_guard_and_status_read_interactions_through_their_indexes(
     assert "ix_interactions_first_destination_received_at" in guard, guard
     assert "SCAN" not in guard, guard
     assert "COVERING INDEX ix_interactions_conversation_id_received_at" in held, held
+
+
+async def test_the_outbox_claim_reads_the_due_rows_in_index_order(engine: AsyncEngine) -> None:
+    """However many forwards wait, a claim reads the pending rows due first from the index
+    and stops at its batch: no scan, no sort of the whole backlog."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
+        if "FROM outbox" in sql:
+            statements.append((sql, parameters))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    store = Store(engine)
+    await store.claim_outbox(now=NOW, lease=timedelta(seconds=120), limit=20, kinds=["email"])
+    sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    [(sql, parameters)] = statements
+    async with engine.connect() as connection:
+        plan = " / ".join(
+            str(row[-1])
+            for row in (
+                await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
+            ).all()
+        )
+    assert "ix_outbox_status_next_attempt_at" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+    assert "SCAN outbox" not in plan, plan

@@ -99,6 +99,11 @@ class OutboxRow(SQLModel, table=True):
     delivered. The fallback is resolved when the row is written."""
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        # the worker's claim: the pending rows due first, read in index order up to its
+        # batch, however many wait (an SMTP outage leaves hundreds of thousands)
+        sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     interaction_id: int = Field(foreign_key="interactions.id", index=True)
@@ -110,7 +115,7 @@ class OutboxRow(SQLModel, table=True):
     fallback_address: str | None = None
     fallback_external: bool = False
     stage: str = "primary"
-    status: str = Field(default="pending", index=True)
+    status: str = "pending"
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, index=True)
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
