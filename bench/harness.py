@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +238,37 @@ async def post_checked(
     return None if expect in payload else "unexpected body"
 
 
+async def measured(
+    send_all: Callable[[float], Awaitable[None]],
+    label: str,
+    latencies: list[float],
+    errors: Counter[str],
+    server_pid: int | None,
+) -> LoadResult:
+    """Run ``send_all(start time)``, which fills *latencies* and *errors*, and measure the
+    wall time, this process's CPU and (with *server_pid*) the server's CPU meanwhile."""
+    server_before = process_cpu_seconds(server_pid)
+    client_before = time.process_time()
+    started = time.perf_counter()
+    await send_all(started)
+    seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_before
+    server_after = process_cpu_seconds(server_pid)
+    latencies.sort()
+    return LoadResult(
+        label=label,
+        seconds=seconds,
+        latencies=latencies,
+        errors=errors,
+        server_cpu_seconds=(
+            server_after - server_before
+            if server_before is not None and server_after is not None
+            else None
+        ),
+        client_cpu_seconds=client_cpu,
+    )
+
+
 async def paced(
     session: aiohttp.ClientSession,
     url: str,
@@ -266,33 +297,17 @@ async def paced(
         else:
             errors[error] += 1
 
-    server_before = process_cpu_seconds(server_pid)
-    client_before = time.process_time()
-    started = time.perf_counter()
-    tasks = []
-    for index, request in enumerate(requests):
-        due = started + index / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(request, due)))
-    await asyncio.gather(*tasks)
-    seconds = time.perf_counter() - started
-    client_cpu = time.process_time() - client_before
-    server_after = process_cpu_seconds(server_pid)
-    latencies.sort()
-    return LoadResult(
-        label=label,
-        seconds=seconds,
-        latencies=latencies,
-        errors=errors,
-        server_cpu_seconds=(
-            server_after - server_before
-            if server_before is not None and server_after is not None
-            else None
-        ),
-        client_cpu_seconds=client_cpu,
-    )
+    async def send_all(started: float) -> None:
+        tasks = []
+        for index, request in enumerate(requests):
+            due = started + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(request, due)))
+        await asyncio.gather(*tasks)
+
+    return await measured(send_all, label, latencies, errors, server_pid)
 
 
 async def drive(
@@ -324,26 +339,10 @@ async def drive(
             else:
                 errors[error] += 1
 
-    server_before = process_cpu_seconds(server_pid)
-    client_before = time.process_time()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
-    client_cpu = time.process_time() - client_before
-    server_after = process_cpu_seconds(server_pid)
-    latencies.sort()
-    return LoadResult(
-        label=label,
-        seconds=seconds,
-        latencies=latencies,
-        errors=errors,
-        server_cpu_seconds=(
-            server_after - server_before
-            if server_before is not None and server_after is not None
-            else None
-        ),
-        client_cpu_seconds=client_cpu,
-    )
+    async def send_all(started: float) -> None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    return await measured(send_all, label, latencies, errors, server_pid)
 
 
 def median_round(rounds: Sequence[LoadResult]) -> LoadResult:

@@ -4,7 +4,7 @@ the questions asked of a large interactions table are answered from an index (be
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -50,23 +50,23 @@ async def test_the_migrations_build_the_tables_indexes_and_columns_of_the_model(
     assert [d for d in differences if not _text_as_string(d)] == []
 
 
-async def test_the_guard_and_status_read_interactions_through_their_indexes(
-    engine: AsyncEngine,
-) -> None:
+async def query_plans(
+    engine: AsyncEngine, table: str, reads: Callable[[Store], Awaitable[object]]
+) -> list[str]:
+    """SQLite's plan of every statement *reads* sends that reads *table*, in order."""
     statements: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
-        if "FROM interactions" in sql:
+        if f"FROM {table}" in sql:
             statements.append((sql, parameters))
 
     sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    store = Store(engine)
-    await store.external_contacts(NOW - timedelta(minutes=15), ["partner"])
-    await store.conversations_held(NOW - timedelta(days=30), ["partner"], limit=100)
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    assert len(statements) == 2
+    try:
+        await reads(Store(engine))
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
     async with engine.connect() as connection:
-        plans = [
+        return [
             " / ".join(
                 str(row[-1])
                 for row in (
@@ -75,7 +75,16 @@ async def test_the_guard_and_status_read_interactions_through_their_indexes(
             )
             for sql, parameters in statements
         ]
-    guard, held = plans
+
+
+async def test_the_guard_and_status_read_interactions_through_their_indexes(
+    engine: AsyncEngine,
+) -> None:
+    async def reads(store: Store) -> None:
+        await store.external_contacts(NOW - timedelta(minutes=15), ["partner"])
+        await store.conversations_held(NOW - timedelta(days=30), ["partner"], limit=100)
+
+    guard, held = await query_plans(engine, "interactions", reads)
     assert "ix_interactions_first_destination_received_at" in guard, guard
     assert "SCAN" not in guard, guard
     assert "COVERING INDEX ix_interactions_conversation_id_received_at" in held, held
@@ -84,24 +93,13 @@ async def test_the_guard_and_status_read_interactions_through_their_indexes(
 async def test_the_outbox_claim_reads_the_due_rows_in_index_order(engine: AsyncEngine) -> None:
     """However many forwards wait, a claim reads the pending rows due first from the index
     and stops at its batch: no scan, no sort of the whole backlog."""
-    statements: list[tuple[str, Any]] = []
 
-    def seen(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
-        if "FROM outbox" in sql:
-            statements.append((sql, parameters))
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    store = Store(engine)
-    await store.claim_outbox(now=NOW, lease=timedelta(seconds=120), limit=20, kinds=["email"])
-    sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    [(sql, parameters)] = statements
-    async with engine.connect() as connection:
-        plan = " / ".join(
-            str(row[-1])
-            for row in (
-                await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
-            ).all()
+    async def claim(store: Store) -> object:
+        return await store.claim_outbox(
+            now=NOW, lease=timedelta(seconds=120), limit=20, kinds=["email"]
         )
+
+    [plan] = await query_plans(engine, "outbox", claim)
     assert "ix_outbox_status_next_attempt_at" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
     assert "SCAN outbox" not in plan, plan
