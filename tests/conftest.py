@@ -134,11 +134,18 @@ async def post_twilio(
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
+def relay() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
     sink = SmtpSink()
     sink.start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def smtp(relay: SmtpSink) -> SmtpSink:
+    """The SMTP server the apps of a test forward to."""
+    return relay
 
 
 def shipped_data() -> dict[str, Any]:

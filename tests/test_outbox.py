@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -48,14 +48,6 @@ async def outbox_store(database_url: str) -> AsyncIterator[Store]:
     await migrate.upgrade(engine)
     yield Store(engine)
     await engine.dispose()
-
-
-@pytest.fixture
-def relay() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

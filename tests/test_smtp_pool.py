@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -22,14 +22,6 @@ from router.settings import SmtpSettings
 from .smtp_sink import SmtpSink
 
 TO = "produkty@eshop.example"
-
-
-@pytest.fixture
-def relay() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture
