@@ -8,6 +8,7 @@ must install it (``.ci/run`` does).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import AsyncIterator
@@ -316,3 +317,30 @@ async def test_the_costs_of_the_last_week_are_shown_per_channel(
     await expect(phone).to_contain_text("5.50 EUR")
     await expect(phone).to_contain_text("-3.30 EUR")
     await expect(page.locator("#costs-note")).to_contain_text("Billed: answered calls")
+
+
+async def test_the_partners_conversations_are_counted_and_the_newest_listed(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    """More conversations than status lists: the console says how many there are in all."""
+    from .test_store import PARTNER as PARTNER_MAILBOX
+    from .test_store import an_email
+
+    now = clock()
+    async with store.unit_of_work() as uow:
+        for number in range(102):
+            at = now - timedelta(minutes=number)
+            await uow.add_interaction(
+                dataclasses.replace(
+                    an_email(f"<held-{number}@shop.example>"),
+                    conversation_id=f"thread-{number}",
+                    destination=PARTNER_MAILBOX.destination,
+                    received_at=at,
+                    decided_at=at,
+                    updated_at=at,
+                )
+            )
+    await open_console(page, client, tokens["vera"])
+    await expect(page.locator("#partner-table tbody tr")).to_have_count(100)
+    await expect(page.locator("#partner-count")).to_have_text("102 in all; the newest 100 below.")
+    await expect(page.locator("#partner-table tbody tr").first).to_contain_text("thread-0")
