@@ -68,6 +68,12 @@ async def test_the_on_call_commands_work_through_the_api(
     code, out, _ = await remote(served, settings, operator, "status", "--format", "json")
     status = json.loads(out)
     assert status["rollback"]["actor"] == "petra" and status["rollback"]["until"]
+    for listed in ("1", "all"):  # passed on to GET /api/status
+        code, out, err = await remote(
+            served, settings, operator, "status", "--conversations", listed, "--format", "json"
+        )
+        assert code == 0, err
+        assert json.loads(out)["partner_conversations_count"] == 0
 
     code, out, err = await remote(served, settings, operator, "resume", "--reason", "ok")
     assert code == 0, err

@@ -23,6 +23,7 @@ from router.core.contact import Channel
 from router.core.document import RoutingDocument, document_data
 from router.core.migration import PlanStep
 from router.core.report import Report
+from router.service.views import STATUS_CONVERSATIONS
 
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -92,8 +93,10 @@ class RemoteBackend:
         self.remote = remote
 
     async def status(self, *, conversations: int | None) -> JSON:
+        # the default is not sent: a service from before the parameter refuses unknown ones
         listed = "all" if conversations is None else str(conversations)
-        answer: JSON = await self.remote.get("/api/status", {"conversations": listed})
+        params = None if conversations == STATUS_CONVERSATIONS else {"conversations": listed}
+        answer: JSON = await self.remote.get("/api/status", params)
         return answer
 
     async def interactions(
