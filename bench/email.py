@@ -23,7 +23,6 @@ import email.policy
 import math
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -47,7 +46,6 @@ from bench.harness import (
     PreparedRequest,
     Section,
     clean_environment,
-    command_process,
     free_port,
     log_tail,
     markdown_table,
@@ -466,22 +464,14 @@ async def email_benchmark(options: LoadOptions) -> Section:
             "SWITCHBOARD_SMTP_SECURITY": "none",
         }
         to_deliver = [message for message in sb_emails if message.message_id in stored_ids]
-        sink_argv = [
-            sys.executable,
-            "-m",
-            "bench.servers",
-            "smtp-sink",
-            "--port",
-            str(sink_port),
-            "--smtp-port",
-            str(smtp_port),
-        ]
         async with (
-            command_process(
-                sink_argv,
+            server_process(
+                "smtp-sink",
+                port=sink_port,
                 env=clean_environment(),
                 log_path=work / "sink.log",
                 ready_url=sink_base + "/readyz",
+                arguments=["--smtp-port", str(smtp_port)],
             ) as sink_process,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         ):

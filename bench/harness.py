@@ -12,6 +12,7 @@ Rules every benchmark keeps:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
@@ -44,6 +45,14 @@ def machine() -> str:
     )
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def free_port() -> int:
     """A port free right now on 127.0.0.1 (a server needs its port before it starts: the
     public URL it checks signatures against names it)."""
@@ -65,11 +74,17 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 @asynccontextmanager
 async def server_process(
-    kind: str, *, port: int, env: Mapping[str, str], log_path: Path, ready_url: str
+    kind: str,
+    *,
+    port: int,
+    env: Mapping[str, str],
+    log_path: Path,
+    ready_url: str,
+    arguments: Sequence[str] = (),
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run ``python -m bench.servers KIND`` until the block ends; its output goes to
     *log_path*. Yields once *ready_url* answers 200; stops it with SIGTERM (then SIGKILL)."""
-    argv = [sys.executable, "-m", "bench.servers", kind, "--port", str(port)]
+    argv = [sys.executable, "-m", "bench.servers", kind, "--port", str(port), *arguments]
     async with command_process(argv, env=env, log_path=log_path, ready_url=ready_url) as process:
         yield process
 

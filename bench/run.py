@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bench import classify, email, rollback, scaling, soak, webhook
-from bench.harness import LoadOptions, Section, ServerFailed, machine, markdown_table
+from bench.harness import (
+    LoadOptions,
+    Section,
+    ServerFailed,
+    machine,
+    markdown_table,
+    positive,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +85,6 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
     ]
 }
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
 
 
 def non_negative(text: str) -> int:

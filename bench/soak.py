@@ -87,6 +87,8 @@ from bench.harness import (
     log_tail,
     machine,
     percentile,
+    positive,
+    server_process,
     switchboard_environment,
 )
 from bench.rollback import setup_command, switchboard_script
@@ -842,19 +844,19 @@ async def soak(options: SoakOptions) -> SoakResult:
         )
         token_argv = [script, "token", "create", "--name", TOKEN_NAME, "--role", "operator"]
         token = json.loads(await setup_command([*token_argv, "--format", "json"], env, work))
-        sink_argv = [sys.executable, "-m", "bench.servers", "smtp-sink", "--port", str(sink_port)]
-        sink_argv += ["--smtp-port", str(smtp_port)]
         log_path = work / "switchboard.log"
         snapshots = work / "snapshots"
         snapshots.mkdir()
         samples: list[Sample] = []
         growth: list[str] = []
         async with (
-            command_process(
-                sink_argv,
+            server_process(
+                "smtp-sink",
+                port=sink_port,
                 env=clean_environment(),
                 log_path=work / "sink.log",
                 ready_url=sink_base + "/readyz",
+                arguments=["--smtp-port", str(smtp_port)],
             ),
             command_process(
                 server_argv(script, options, snapshots),
@@ -933,13 +935,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> SoakOptions:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak",
@@ -966,7 +961,7 @@ def parse_args(argv: list[str] | None) -> SoakOptions:
     )
     parser.add_argument(
         "--concurrency",
-        type=positive_int,
+        type=positive,
         default=DEFAULT_CONCURRENCY,
         help="contacts in flight at most (default: %(default)s)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,13 +97,22 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     await engine.dispose()
 
 
+@asynccontextmanager
+async def migrated_store(database_url: str) -> AsyncIterator[Store]:
+    """A store on *database_url*, migrated as in production; its engine disposed after."""
+    engine = create_engine(database_url)
+    try:
+        await migrate.upgrade(engine)
+        yield Store(engine)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 async def migrated(settings: Settings) -> AsyncIterator[Store]:
     """The app's database file, migrated as in production, through a store of its own."""
-    engine = create_engine(settings.database_url)
-    await migrate.upgrade(engine)
-    yield Store(engine)
-    await engine.dispose()
+    async with migrated_store(settings.database_url) as store:
+        yield store
 
 
 def app_time(client: TestClient[Any, Any]) -> int:

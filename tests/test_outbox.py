@@ -22,10 +22,10 @@ from router.service import outbox
 from router.service.outbox import BATCH, LEASE, OutboxWorker
 from router.service.records import FailedAttempt, Target, new_forward
 from router.settings import SmtpSettings
-from router.store import Store, create_engine, migrate
+from router.store import Store, create_engine
 
 from .background import deliver_due_at
-from .conftest import NOW
+from .conftest import NOW, migrated_store
 from .smtp_sink import SmtpSink
 from .test_store import an_email
 
@@ -44,10 +44,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def outbox_store(database_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(database_url)
-    await migrate.upgrade(engine)
-    yield Store(engine)
-    await engine.dispose()
+    async with migrated_store(database_url) as store:
+        yield store
 
 
 @pytest.fixture

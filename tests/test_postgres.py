@@ -23,7 +23,7 @@ from router.store import Store, create_engine, migrate
 from router.web.app import make_app
 from router.web.appkeys import store_key
 
-from .conftest import Clock, make_settings, post_twilio
+from .conftest import Clock, make_settings, migrated_store, post_twilio
 from .test_rollback import HOTLINE, PARTNER, call, eventually
 
 Client = TestClient[Any, Any]
@@ -31,10 +31,8 @@ Client = TestClient[Any, Any]
 
 @pytest.fixture
 async def pg_store(postgres_database_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(postgres_database_url)
-    await migrate.upgrade(engine)
-    yield Store(engine)
-    await engine.dispose()
+    async with migrated_store(postgres_database_url) as store:
+        yield store
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ async def test_a_failed_attempt_sends_the_forward_and_its_interaction_to_the_fal
         outcome=Outcome.FALLBACK,
         delivery_failed=True,
     )
-    await migrated.outbox_failed_attempt(claimed, attempt, now=NOW)
+    await migrated.outbox_settled(delivered=[], failed=[(claimed, attempt)], now=NOW)
 
     [forward] = await migrated.outbox_rows(statuses=["pending"])
     assert (forward.destination, forward.address, forward.external) == (
@@ -150,7 +150,7 @@ async def test_a_retry_changes_only_the_forward(migrated: Store) -> None:
     [claimed] = await migrated.claim_outbox(now=NOW, lease=LEASE, limit=5, kinds=["email"])
     later = NOW + timedelta(seconds=2)
     retry = FailedAttempt(ForwardStatus.PENDING, "timeout", attempts=1, next_attempt_at=later)
-    await migrated.outbox_failed_attempt(claimed, retry, now=NOW)
+    await migrated.outbox_settled(delivered=[], failed=[(claimed, retry)], now=NOW)
 
     [forward] = await migrated.outbox_rows(statuses=["pending"])
     assert (forward.attempts, forward.next_attempt_at, forward.stage) == (1, later, "primary")
@@ -161,9 +161,9 @@ async def test_a_retry_changes_only_the_forward(migrated: Store) -> None:
 async def test_a_late_failure_never_undoes_a_delivery(migrated: Store) -> None:
     await queued_email(migrated)
     [claimed] = await migrated.claim_outbox(now=NOW, lease=LEASE, limit=5, kinds=["email"])
-    await migrated.outbox_delivered(claimed, NOW)
+    await migrated.outbox_settled(delivered=[claimed], failed=[], now=NOW)
     failed = FailedAttempt(ForwardStatus.FAILED, "late", outcome=Outcome.FAILED)
-    await migrated.outbox_failed_attempt(claimed, failed, now=NOW)
+    await migrated.outbox_settled(delivered=[], failed=[(claimed, failed)], now=NOW)
 
     [forward] = await migrated.outbox_rows(statuses=["delivered"])
     assert forward.last_error is None and forward.payload is None

@@ -479,16 +479,6 @@ class Store:
             for row, attempt in failed:
                 await _record_failure(connection, row, attempt, now)
 
-    async def outbox_delivered(self, row: ForwardRecord, now: datetime) -> None:
-        """:meth:`outbox_settled` for one sent row."""
-        await self.outbox_settled(delivered=[row], failed=[], now=now)
-
-    async def outbox_failed_attempt(
-        self, row: ForwardRecord, attempt: FailedAttempt, *, now: datetime
-    ) -> None:
-        """:meth:`outbox_settled` for one failed attempt."""
-        await self.outbox_settled(delivered=[], failed=[(row, attempt)], now=now)
-
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
     ) -> list[ForwardRecord]:
