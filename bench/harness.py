@@ -467,6 +467,9 @@ class SideBySide:
     #: the open-loop run of each side at :attr:`paced_rate` (empty when none was asked for)
     paced: dict[str, LoadResult] = field(default_factory=dict)
     paced_rate: float = 0.0
+    #: Switchboard alone, open loop at each further share of its median round rate: how
+    #: its latency grows with the load (share, result), in the order run
+    curve: list[tuple[float, LoadResult]] = field(default_factory=list)
 
 
 async def side_by_side(
@@ -481,6 +484,7 @@ async def side_by_side(
     sizes: Sequence[int],
     paced_requests: int = 0,
     paced_share: float = 0.5,
+    curve_shares: Sequence[float] = (),
 ) -> SideBySide:
     """Start Switchboard (environment from ``switchboard_env(base_url)``, log in
     ``work/switchboard.log``) and the bare aiohttp server, each with its own client session;
@@ -489,7 +493,8 @@ async def side_by_side(
 
     With *paced_requests*, both sides then get that many more requests in an open loop at
     *paced_share* of Switchboard's median round rate: the latency a provider sees at that
-    load, measured against the bare server at the same rate."""
+    load, measured against the bare server at the same rate. Switchboard alone then gets
+    *paced_requests* more at each of *curve_shares* (``prepare`` must have as many)."""
     sb_port, bare_port = free_port(), free_port()
     bases = {SWITCHBOARD: f"http://127.0.0.1:{sb_port}", BARE: f"http://127.0.0.1:{bare_port}"}
     seen = SideBySide(
@@ -548,26 +553,36 @@ async def side_by_side(
             for side in order:
                 seen.rounds[side].append(await load(side, first, size, f"round {index + 1}"))
             first += size
+
+        async def open_loop(side: str, first: int, rate: float) -> LoadResult:
+            url = bases[side] + path
+            # as many connections as callers in flight: a queue in the client would show as
+            # the server's latency
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=PACED_CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as client:
+                result = await paced(
+                    client,
+                    url,
+                    prepare(side, url, first, paced_requests),
+                    rate=rate,
+                    label=f"paced at {rate:,.0f}/s",
+                    expect=expect,
+                    server_pid=sides[side][1],
+                )
+            seen.errors[side] += result.errors
+            seen.ok[side] += result.ok
+            return result
+
         if paced_requests:
-            seen.paced_rate = median_round(seen.rounds[SWITCHBOARD]).rps * paced_share
+            median_rps = median_round(seen.rounds[SWITCHBOARD]).rps
+            seen.paced_rate = median_rps * paced_share
             for side in (SWITCHBOARD, BARE):
-                url = bases[side] + path
-                # as many connections as callers in flight: a queue in the client would
-                # show as the server's latency
-                async with aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=PACED_CONNECTIONS),
-                    timeout=aiohttp.ClientTimeout(total=30),
-                ) as client:
-                    result = await paced(
-                        client,
-                        url,
-                        prepare(side, url, first, paced_requests),
-                        rate=seen.paced_rate,
-                        label=f"paced at {seen.paced_rate:,.0f}/s",
-                        expect=expect,
-                        server_pid=sides[side][1],
-                    )
-                seen.paced[side] = result
-                seen.errors[side] += result.errors
-                seen.ok[side] += result.ok
+                seen.paced[side] = await open_loop(side, first, seen.paced_rate)
+            for index, share in enumerate(curve_shares, start=1):
+                result = await open_loop(
+                    SWITCHBOARD, first + index * paced_requests, median_rps * share
+                )
+                seen.curve.append((share, result))
     return seen

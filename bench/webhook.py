@@ -44,6 +44,8 @@ THROUGHPUT_GOAL = 0.40
 P99_GOAL_MS = 10.0
 #: The paced run's rate, as a share of Switchboard's own median round rate.
 PACED_SHARE = 0.5
+#: Further open-loop rates for Switchboard alone: p99 against how busy the process is.
+CURVE_SHARES = (0.25, 0.35)
 
 
 def gather_forms(count: int, rng: random.Random) -> list[dict[str, str]]:
@@ -101,8 +103,12 @@ def logged_events(log_path: Path) -> Counter[str]:
 async def voice_route(options: LoadOptions) -> Section:
     paced_requests = paced_count(options)
     per_server = options.warmup + options.rounds * options.requests + paced_requests
+    curve_requests = paced_requests * len(CURVE_SHARES)
     rng = random.Random(20261123)
-    forms = {SWITCHBOARD: gather_forms(per_server, rng), BARE: gather_forms(per_server, rng)}
+    forms = {
+        SWITCHBOARD: gather_forms(per_server + curve_requests, rng),
+        BARE: gather_forms(per_server, rng),
+    }
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         work = Path(tmp)
         database = work / "switchboard.db"
@@ -124,6 +130,7 @@ async def voice_route(options: LoadOptions) -> Section:
             sizes=[options.requests] * options.rounds,
             paced_requests=paced_requests,
             paced_share=PACED_SHARE,
+            curve_shares=CURVE_SHARES,
         )
         sb_log = work / "switchboard.log"
         interactions = stored_interactions(database)
@@ -153,6 +160,7 @@ def comparison_rows(sb: LoadResult, bare: LoadResult) -> list[list[str]]:
             f"{result.percentile_ms(50):.2f}",
             f"{result.percentile_ms(99):.2f}",
             f"{result.server_cpu_ms:.2f}",
+            server_busy(result),
         ]
         for name, result in ((SWITCHBOARD, sb), (BARE, bare))
     ]
@@ -163,6 +171,7 @@ def comparison_rows(sb: LoadResult, bare: LoadResult) -> list[list[str]]:
             ratio(sb.percentile_ms(50), bare.percentile_ms(50)),
             ratio(sb.percentile_ms(99), bare.percentile_ms(99)),
             ratio(sb.server_cpu_ms, bare.server_cpu_ms),
+            "",
         ]
     )
     return rows
@@ -200,16 +209,27 @@ def goals(sb: LoadResult, bare: LoadResult, seen: SideBySide) -> list[Goal]:
 
 
 def paced_rows(seen: SideBySide) -> list[list[str]]:
+    """The open-loop runs: both servers at the goal's rate, then Switchboard's curve."""
+    runs = [(f"{name}, paced", result) for name, result in seen.paced.items()]
+    runs += [(f"{SWITCHBOARD}, paced at {share:.0%}", result) for share, result in seen.curve]
     return [
         [
-            f"{name}, paced",
+            name,
             f"{result.rps:,.0f}",
             f"{result.percentile_ms(50):.2f}",
             f"{result.percentile_ms(99):.2f}",
             f"{result.server_cpu_ms:.2f}",
+            server_busy(result),
         ]
-        for name, result in seen.paced.items()
+        for name, result in runs
     ]
+
+
+def server_busy(result: LoadResult) -> str:
+    """The server's CPU time over the wall time: how close one process is to its limit."""
+    if math.isnan(result.server_cpu_ms):
+        return "n/a"
+    return f"{result.server_cpu_ms * result.rps / 1000:.0%}"
 
 
 def report(
@@ -232,7 +252,11 @@ def report(
         f"paced: {paced_count(options)} requests per server in an open loop at "
         f"{seen.paced_rate:,.0f}/s ({PACED_SHARE:.0%} of Switchboard's median round rate; "
         f"half the goal's load would be {bare.rps * THROUGHPUT_GOAL * PACED_SHARE:,.0f}/s), "
-        f"latency from each request's due time; up to {PACED_CONNECTIONS} connections.",
+        f"latency from each request's due time; up to {PACED_CONNECTIONS} connections. "
+        "Then Switchboard alone at "
+        + ", ".join(f"{share:.0%}" for share in CURVE_SHARES)
+        + " of its median round rate: its p99 against how busy the process is (server CPU "
+        "/ wall time).",
         f"database: {interactions} interactions for {ok_total[SWITCHBOARD]} successful "
         f"Switchboard requests (warm-up included); log: {events['contact.routed']} "
         f"contact.routed, {events['contact.unrecorded']} contact.unrecorded, "
@@ -258,7 +282,7 @@ def report(
         failures.append(f"{events['contact.unrecorded']} calls were answered but not recorded")
     return Section(
         title="voice-route: signed POST /webhooks/twilio/voice/route vs a bare aiohttp handler",
-        headers=["server", "rps", "p50 ms", "p99 ms", "server CPU ms/req"],
+        headers=["server", "rps", "p50 ms", "p99 ms", "server CPU ms/req", "server busy"],
         rows=rows,
         notes=notes,
         failures=failures,

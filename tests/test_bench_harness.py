@@ -76,3 +76,18 @@ def test_goals_table_gives_each_goal_its_verdict_and_names_what_did_not_run() ->
     assert any("make soak" in line and "not run" in line for line in lines)
     assert not any("--only voice-route" in line for line in lines)
     assert "1 of 2 measured goals met." in table
+
+
+async def test_voice_route_benchmark_runs_end_to_end_with_its_latency_curve() -> None:
+    """A small ``make bench`` voice-route run: both servers, the paced runs and the curve of
+    Switchboard alone; every answered call is in the database and the goals are reported."""
+    from bench.harness import LoadOptions
+    from bench.webhook import CURVE_SHARES, voice_route
+
+    section = await voice_route(LoadOptions(requests=40, warmup=10, rounds=1))
+    assert section.failures == []
+    rendered = section.render()
+    for share in CURVE_SHARES:
+        assert f"switchboard, paced at {share:.0%}" in rendered
+    assert "bare aiohttp, paced" in rendered
+    assert {goal.key for goal in section.goals} == {"1 throughput", "1 p99"}
