@@ -29,6 +29,7 @@ from router.core.classify import (
     parse_examples,
     render_report,
     rules_from_data,
+    shipped_classifier,
     shipped_rules,
 )
 from router.core.classify_lang import LANGUAGES
@@ -523,3 +524,22 @@ def test_evaluation_takes_plain_tuples_and_any_classifier() -> None:
 def test_bad_example_lines_are_named(line: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_examples([line])
+
+
+def test_a_stream_of_new_order_numbers_does_not_grow_the_classifier_without_bound() -> None:
+    """Every message brings a number never seen before; what the classifier keeps stays
+    bounded (it was the service's memory growth under load), and the answers do not change
+    when the kept pieces are dropped."""
+    classifier = shipped_classifier()
+    text = "Kde je moje objednávka číslo {n}? Pořád nedorazila."
+    first = classifier.classify(text.format(n=100_000))
+    words = classifier.cached_pieces
+    for n in range(100_001, 112_001):
+        classifier.classify(text.format(n=n))
+    assert classifier.cached_pieces <= words + 4_000
+    again = classifier.classify(text.format(n=100_000))
+    assert (again.category, again.confidence, again.matches) == (
+        first.category,
+        first.confidence,
+        first.matches,
+    )

@@ -318,7 +318,16 @@ class _Chunk(NamedTuple):
 
 _NO_TERMS: frozenset[int] = frozenset()
 _GAP_WORD = frozenset([_GAP])  # the key of phrases checked without a word beside the anchor
-_CACHE_LIMIT = 200_000
+#: Distinct pieces kept (~0.9 KB each, so ~27 MB at most); past it the cache starts again.
+#: It was 200,000 (up to ~180 MB), and under sustained mixed load it was the service's
+#: memory growth: +18 MB per 20,000 messages (bench/RESULTS.md, goal 5).
+_CACHE_LIMIT = 30_000
+#: A piece with a digit (an order number, a date, an amount, a phone number) is mostly seen
+#: once, so at most this many of them are kept, apart from the rest, and dropped together
+#: when there are more: a message read again still finds its pieces, and a stream of new
+#: order numbers cannot fill the cache.
+_NUMBERED_LIMIT = 4_000
+_HAS_DIGIT = re.compile(r"\d").search
 
 
 def _osa_distance_at_most_one(a: str, b: str) -> bool:
@@ -425,7 +434,13 @@ class Classifier:
         self._override_product = weights(Category.PRODUCT, True)
         self._index()
         self._cache: dict[str, _Chunk] = {}  # whitespace-separated piece -> what it matches
+        self._numbered: list[str] = []  # the pieces of the cache that have a digit
         self._factor_cache: dict[str | None, tuple[float, tuple[float, ...]]] = {}
+
+    @property
+    def cached_pieces(self) -> int:
+        """How many distinct pieces of text the classifier keeps what it worked out for."""
+        return len(self._cache)
 
     def _term(self, term: _Term) -> int:
         return self._terms.setdefault(term, len(self._terms))
@@ -550,7 +565,7 @@ class Classifier:
                 for group in self._anchor_groups.get(t, ())
             )
         packed = _pack(votes)
-        learned = self._cache[piece] = _Chunk(
+        learned = _Chunk(
             tuple(terms),
             frozenset(matches) if matches else _NO_TERMS,
             tuple(starts),
@@ -560,6 +575,14 @@ class Classifier:
             len(found),
             strongest,
         )
+        if _HAS_DIGIT(piece):
+            numbered = self._numbered
+            if len(numbered) >= _NUMBERED_LIMIT:
+                for old in numbered:
+                    del self._cache[old]
+                numbered.clear()
+            numbered.append(piece)
+        self._cache[piece] = learned
         return learned
 
     def _most_specific(self, candidates: list[tuple[int, int]]) -> list[int]:
@@ -576,8 +599,9 @@ class Classifier:
             return list(map(self._cache.__getitem__, pieces))
         except KeyError:
             pass
-        if len(self._cache) >= _CACHE_LIMIT:
+        if len(self._cache) - len(self._numbered) >= _CACHE_LIMIT:
             self._cache.clear()
+            self._numbered.clear()
         cache, learn = self._cache, self._learn
         return [cache.get(piece) or learn(piece) for piece in pieces]
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from router.service.ports import DatabaseUnavailable
+from router.store.sqlite_driver import one_trip_url
 
 
 def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEngine:
@@ -34,7 +35,7 @@ def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEn
         except OSError as exc:  # an unwritable place is an unusable database, said plainly
             raise DatabaseUnavailable(f"cannot create the folder of {url.database}: {exc}") from exc
     busy_ms = int(timeout_seconds * 1000)
-    engine = create_async_engine(database_url, connect_args={"timeout": timeout_seconds})
+    engine = create_async_engine(one_trip_url(url), connect_args={"timeout": timeout_seconds})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
