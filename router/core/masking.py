@@ -54,7 +54,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable
 
-__all__ = ["luhn_valid", "mask_cards", "mask_cards_in_html"]
+__all__ = ["luhn_valid", "mask_cards", "mask_cards_in_html", "may_hold_a_card"]
 
 _MIN_DIGITS = 13
 _MAX_DIGITS = 19
@@ -80,6 +80,15 @@ _RUN = re.compile(
     rf"\d++(?:[{_SEP}]{{1,3}}+\d++)*+"
 )
 _GROUP = re.compile(r"\d+")
+# The precheck of every text: in its UTF-8 bytes, every ASCII digit or separator and every
+# byte of a non-ASCII character (which may be a digit, a separator or invisible) becomes
+# "1", anything else "0"; a card number then shows as 13 "1"s in a row at least. A C-speed
+# translate and find, about 20 times cheaper than a regular expression scan, and what
+# nearly every log line and text fails at once.
+_MAYBE = bytes(
+    0x31 if chr(byte) in "0123456789\t\n\r -" or byte >= 0x80 else 0x30 for byte in range(256)
+)
+_MAYBE_RUN = b"1" * _MIN_DIGITS
 # what, right after a run, glues it to something else (a code, an amount, an account)
 _GLUED = re.compile(r"[\w@/]|[.,]\d")
 
@@ -90,8 +99,8 @@ _LABEL = (
 )
 _AFTER_CARD = re.compile(
     rf"[{_SEP},;:()|]{{1,4}}+(?:{_LABEL}\.?[{_SEP}]{{0,2}}:?[{_SEP}]{{0,2}})?"
-    r"(?:(?P<expiry>(?:0?[1-9]|1[0-2]) ?[/.\-] ?(?:20)?\d\d)(?!\d|[/.]\d)"
-    rf"|(?P<code>\d{{3,4}})(?!\d|[/.,]\d|[{_SEP}]{{1,3}}\d{{3}}|\w))",
+    r"(?:(?P<expiry>(?:0?[1-9]|1[0-2]) ?[/.\-] ?(?:20)?\d\d)(?!\d|[/.\-]\d)"
+    rf"|(?P<code>\d{{3,4}})(?!\d|[/.,\-]\d|[{_SEP}]{{1,3}}\d{{3}}|\w))",
     re.IGNORECASE,
 )
 
@@ -276,10 +285,17 @@ def _invisible(token: re.Match[str]) -> str:
     return ""
 
 
+def may_hold_a_card(text: str) -> bool:
+    """False when :func:`mask_cards` would certainly leave *text* as it is (cheap)."""
+    if len(text) < _MIN_DIGITS:
+        return False
+    return _MAYBE_RUN in text.encode("utf-8", "surrogatepass").translate(_MAYBE)
+
+
 def mask_cards(text: str) -> str:
     """*text* with every payment-card number masked down to its last four digits, and an
     expiry date and security code right after it masked whole."""
-    if len(text) < _MIN_DIGITS:
+    if not may_hold_a_card(text):
         return text
     if _INVISIBLES.search(text) is not None:
         return _masked_view(text, _View(text, _INVISIBLES, _invisible))
