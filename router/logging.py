@@ -9,8 +9,9 @@ Whatever a line carries, and in either format, just before it is rendered:
 * a traceback is plain text (``format_exc_info``): never a pretty one with local
   variables, which would print request bodies and secrets;
 * card numbers are masked (SPEC §6) in every string value, the event and a traceback
-  included, nested dicts and lists too; another value whose ``repr`` shows a card is
-  replaced by its masked ``repr``;
+  included, nested dicts and lists too (a value with ``&`` also read as HTML, for
+  ``4111&nbsp;1111…``); an int, or another value whose ``repr`` shows a card, is replaced
+  by its masked text;
 * in the console format no value can forge a line or colour one: control characters
   (CR, LF, ESC, …), C1 controls, Unicode line separators and bidi overrides are shown as
   visible stand-ins (``␍``, ``␊``, ``␛``, ``�``), and a traceback's lines are indented
@@ -26,7 +27,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from router.core.masking import mask_cards, may_hold_a_card
+from router.core.masking import mask_cards, mask_cards_in_html, may_hold_a_card
 
 #: Control characters shown as their Unicode Control Pictures (U+2400…), so a customer's
 #: CR/LF cannot start a new line nor an ESC a colour; what has no picture is U+FFFD.
@@ -39,13 +40,21 @@ _VISIBLE = {
 _VISIBLE_LINES = {code: to for code, to in _VISIBLE.items() if code != 0x0A}
 _MULTILINE = ("exception", "stack")  # keys whose value is lines of text by nature
 _INDENT = "    "
+_CARD_SIZED = 10**12  # an int this large has the 13 digits of a card number
 _DEPTH = 8  # nested values masked this deep; deeper ones are shown by their masked repr
 
 
 def _masked(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return mask_cards(value)
-    if value is None or isinstance(value, int | float):  # bool is an int
+        masked = mask_cards(value)
+        # a reference in a logged piece of HTML ("4111&nbsp;1111…") hides a card from
+        # plain-text eyes; "&" is rare in log values, so this costs nothing on the hot path
+        return mask_cards_in_html(masked) if "&" in masked else masked
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _CARD_SIZED:
+        shown = str(value)
+        masked = mask_cards(shown)
+        return value if masked == shown else masked
+    if value is None or isinstance(value, int | float):
         return value
     if depth < _DEPTH:
         if isinstance(value, dict):
@@ -65,6 +74,8 @@ def _flat_text(event: EventDict, joiner: str = "\x00") -> str | None:
     for value in event.values():
         if isinstance(value, str):
             texts.append(value)
+        elif isinstance(value, int) and abs(value) >= _CARD_SIZED:
+            return None  # as long as a card number: looked at on its own
         elif not (value is None or isinstance(value, int | float)):
             return None
     return joiner.join(texts)
@@ -73,7 +84,7 @@ def _flat_text(event: EventDict, joiner: str = "\x00") -> str | None:
 def mask_values(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """Card numbers masked in every value of the line (SPEC §6)."""
     flat = _flat_text(event)
-    if flat is not None and not may_hold_a_card(flat):
+    if flat is not None and "&" not in flat and not may_hold_a_card(flat):
         return event
     return {key: _masked(value) for key, value in event.items()}
 
