@@ -37,7 +37,7 @@ from email.policy import compat32
 
 from router.core.masking import mask_cards, mask_cards_in_html
 
-__all__ = ["forwarded", "quoted_printable", "split_head", "without_mbox_line"]
+__all__ = ["forwarded", "masked_original", "quoted_printable", "split_head", "without_mbox_line"]
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 _MAX_DEPTH = 32  # nesting of multiparts we follow; deeper parts are left as they are
@@ -330,3 +330,9 @@ def forwarded(raw: bytes, *, added_headers: Mapping[str, str], mask_cards: bool)
     if not mask_cards:
         return top + message
     return top + _masked_subject(_masked_message(message), eol)
+
+
+def masked_original(raw: bytes) -> bytes:
+    """*raw* with card numbers masked as toward an external destination, and nothing added:
+    what the outbox keeps of a message that can only go outside the shop (SPEC §6)."""
+    return forwarded(raw, added_headers={}, mask_cards=True)

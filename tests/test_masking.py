@@ -164,6 +164,9 @@ def test_every_luhn_valid_card_is_masked(card: str, separator: str) -> None:
         ("shy 41\u00ad11 1111 1111 11\u00ad11", "shy **\u00ad** **** **** 11\u00ad11"),
         ("joiner 4111\u20601111\u200d1111\ufeff1111", "joiner ****\u2060****\u200d****\ufeff1111"),
         ("fullwidth \uff14" + "\uff11" * 15, "fullwidth " + "*" * 12 + "\uff11" * 4),
+        # a chat widget or a plain-text part may send references or markup as they are
+        ("chat 4111&nbsp;1111&nbsp;1111&nbsp;1111", "chat ****&nbsp;****&nbsp;****&nbsp;1111"),
+        ("chat 4111 <b>1111</b> 1111 1111 &amp; x", "chat **** <b>****</b> **** 1111 &amp; x"),
     ],
 )
 def test_any_common_separator_or_invisible_character_between_the_digits_is_seen_through(

@@ -40,10 +40,11 @@ What does not count
 
 How it is masked
     Every digit but the last four becomes ``*``; separators stay: "4111 1111 1111 1111"
-    becomes "**** **** **** 1111" and "4111111111111111" becomes "************1111". Plain
-    text keeps its length (so single-byte charsets keep their byte offsets); in HTML a digit
-    written as a character reference becomes one ``*``, so the markup stays valid and every
-    other byte stays as it was. Masking is idempotent: a masked number is never seen as a
+    becomes "**** **** **** 1111" and "4111111111111111" becomes "************1111". Text
+    keeps its length (so single-byte charsets keep their byte offsets), but for a digit
+    written as a character reference: in HTML, or text holding ``&`` or ``<`` (read as
+    HTML too), that reference becomes one ``*``, so the markup stays valid and every other
+    character stays as it was. Masking is idempotent: a masked number is never seen as a
     card again.
 """
 
@@ -294,7 +295,15 @@ def may_hold_a_card(text: str) -> bool:
 
 def mask_cards(text: str) -> str:
     """*text* with every payment-card number masked down to its last four digits, and an
-    expiry date and security code right after it masked whole."""
+    expiry date and security code right after it masked whole. Text with ``&`` or ``<``
+    is also read as HTML: a chat widget or a plain-text part may carry "4111&nbsp;1111…"."""
+    masked = _mask_plain(text)
+    if ("&" in masked or "<" in masked) and len(masked) >= _MIN_DIGITS:
+        return _mask_html(masked)
+    return masked
+
+
+def _mask_plain(text: str) -> str:
     if not may_hold_a_card(text):
         return text
     if _INVISIBLES.search(text) is not None:
@@ -330,6 +339,10 @@ def mask_cards_in_html(markup: str) -> str:
     digits become ``*`` (a digit's character reference too), the markup stays as it was."""
     if len(markup) < _MIN_DIGITS:
         return markup
+    return _mask_html(markup)
+
+
+def _mask_html(markup: str) -> str:
     masked = _masked_view(markup, _View(markup, _HTML_TOKEN, _shown_in_html))
     # attribute values (a link or a form field may carry a number), each tag on its own
-    return _TAG.sub(lambda tag: mask_cards(tag.group()), masked)
+    return _TAG.sub(lambda tag: _mask_plain(tag.group()), masked)
