@@ -8,7 +8,9 @@ where Switchboard must change it. Pure: bytes in, bytes out; no network, no data
   not part of an RFC 5322 message, is dropped);
 * with ``mask_cards`` (a destination outside the shop), card numbers are masked with
   router/core/masking.py in every ``text/plain`` and ``text/html`` body part that is not an
-  attachment (nor inside an attached message; an inline ``message/rfc822`` is followed).
+  attachment (nor inside an attached message; an inline ``message/rfc822`` is followed),
+  ``text/html`` as its reader sees it (``mask_cards_in_html``: character references
+  decoded, inline tags between digit groups ignored).
   Such a part is decoded from its transfer encoding (RFC 2045) and charset, masked, and
   written back in the same charset and transfer encoding; a part without a card stays
   byte-identical, and so does everything else: headers, boundaries, preambles, other
@@ -33,9 +35,9 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from router.core.masking import mask_cards
+from router.core.masking import mask_cards, mask_cards_in_html
 
-__all__ = ["forwarded", "quoted_printable", "split_head", "without_mbox_line"]
+__all__ = ["forwarded", "masked_original", "quoted_printable", "split_head", "without_mbox_line"]
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 _MAX_DEPTH = 32  # nesting of multiparts we follow; deeper parts are left as they are
@@ -237,7 +239,10 @@ def _masked_body(body: bytes, headers: Message) -> bytes | None:
         return None
     charset = headers.get_content_charset() or "us-ascii"
     text, codec = _round_trip(decoded, charset)
-    masked = mask_cards(text)
+    # HTML is masked as its reader sees it: "4111&nbsp;1111…" or "4111 <b>1111</b>…" is a
+    # card there, and only its digits change, so the markup stays valid
+    html = headers.get_content_type() == "text/html"
+    masked = mask_cards_in_html(text) if html else mask_cards(text)
     if masked == text:
         return None
     data = masked.encode(codec, "surrogateescape")
@@ -325,3 +330,9 @@ def forwarded(raw: bytes, *, added_headers: Mapping[str, str], mask_cards: bool)
     if not mask_cards:
         return top + message
     return top + _masked_subject(_masked_message(message), eol)
+
+
+def masked_original(raw: bytes) -> bytes:
+    """*raw* with card numbers masked as toward an external destination, and nothing added:
+    what the outbox keeps of a message that can only go outside the shop (SPEC §6)."""
+    return forwarded(raw, added_headers={}, mask_cards=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import io
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
@@ -19,6 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from router.cli.commands import cli
 from router.core.document import document_data, shipped_document, validate_document
+from router.logging import configure_logging
 from router.service.versions import apply_document
 from router.settings import Settings
 from router.store import Store, create_engine, migrate
@@ -216,3 +220,25 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def invoke(env: dict[str, str], *args: str) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+# -- log output, as the service writes it ------------------------------------------------------
+
+
+@pytest.fixture
+def log_output() -> Iterator[Callable[[str], io.StringIO]]:
+    """Configure logging as the service does, in the format asked for ("json" or
+    "console"), into a buffer the test reads; the previous configuration comes back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+
+    def configure(log_format: str) -> io.StringIO:
+        stream = io.StringIO()
+        configure_logging(json=log_format == "json", stream=stream)
+        return stream
+
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)

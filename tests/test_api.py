@@ -643,3 +643,77 @@ async def test_plans_are_scheduled_listed_and_cancelled(client: Client, tokens: 
     cancelled = await api(client, "DELETE", "/api/plan", tokens.admin)
     assert cancelled.body == {"cancelled": 1}
     assert (await api(client, "GET", "/api/plan", tokens.viewer)).body == []
+
+
+# -- the router table, not the API's own list: a route added any other way is covered too ------
+
+OPEN_API_ROUTES = {("GET", "/api/openapi.json")}
+
+
+def api_routes_of(client: Client) -> list[tuple[str, str]]:
+    """Every (method, path) the running app answers under /api, from aiohttp's router."""
+    return sorted(
+        {
+            (route.method, route.resource.canonical)
+            for route in client.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/api")
+            and route.method not in ("HEAD", "OPTIONS")
+        }
+        - OPEN_API_ROUTES
+    )
+
+
+async def test_every_api_route_in_the_router_table_wants_a_live_token_of_its_role(
+    client: Client, tokens: Tokens
+) -> None:
+    """No token, an empty, malformed, unknown, altered or revoked one: 401. The weakest
+    role that gets past the door is the one the OpenAPI document states, and every weaker
+    role gets 403."""
+    import re
+
+    spec = (await api(client, "GET", "/api/openapi.json", None)).body
+    refused = [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer sb_"},
+        {"Authorization": f"Bearer {tokens.admin}x"},  # one character more
+        {"Authorization": f"Bearer {tokens.admin[:-1]}"},  # one character less
+        {"Authorization": f"bearer {tokens.revoked}"},
+        {"Authorization": f"Token {tokens.admin}"},
+    ]
+    by_role = [(Role.VIEWER, tokens.viewer), (Role.OPERATOR, tokens.operator)]
+    by_role.append((Role.ADMIN, tokens.admin))
+    routes = api_routes_of(client)
+    assert len(routes) >= len(ROUTES)
+    for method, path in routes:
+        concrete = re.sub(r"\{[^}]+\}", "1", path)
+        for headers in refused:
+            answer = await api(client, method, concrete, None, {"bad": "body"}, headers=headers)
+            assert answer.status == 401, (method, path, headers)
+        statuses = [
+            (role, (await api(client, method, concrete, token, {"bad": "body"})).status)
+            for role, token in by_role
+        ]
+        passed = [role for role, status in statuses if status not in (401, 403)]
+        assert passed, (method, path, statuses)
+        least = passed[0]
+        assert spec["paths"][path][method.lower()]["x-switchboard-role"] == least.value
+        assert all(status == 403 for role, status in statuses if role.rank < least.rank)
+    await assert_nothing_stored(client.app[store_key])
+
+
+def test_every_api_call_of_the_console_is_a_guarded_api_route() -> None:
+    """What the console's script calls is what the router-table test above covers."""
+    import re
+    from pathlib import Path
+
+    import router.web
+
+    script = (Path(router.web.__file__).parent / "static" / "console.js").read_text()
+    calls = set(re.findall(r'api\("([A-Z]+)", "api/([^"?]+)', script))
+    assert calls, "the console calls no API?"
+    guarded = {(operation.method, operation.path) for operation, _ in ROUTES}
+    for method, path in calls:
+        assert (method, f"/api/{path}") in guarded, (method, path)

@@ -306,3 +306,73 @@ def test_a_local_rollback_imports_only_what_it_needs(tmp_path: Path) -> None:
         "router.web.app",
     }
     assert loaded & unwanted == set()
+
+
+# -- secrets are compared in constant time ----------------------------------------------------
+
+#: names whose values are secrets, signatures or MACs (or made from them)
+SECRET_NAMES = ("signature", "secret", "password", "digest", "hmac", "token_hash", "signing_key")
+#: comparisons of such a value with == that are safe, each with why
+SAFE_EQUALITY = {
+    # the database finds a token by the SHA-256 of 256 random bits: an index lookup's timing
+    # tells nothing that brings a guess closer (router/service/tokens.py)
+    ("router.store.repository", "ApiToken.token_hash == token_hash"),
+}
+
+
+def _names(node: ast.AST) -> Iterator[str]:
+    """The names and attributes *node* reads, not looking into nested comparisons (whose
+    result is a bool, not the secret)."""
+    if isinstance(node, ast.Compare):
+        return
+    if isinstance(node, ast.Name):
+        yield node.id
+    elif isinstance(node, ast.Attribute):
+        yield node.attr
+    for child in ast.iter_child_nodes(node):
+        yield from _names(child)
+
+
+def _calls(tree: ast.AST, name: str) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == name)
+            or (isinstance(node.func, ast.Name) and node.func.id == name)
+        )
+        for node in ast.walk(tree)
+    )
+
+
+def test_no_secret_signature_or_mac_is_compared_with_equality() -> None:
+    """``==`` stops at the first differing byte, so its time tells an attacker how much of
+    a forged signature is right; hmac.compare_digest does not."""
+    equality = ast.Eq | ast.NotEq | ast.In | ast.NotIn
+    found = []
+    for folder in ("router", "integrations"):
+        for name, tree in modules(folder):
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Compare):
+                    continue
+                if not any(isinstance(op, equality) for op in node.ops):
+                    continue
+                operands = [node.left, *node.comparators]
+                read = [n.lower() for operand in operands for n in _names(operand)]
+                secret = any(word in n for n in read for word in SECRET_NAMES)
+                if secret and (name, ast.unparse(node)) not in SAFE_EQUALITY:
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
+
+
+def test_every_module_that_computes_a_mac_checks_one_with_compare_digest() -> None:
+    """Where integrations/ compute an HMAC or a provider's signature (hmac.new,
+    RequestValidator.compute_signature), the check against what a request carries is
+    hmac.compare_digest: a verifier that forgot it would show here."""
+    computing = {
+        name: tree
+        for name, tree in modules("integrations")
+        if (_calls(tree, "new") and "hmac" in imported(tree)) or _calls(tree, "compute_signature")
+    }
+    assert {"integrations.signing", "integrations.twilio_voice"} <= set(computing)
+    for name, tree in computing.items():
+        assert _calls(tree, "compare_digest"), name

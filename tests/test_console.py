@@ -344,3 +344,32 @@ async def test_the_partners_conversations_are_counted_and_the_newest_listed(
     await expect(page.locator("#partner-table tbody tr")).to_have_count(100)
     await expect(page.locator("#partner-count")).to_have_text("102 in all; the newest 100 below.")
     await expect(page.locator("#partner-table tbody tr").first).to_contain_text("thread-0")
+
+
+async def test_text_a_customer_chose_is_shown_as_text_never_run(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    """A conversation id is the customer's own (an email's Message-ID, a chat widget's
+    conversation_id): the console lists those the partner holds, under its CSP, as text."""
+    from .test_store import PARTNER as PARTNER_MAILBOX
+    from .test_store import an_email
+
+    hostile = "<img src=x onerror=\"document.title='owned'\"><script>document.title='x'</script>"
+    now = clock()
+    async with store.unit_of_work() as uow:
+        await uow.add_interaction(
+            dataclasses.replace(
+                an_email("<hostile@shop.example>"),
+                conversation_id=hostile,
+                destination=PARTNER_MAILBOX.destination,
+                received_at=now,
+                decided_at=now,
+                updated_at=now,
+            )
+        )
+    await open_console(page, client, tokens["vera"])
+    row = page.locator("#partner-table tbody tr").first
+    await expect(row).to_contain_text(hostile)
+    assert await page.locator("#console img").count() == 0
+    assert await page.locator("#console script").count() == 0
+    assert await page.title() == "Switchboard console"

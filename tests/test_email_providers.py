@@ -22,7 +22,7 @@ from integrations.signing import sign
 
 from .conftest import app_time
 from .smtp_sink import SmtpSink
-from .test_email import MAILGUN_KEY, SECRET, email_settings
+from .test_email import HOTLINE, MAILGUN_KEY, PARTNER, SECRET, email_settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
 EML = sorted(path.name for path in PAYLOADS.glob("*.eml"))
@@ -163,3 +163,82 @@ async def test_postmark_json_is_forwarded_as_the_original_message(
         message_from_bytes(received.data)["Message-ID"]
         == message_from_bytes(expected.raw)["Message-ID"]
     )
+
+
+# -- a customer's CR/LF cannot add a header to the forward -------------------------------------
+
+INJECTED = "\r\nBcc: thief@evil.example\r\nX-Injected: yes\n"
+#: plain ASCII (kept as it is, no encoded word to hide the break in) and with a card (the
+#: Subject is rewritten masked toward the partner)
+SUBJECTS = [f"Where is my order{INJECTED}", f"Platba kartou 4111 1111 1111 1111 neprošla{INJECTED}"]
+NAMES = [f"Jana{INJECTED}Novak", f"Jana{INJECTED}Nováková"]
+
+
+def _injection_posts(client: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
+    """The *n*th hostile subject and display name through every provider's own fields."""
+    mailgun = mailgun_signature(app_time(client))
+    SUBJECT, NAME = SUBJECTS[n], NAMES[n]
+    encoded_crlf = "=?utf-8?q?Platba_4111_1111_1111_1111=0D=0ABcc:_thief@evil.example?="
+    raw = (
+        f"From: Jana <jana@example.cz>\r\nTo: podpora@eshop.example\r\n"
+        f"Subject: {encoded_crlf}\r\nMessage-ID: <inject-mime-{n}@example.cz>\r\n\r\n"
+        "Kde je moje objednávka? Platba neprošla.\r\n"
+    ).encode()
+    basic = base64.b64encode(f"postmark:{SECRET}".encode()).decode()
+    return [
+        (
+            f"/webhooks/email/sendgrid?key={SECRET}",
+            {"data": {"from": f"{NAME} <jana@example.cz>", "subject": SUBJECT, "text": "x"}},
+        ),
+        (
+            "/webhooks/email/mailgun",
+            {"data": {**mailgun, "from": f"{NAME} <jana@example.cz>", "subject": SUBJECT}},
+        ),
+        (
+            "/webhooks/email/postmark",
+            {
+                "json": {
+                    "From": "jana@example.cz",
+                    "FromName": NAME,
+                    "Subject": SUBJECT,
+                    "TextBody": "Kde je moje objednávka?",
+                    "MessageID": f"inject-postmark-{n}",
+                },
+                "headers": {"Authorization": f"Basic {basic}"},
+            },
+        ),
+        (
+            "/webhooks/email/mime",
+            {
+                "data": raw,
+                "headers": {"X-Switchboard-Signature": sign(SECRET, raw, app_time(client))},
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize("destination", ["hotline", "partner"])
+async def test_cr_lf_in_a_subject_or_display_name_adds_no_header_to_the_forward(
+    email_app: Callable[..., Any], tmp_path: Path, smtp: SmtpSink, destination: str
+) -> None:
+    """Sent through each provider's webhook to the hotline (the message as it came) and to
+    the partner (the Subject rewritten with its card masked), and read from what the SMTP
+    server received."""
+    share = 100 if destination == "partner" else 0
+    client = await email_app(
+        email_settings(tmp_path, smtp), cutover={"email": {"admin": share, "unknown": share}}
+    )
+    posts = [post for n in range(len(SUBJECTS)) for post in _injection_posts(client, n)]
+    for url, request in posts:
+        response = await client.post(url, **request)
+        assert response.status == 200, (url, await response.text())
+        assert (await response.json())["destination"] == destination
+    received = await smtp.wait_for(len(posts))
+    for forward in received:
+        assert forward.rcpt_tos == [HOTLINE if destination == "hotline" else PARTNER]
+        head = forward.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        fields = [line.split(b":", 1)[0].strip().lower() for line in head.splitlines()]
+        assert b"bcc" not in fields and b"x-injected" not in fields, head
+        subjects = forward.message.get_all("Subject")
+        assert subjects is not None and len(subjects) == 1
+        assert destination == "hotline" or "4111 1111 1111" not in str(subjects[0])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.core.masking import luhn_valid, mask_cards
+from router.core.masking import luhn_valid, mask_cards, mask_cards_in_html
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ from router.core.masking import luhn_valid, mask_cards
             "two: 4111111111111111 and 5555-5555-5555-4444",
             "two: ************1111 and ****-****-****-4444",
         ),
-        ("card 4111 1111 1111 1111 exp 12/27", "card **** **** **** 1111 exp 12/27"),
+        ("card 4111 1111 1111 1111 exp 12/27", "card **** **** **** 1111 exp **/**"),
         ("order 2024 4111 1111 1111 1111", "order 2024 **** **** **** 1111"),
         ("4111 1111 1111 1111 12", "**** **** **** 1111 12"),
         ("line\n4111111111111111\nnext", "line\n************1111\nnext"),
@@ -139,3 +139,225 @@ def test_every_luhn_valid_card_is_masked(card: str, separator: str) -> None:
     masked = mask_cards(f"Platba kartou {written}, prosím o kontrolu.")
     assert masked.endswith(", prosím o kontrolu.")
     assert "".join(re.findall(r"[0-9]", masked)) == card[-4:]
+
+
+# -- separators and invisible characters -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "thin\u20094111\u20091111\u20091111\u20091111",
+            "thin\u2009****\u2009****\u2009****\u20091111",
+        ),
+        ("narrow 4111\u202f1111\u202f1111\u202f1111", "narrow ****\u202f****\u202f****\u202f1111"),
+        (
+            "en dash 4111\u20131111\u20131111\u20131111",
+            "en dash ****\u2013****\u2013****\u20131111",
+        ),
+        ("spaced 4111 - 1111 - 1111 - 1111", "spaced **** - **** - **** - 1111"),
+        ("two spaces 4111  1111  1111  1111", "two spaces ****  ****  ****  1111"),
+        ("tab 4111\t1111\t1111\t1111", "tab ****\t****\t****\t1111"),
+        ("wrapped 4111 1111\r\n1111 1111 end", "wrapped **** ****\r\n**** 1111 end"),
+        ("zwsp 4111\u200b1111\u200b1111\u200b1111", "zwsp ****\u200b****\u200b****\u200b1111"),
+        ("shy 41\u00ad11 1111 1111 11\u00ad11", "shy **\u00ad** **** **** 11\u00ad11"),
+        ("joiner 4111\u20601111\u200d1111\ufeff1111", "joiner ****\u2060****\u200d****\ufeff1111"),
+        ("fullwidth \uff14" + "\uff11" * 15, "fullwidth " + "*" * 12 + "\uff11" * 4),
+        # a chat widget or a plain-text part may send references or markup as they are
+        ("chat 4111&nbsp;1111&nbsp;1111&nbsp;1111", "chat ****&nbsp;****&nbsp;****&nbsp;1111"),
+        ("chat 4111 <b>1111</b> 1111 1111 &amp; x", "chat **** <b>****</b> **** 1111 &amp; x"),
+    ],
+)
+def test_any_common_separator_or_invisible_character_between_the_digits_is_seen_through(
+    text: str, masked: str
+) -> None:
+    assert mask_cards(text) == masked
+
+
+# -- the expiry date and the security code after a card number -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("4111 1111 1111 1111 12/28 123", "**** **** **** 1111 **/** ***"),
+        ("4111111111111111 12/28", "************1111 **/**"),
+        ("4111 1111 1111 1111, exp 12/28, cvv 123", "**** **** **** 1111, exp **/**, cvv ***"),
+        ("4111 1111 1111 1111 exp. 1/2028 CVC: 1234", "**** **** **** 1111 exp. */**** CVC: ****"),
+        (
+            "4111 1111 1111 1111 cvv2 123 valid thru 12 / 28",
+            "**** **** **** 1111 cvv2 *** valid thru ** / **",
+        ),
+        (
+            "karta 4111-1111-1111-1111 platnost 12.28 kód 123.",
+            "karta ****-****-****-1111 platnost **.** kód ***.",
+        ),
+        ("4111 1111 1111 1111 (12/28) 123", "**** **** **** 1111 (**/**) ***"),
+        ("4111 1111 1111 1111\n12/28\n123\nthanks", "**** **** **** 1111\n**/**\n***\nthanks"),
+    ],
+)
+def test_an_expiry_date_and_security_code_right_after_a_card_are_masked(
+    text: str, masked: str
+) -> None:
+    assert mask_cards(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "exp 12/28 cvv 123",  # no card number before them
+        "dodáno 12/28, objednávka 123",
+        "datum 12.10.2026 v 10:30",
+        "splatnost 1/2028",
+        "objednávka 2024001234 ze dne 12/10",
+        "tel. +420 777 123 456, 12/28",
+        "IBAN CZ65 0800 0000 1920 0014 5399 12/28 123",
+        "+49 151 2345 6789 3 12/28",
+    ],
+)
+def test_dates_and_short_numbers_without_a_card_before_them_stay(text: str) -> None:
+    assert mask_cards(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # the next card is not taken for a security code: both are masked whole
+        ("4111 1111 1111 1111 5555 5555 5555 4444", "**** **** **** 1111 **** **** **** 4444"),
+        # a date after a card that is more than an expiry is left
+        ("4111 1111 1111 1111 12/28/2026", "**** **** **** 1111 12/28/2026"),
+        ("4111 1111 1111 1111 at 10:30", "**** **** **** 1111 at 10:30"),
+        ("4111 1111 1111 1111 order 12345", "**** **** **** 1111 order 12345"),
+        ("4111 1111 1111 1111 1234567", "**** **** **** 1111 1234567"),
+        ("4111 1111 1111 1111 13/28", "**** **** **** 1111 13/28"),
+        ("4111 1111 1111 1111 123,50 Kč", "**** **** **** 1111 123,50 Kč"),
+        ("4111 1111 1111 1111\n2026-01-01 10:30", "**** **** **** 1111\n2026-01-01 10:30"),
+        ("4111 1111 1111 1111 12-28-2026", "**** **** **** 1111 12-28-2026"),
+    ],
+)
+def test_only_an_expiry_date_or_code_after_a_card_is_masked(text: str, masked: str) -> None:
+    assert mask_cards(text) == masked
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("markup", "masked"),
+    [
+        ("4111&nbsp;1111&nbsp;1111&nbsp;1111", "****&nbsp;****&nbsp;****&nbsp;1111"),
+        ("<p>4111&#160;1111&#xA0;1111&#32;1111</p>", "<p>****&#160;****&#xA0;****&#32;1111</p>"),
+        (
+            "4111&NonBreakingSpace;1111&ensp;1111&thinsp;1111",
+            "****&NonBreakingSpace;****&ensp;****&thinsp;1111",
+        ),
+        ("4111&nbsp1111&nbsp1111&nbsp1111", "****&nbsp****&nbsp****&nbsp1111"),  # legacy, no ';'
+        ("4111&ndash;1111&#8209;1111&#x2d;1111", "****&ndash;****&#8209;****&#x2d;1111"),
+        (
+            "4111 <b>1111</b> 1111 <span style='x'>1111</span>",
+            "**** <b>****</b> **** <span style='x'>1111</span>",
+        ),
+        ("41<!-- x -->11 1111 1111 1111", "**<!-- x -->** **** **** 1111"),
+        ("4111&shy;1111&zwj;1111&#x200B;1111", "****&shy;****&zwj;****&#x200B;1111"),
+        ("&#52;&#x31;11111111111111", "************1111"),  # digits written as references
+        ("4111 1111<br>1111 1111", "**** ****<br>**** 1111"),
+        (
+            "4111&nbsp;1111&nbsp;1111&nbsp;1111 exp&nbsp;12/28 <i>cvv</i> 123",
+            "****&nbsp;****&nbsp;****&nbsp;1111 exp&nbsp;**/** <i>cvv</i> ***",
+        ),
+        ('<input value="4111111111111111">', '<input value="************1111">'),
+        ("<td>4111111111111111</td><td>1234</td>", "<td>************1111</td><td>1234</td>"),
+    ],
+)
+def test_card_numbers_in_html_are_masked_as_a_reader_sees_them(markup: str, masked: str) -> None:
+    assert mask_cards_in_html(markup) == masked
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<td>4111</td><td>1111</td><td>1111</td><td>1111</td>",  # four cells, not one number
+        "IBAN CZ<b>65 0800 0000 1920 0014 5399</b>",
+        "<p>objednávka 2024001234</p><p>12/28</p>",
+        "tel.&nbsp;+420&nbsp;777&nbsp;123&nbsp;456",
+        "&amp;4111111111111111x",  # glued to a letter
+        "<a href='tel:+49151234567893'>call</a>",
+        "**** **** **** 1111",
+    ],
+)
+def test_html_without_a_card_number_is_left_alone(markup: str) -> None:
+    assert mask_cards_in_html(markup) == markup
+
+
+def test_masked_html_reads_as_the_masked_text_of_the_original() -> None:
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.tags: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+
+    def read(markup: str) -> tuple[str, list[str]]:
+        parser = Text()
+        parser.feed(markup)
+        parser.close()
+        return "".join(parser.parts), parser.tags
+
+    original = (
+        "<html><body><p>Karta 4111&nbsp;1111&nbsp;<b>1111</b>&#160;1111, exp&nbsp;12/28</p>"
+        "<table><tr><td>tel. 777 123 456</td><td>&copy; 2026</td></tr></table></body></html>"
+    )
+    text, tags = read(mask_cards_in_html(original))
+    original_text, original_tags = read(original)
+    assert tags == original_tags
+    assert text == mask_cards(original_text)
+    assert "4111" not in text and "**/**" in text
+
+
+def test_html_masking_is_linear_even_for_tag_and_reference_soups() -> None:
+    texts = ["1<b>" * 100_000, "1&nbsp;" * 100_000 + "x", "<a" * 200_000, "&#4" * 100_000]
+    started = time.perf_counter()
+    for text in texts:
+        mask_cards_in_html(text)
+    assert time.perf_counter() - started < 5
+
+
+noisy_html = st.lists(
+    st.sampled_from(
+        [
+            *("4", "1", "0", "5", " ", "-", "/", "x", "\u00ad", "*"),
+            *("&nbsp;", "&#160;", "<b>", "</b>", "<p>", "&amp;", "&#x31;"),
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@given(noisy_html)
+def test_html_masking_is_idempotent_and_only_turns_digits_into_stars(markup: str) -> None:
+    once = mask_cards_in_html(markup)
+    assert mask_cards_in_html(once) == once
+    digit_or_star = re.compile(r"&#x31;|[0-9*]")
+    assert digit_or_star.sub("#", once) == digit_or_star.sub("#", markup)
+
+
+separators = st.sampled_from([" ", "-", "\u00a0", "\u2009", "\u2013", " - ", "\u200b", "\t"])
+
+
+@given(cards, separators)
+def test_every_luhn_valid_card_is_masked_with_any_separator(card: str, separator: str) -> None:
+    groups = [card[i : i + 4] for i in range(0, len(card), 4)]
+    if len(groups[-1]) < 3:
+        groups[-2:] = [groups[-2] + groups[-1]]
+    masked = mask_cards(f"Karta {separator.join(groups)} 12/28 123, díky.")
+    assert "".join(re.findall(r"[0-9]", masked)) == card[-4:]
+    html_masked = mask_cards_in_html(f"<p>Karta {'&nbsp;'.join(groups)}</p>")
+    assert "".join(re.findall(r"[0-9]", html_masked)) == card[-4:]

@@ -55,10 +55,13 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class Forward:
     """A contact that is forwarded through the outbox (email, chat): what is sent to the
-    destination (*payload*) and what the sender needs besides it (*meta*)."""
+    destination (*payload*) and what the sender needs besides it (*meta*). *masked* gives
+    the payload with card numbers masked: what is stored for an external destination, so
+    the outbox keeps a card number only for an in-house one (the original email)."""
 
     payload: bytes
     meta: Mapping[str, Any]
+    masked: Callable[[bytes], bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +344,12 @@ def _forwards(
     fallback_name = document.fallback_for(decision.destination)
     fallback = target(document, fallback_name, channel) if fallback_name else None
     meta = {**forward.meta, "category": decision.category.value, "reason": decision.reason.value}
-    return [new_forward(channel, to, forward.payload, meta, now, fallback=fallback)]
+    payload = forward.payload
+    if forward.masked is not None and to.external:
+        # SPEC §6: what goes outside is stored masked; an in-house fallback, if the partner
+        # cannot be reached, gets it masked too (README, "Card numbers")
+        payload = forward.masked(payload)
+    return [new_forward(channel, to, payload, meta, now, fallback=fallback)]
 
 
 def target(document: RoutingDocument, destination: str, channel: Channel) -> Target | None:

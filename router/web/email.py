@@ -18,7 +18,7 @@ import structlog
 from aiohttp import BasicAuth, BodyPartReader, web
 
 from integrations import email_inbound as inbound
-from integrations import signing
+from integrations import email_message, signing
 from router.service.ports import TokenReplayed
 from router.web.appkeys import clock_key, metrics_key, settings_key
 from router.web.forwarded import route_forwarded
@@ -161,6 +161,7 @@ async def email_webhook(request: web.Request) -> web.Response:
             meta,
             source=provider,
             seen_token=seen_token,
+            masked=email_message.masked_original,
         )
     except TokenReplayed as exc:
         raise _refuse(request, provider, "token seen before (replay)") from exc

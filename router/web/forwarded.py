@@ -7,7 +7,7 @@ Handlers import this module, never each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -49,9 +49,11 @@ async def route_forwarded(
     source: str,
     seen_token: tuple[str, str] | None = None,
     key_hash: str | None = None,
+    masked: Callable[[bytes], bytes] | None = None,
 ) -> Routed:
     """Route *contact* with its forward (*payload* and the sender's *meta*) and wake the
-    outbox when it is new; 503 when the database cannot record it. A replayed
+    outbox when it is new; 503 when the database cannot record it. *masked* masks card
+    numbers in *payload*: what is stored for an external destination. A replayed
     *seen_token* raises :class:`~router.service.ports.TokenReplayed` for the caller."""
     app = request.app
     try:
@@ -62,7 +64,7 @@ async def route_forwarded(
             contact.received_at,
             secret=app[customer_secret_key],
             metrics=app[metrics_key],
-            forward=Forward(payload, meta),
+            forward=Forward(payload, meta, masked),
             seen_token=seen_token,
             source=source,
             key_hash=key_hash,
