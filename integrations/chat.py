@@ -3,7 +3,9 @@
 Inbound ``POST /webhooks/chat``: ``{conversation_id, customer_id, text, language?, sent_at?,
 message_id?}`` signed with X-Switchboard-Signature. Outbound hand-off: JSON ``{interaction_id,
 conversation_id, customer_id, text, language, category, reason, destination}`` signed the
-same way; any 2xx is delivery, 4xx other than 408 and 429 is permanent.
+same way; any 2xx is delivery, 4xx other than 408 and 429 is permanent. One timeout
+(``SWITCHBOARD_CHAT_TIMEOUT``) bounds a whole hand-off; an endpoint that does not answer in
+time, or answers something that is not HTTP, is a failure worth a retry.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from router.core.masking import mask_cards
 from router.core.problems import problems_of
 from router.service.ports import Delivery, DeliveryError
 
-HANDOFF_TIMEOUT = aiohttp.ClientTimeout(total=15)
+#: The whole of one hand-off (connecting, sending, the answer), unless the sender is told
+HANDOFF_TIMEOUT_SECONDS = 15.0
 _RETRYABLE_4XX = frozenset({408, 429})
 
 
@@ -112,9 +115,17 @@ def handoff_body(delivery: Delivery) -> bytes:
 class ChatSender:
     """POSTs hand-offs to destinations' chat URLs with one shared client session."""
 
-    def __init__(self, session: aiohttp.ClientSession, secret: str | None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        secret: str | None,
+        *,
+        timeout_seconds: float = HANDOFF_TIMEOUT_SECONDS,
+    ) -> None:
         self.session = session
         self.secret = secret
+        self.timeout_seconds = timeout_seconds
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     async def send(self, delivery: Delivery) -> None:
         body = handoff_body(delivery)
@@ -123,12 +134,18 @@ class ChatSender:
             headers[signing.HEADER] = signing.sign(self.secret, body, int(time.time()))
         try:
             async with self.session.post(
-                delivery.address, data=body, headers=headers, timeout=HANDOFF_TIMEOUT
+                delivery.address, data=body, headers=headers, timeout=self.timeout
             ) as response:
                 if 200 <= response.status < 300:
                     return
                 detail = (await response.text())[:200]
                 permanent = 400 <= response.status < 500 and response.status not in _RETRYABLE_4XX
                 raise DeliveryError(f"HTTP {response.status}: {detail}", permanent=permanent)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise DeliveryError(
+                f"chat endpoint: no answer within {self.timeout_seconds:g} s", permanent=False
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # refused, reset, or an answer that is not HTTP (aiohttp reports that as a
+            # ClientResponseError of status 400: not the endpoint's 400, so not permanent)
             raise DeliveryError(f"chat endpoint unreachable: {exc}", permanent=False) from exc

@@ -14,6 +14,13 @@ connection is used by one message at a time, dropped on any error, and closed af
 :data:`IDLE_SECONDS` unused; one the relay closed while it sat idle fails at MAIL, before
 any of the message was accepted, so that message is tried once more on a new connection
 instead of counting as a failed attempt.
+
+One timeout (``SmtpSettings.timeout_seconds``, ``SWITCHBOARD_SMTP_TIMEOUT``) bounds a
+message's whole send — waiting for a free connection, connecting, the greeting, EHLO, TLS,
+AUTH, MAIL, RCPT and DATA together — not each step: a relay that answers every step just in
+time must not hold a message for several timeouts, past the outbox's lease (after which
+another replica may send it again). A relay that never answers, or answers something that
+is not SMTP, is a failure worth a retry.
 """
 
 from __future__ import annotations
@@ -33,9 +40,6 @@ from integrations.email_message import forwarded
 from router.service.ports import Delivery, DeliveryError
 from router.settings import SmtpSettings
 
-#: The bound of every SMTP step (connect, each command, the message), and of the wait for a
-#: free connection.
-SEND_TIMEOUT_SECONDS = 60.0
 #: Connections open to the relay at most. The worker sends a claimed batch (20) at once;
 #: the messages queue for these few connections rather than hold twenty sessions of the
 #: relay's (2, 4 and 8 measured alike within the benchmark's noise, bench/RESULTS.md).
@@ -97,13 +101,8 @@ class ConnectionPool:
         normally, dropped when it raises. *fresh* opens a new one whatever is idle."""
         if self._closed:
             raise aiosmtplib.SMTPServerDisconnected("the SMTP connection pool is closed")
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise aiosmtplib.SMTPTimeoutError(
-                f"no SMTP connection free within {SEND_TIMEOUT_SECONDS:g} s"
-            ) from None
+        # unbounded here: the sender's one timeout covers this wait with the rest of the send
+        await self._slots.acquire()
         try:
             client = None if fresh else self._reusable()
             reused = client is not None
@@ -199,6 +198,7 @@ class SmtpSender:
         self.settings = settings
         self.envelope_from = envelope_from
         self.pool = ConnectionPool(self._connect, size=pool_size, idle_seconds=idle_seconds)
+        self.timeout = settings.timeout_seconds
         self._local_hostname: str | None = None
 
     def message(self, delivery: Delivery) -> bytes:
@@ -214,21 +214,27 @@ class SmtpSender:
         sender = self.envelope_from or str(delivery.meta.get("sender") or "")
         message = self.message(delivery)
         try:
-            try:
-                await self._send(sender, delivery.address, message, fresh=False)
-            except StaleConnection:
-                # the relay closed the idle connection; nothing of this message was taken
-                await self._send(sender, delivery.address, message, fresh=True)
+            async with asyncio.timeout(self.timeout):
+                try:
+                    await self._send(sender, delivery.address, message, fresh=False)
+                except StaleConnection:
+                    # the relay closed the idle connection; nothing of this message was taken
+                    await self._send(sender, delivery.address, message, fresh=True)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             raise DeliveryError(
                 f"recipient refused: {exc}", permanent=all(500 <= c < 600 for c in codes)
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
+            # a reply that is not SMTP at all comes as code -1: not a refusal, so a retry
             raise DeliveryError(
                 f"SMTP {exc.code}: {exc.message}", permanent=500 <= exc.code < 600
             ) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except TimeoutError as exc:  # aiosmtplib's SMTPTimeoutError among them
+            raise DeliveryError(
+                f"SMTP: no answer within {self.timeout:g} s", permanent=False
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP unreachable: {exc}", permanent=False) from exc
 
     async def _send(self, sender: str, recipient: str, message: bytes, *, fresh: bool) -> None:
@@ -265,7 +271,7 @@ class SmtpSender:
             password=self.settings.password,
             use_tls=security == "tls",
             start_tls=True if security == "starttls" else (None if security == "tls" else False),
-            timeout=SEND_TIMEOUT_SECONDS,
+            timeout=self.timeout,  # each step; the whole send is bounded by send()
             local_hostname=self._local_hostname,
         )
         await client.connect()

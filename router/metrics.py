@@ -51,6 +51,39 @@ class Metrics:
             "Age of the longest-waiting pending forward (0 when none waits).",
             registry=self.registry,
         )
+        # per destination (and kind): where a stuck or failing one shows
+        self.outbox_in_flight = Gauge(
+            "switchboard_outbox_in_flight",
+            "Forwards this process has claimed and not yet recorded, by destination.",
+            ["kind", "destination"],
+            registry=self.registry,
+        )
+        self.outbox_consecutive_failures = Gauge(
+            "switchboard_outbox_consecutive_failures",
+            "Failed attempts in a row to a destination, as this process saw them (0: its "
+            "last attempt succeeded).",
+            ["kind", "destination"],
+            registry=self.registry,
+        )
+        self.outbox_send_seconds = Histogram(
+            "switchboard_outbox_send_seconds",
+            "How long one attempt to send a forward took, whatever came of it.",
+            ["kind", "destination"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.outbox_destination_pending = Gauge(
+            "switchboard_outbox_destination_pending",
+            "Pending forwards in the outbox (shared by every replica), by destination.",
+            ["kind", "destination"],
+            registry=self.registry,
+        )
+        self.outbox_destination_oldest_pending_seconds = Gauge(
+            "switchboard_outbox_destination_oldest_pending_seconds",
+            "Age of a destination's longest-waiting pending forward (0 when none waits).",
+            ["kind", "destination"],
+            registry=self.registry,
+        )
         self.routing_version = Gauge(
             "switchboard_routing_version",
             "The routing version this process routes by.",

@@ -19,6 +19,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from router.core.delivery import send_deadline
 from router.core.problems import Problem, problems_of
 from router.paths import default_database_url, default_var_dir
 
@@ -60,6 +62,9 @@ class SmtpSettings:
     security: SmtpSecurity = "starttls"
     username: str | None = None
     password: str | None = None
+    #: The whole of one message's send (a free connection, connect, greeting, EHLO, TLS,
+    #: AUTH, MAIL, RCPT, DATA), not each step: the outbox's lease must outlast it.
+    timeout_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,11 @@ class Settings:
     outbox_base_delay: float = 1.0
     outbox_max_delay: float = 60.0
     outbox_max_attempts: int = 8
+    #: How long a claimed forward is this replica's; another replica may take it after.
+    #: Every send is cut off well within it (router/service/outbox.py ``send_deadline``).
+    outbox_lease_seconds: float = 120.0
+    #: The whole of one chat hand-off (connect, POST, the answer).
+    chat_timeout_seconds: float = 15.0
     warnings: tuple[str, ...] = ()  # bad values that were replaced by their defaults
 
     @property
@@ -169,6 +179,10 @@ class _Environment(BaseSettings):
     )
     smtp_username: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_USERNAME")
     smtp_password: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_PASSWORD")
+    # within the outbox's default lease (120 s) with room for recording the outcome
+    smtp_timeout: _Seconds = Field(
+        default=60.0, gt=0, le=600, validation_alias="SWITCHBOARD_SMTP_TIMEOUT"
+    )
     max_email_bytes: _Whole = Field(
         default=26_214_400, ge=1, le=2**31, validation_alias="SWITCHBOARD_MAX_EMAIL_BYTES"
     )
@@ -180,6 +194,12 @@ class _Environment(BaseSettings):
     )
     outbox_max_attempts: _Whole = Field(
         default=8, ge=1, le=1000, validation_alias="SWITCHBOARD_OUTBOX_MAX_ATTEMPTS"
+    )
+    outbox_lease: _Seconds = Field(
+        default=120.0, ge=1, le=3600, validation_alias="SWITCHBOARD_OUTBOX_LEASE"
+    )
+    chat_timeout: _Seconds = Field(
+        default=15.0, gt=0, le=600, validation_alias="SWITCHBOARD_CHAT_TIMEOUT"
     )
     customer_key_secret: str | None = Field(
         default=None, validation_alias="SWITCHBOARD_CUSTOMER_KEY_SECRET"
@@ -249,6 +269,19 @@ def _advice(values: _Environment) -> list[Problem]:
         values.smtp_password is None
     ):
         problems.append(Problem("SWITCHBOARD_SMTP_USERNAME/_PASSWORD", "give both or neither"))
+    deadline = send_deadline(timedelta(seconds=values.outbox_lease)).total_seconds()
+    for name, timeout in (
+        ("SWITCHBOARD_SMTP_TIMEOUT", values.smtp_timeout if values.smtp_host else None),
+        ("SWITCHBOARD_CHAT_TIMEOUT", values.chat_timeout),
+    ):
+        if timeout is not None and timeout > deadline:
+            problems.append(
+                Problem(
+                    name,
+                    f"longer than the outbox lease allows a send ({deadline:g} s of "
+                    "SWITCHBOARD_OUTBOX_LEASE); sends are cut off there",
+                )
+            )
     secret = values.customer_key_secret
     if secret is not None and len(secret) < 16:
         problems.append(Problem("SWITCHBOARD_CUSTOMER_KEY_SECRET", "use at least 16 characters"))
@@ -290,6 +323,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbox_base_delay=values.outbox_base_delay,
         outbox_max_delay=values.outbox_max_delay,
         outbox_max_attempts=values.outbox_max_attempts,
+        outbox_lease_seconds=values.outbox_lease,
+        chat_timeout_seconds=values.chat_timeout,
         warnings=tuple(lines),
     )
 
@@ -306,6 +341,7 @@ def _smtp_settings(values: _Environment) -> SmtpSettings | None:
         security=values.smtp_security,
         username=values.smtp_username,
         password=values.smtp_password,
+        timeout_seconds=values.smtp_timeout,
     )
 
 

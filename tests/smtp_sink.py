@@ -37,7 +37,8 @@ class Mailbox:
     that ends a session after that many messages: the next MAIL gets *end_reply* and the
     connection is closed, or with *end_reply* None the connection is closed right after the
     last message is accepted. *refuse_mail* answers every MAIL with that reply;
-    *hang_up_at_mail* closes the connection instead of answering."""
+    *hang_up_at_mail* closes the connection instead of answering; *data_delay* seconds pass
+    before a message is accepted (a slow relay)."""
 
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
@@ -46,6 +47,7 @@ class Mailbox:
     refuse_pairs: set[tuple[str, str]] = field(default_factory=set)
     refuse_mail: str | None = None
     hang_up_at_mail: bool = False
+    data_delay: float = 0.0
     messages_per_connection: int | None = None
     end_reply: str | None = "421 4.4.2 session ended"
     ehlos: int = 0
@@ -93,6 +95,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.refuse_data is not None:
             return self.refuse_data
         with self.lock:

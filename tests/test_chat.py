@@ -45,11 +45,14 @@ class Receiver:
 
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: dict[str, list[int]] = field(default_factory=dict)  # statuses to answer first
+    delays: dict[str, float] = field(default_factory=dict)  # seconds before answering
     bad_signatures: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         body = await request.read()
+        if self.delays.get(name):
+            await asyncio.sleep(self.delays[name])
         if verify(CHAT_SECRET, body, request.headers.get(HEADER, ""), time.time()) is not None:
             self.bad_signatures += 1
             return web.Response(status=401)

@@ -128,3 +128,43 @@ def test_a_short_customer_key_secret_is_used_but_warned_about(tmp_path: Path) ->
     )
     assert settings.customer_key_secret == "short"
     assert settings.warnings == ("SWITCHBOARD_CUSTOMER_KEY_SECRET: use at least 16 characters",)
+
+
+def test_send_timeouts_and_the_outbox_lease_are_settings(tmp_path: Path) -> None:
+    base = {"SWITCHBOARD_VAR_DIR": str(tmp_path), "SWITCHBOARD_SMTP_HOST": "mail.example"}
+    defaults = load_settings(base)
+    assert defaults.smtp is not None
+    assert (defaults.smtp.timeout_seconds, defaults.chat_timeout_seconds) == (60.0, 15.0)
+    assert defaults.outbox_lease_seconds == 120.0
+    assert defaults.warnings == ()
+    settings = load_settings(
+        {
+            **base,
+            "SWITCHBOARD_SMTP_TIMEOUT": "2.5",
+            "SWITCHBOARD_CHAT_TIMEOUT": "0.5",
+            "SWITCHBOARD_OUTBOX_LEASE": "10",
+        }
+    )
+    assert settings.smtp is not None
+    assert (settings.smtp.timeout_seconds, settings.chat_timeout_seconds) == (2.5, 0.5)
+    assert settings.outbox_lease_seconds == 10.0
+
+
+def test_a_send_timeout_the_lease_does_not_leave_room_for_is_reported(tmp_path: Path) -> None:
+    """Sends are cut off at 3/4 of the lease whatever the timeouts say: a longer timeout is
+    used as given but named, so nobody counts on it."""
+    settings = load_settings(
+        {
+            "SWITCHBOARD_VAR_DIR": str(tmp_path),
+            "SWITCHBOARD_SMTP_HOST": "mail.example",
+            "SWITCHBOARD_SMTP_TIMEOUT": "100",
+            "SWITCHBOARD_CHAT_TIMEOUT": "20",
+            "SWITCHBOARD_OUTBOX_LEASE": "20",
+        }
+    )
+    assert [warning.split(":")[0] for warning in settings.warnings] == [
+        "SWITCHBOARD_SMTP_TIMEOUT",
+        "SWITCHBOARD_CHAT_TIMEOUT",
+    ]
+    assert "15 s" in settings.warnings[0]
+    assert settings.smtp is not None and settings.smtp.timeout_seconds == 100.0

@@ -38,6 +38,18 @@ class Schedule:
         return capped * (0.75 + 0.5 * jitter)
 
 
+#: The share of a claim's lease one send may take. A claimed forward is this worker's until
+#: the lease runs out; another replica may take it after that, so a send still running then
+#: could be delivered twice. What the lease leaves (a quarter, 30 s of the default 120 s)
+#: covers recording the outcome (the database's own timeout is 8 s by default).
+SEND_SHARE_OF_LEASE = 0.75
+
+
+def send_deadline(lease: timedelta) -> timedelta:
+    """How long one send of a forward claimed for *lease* may take, all of it together."""
+    return lease * SEND_SHARE_OF_LEASE
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     message: str

@@ -112,8 +112,17 @@ class Forwards(Protocol):
     """The outbox as the delivery worker sees it: due forwards, leased, and their results."""
 
     async def claim_outbox(
-        self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
-    ) -> list[ForwardRecord]: ...
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        kinds: Sequence[str],
+        busy: Sequence[tuple[str, str]] = (),
+    ) -> list[ForwardRecord]:
+        """Lease up to *limit* due forwards of *kinds*, none of a (kind, destination) pair
+        in *busy*."""
+        ...
 
     async def outbox_settled(
         self,

@@ -441,18 +441,34 @@ class Store:
     # -- the outbox ------------------------------------------------------------------------
 
     async def claim_outbox(
-        self, *, now: datetime, lease: timedelta, limit: int, kinds: Sequence[str]
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        kinds: Sequence[str],
+        busy: Sequence[tuple[str, str]] = (),
     ) -> list[ForwardRecord]:
         """Due rows this worker may deliver now; leased so no other worker takes them.
+        Rows of the (kind, destination) pairs in *busy* are left: the worker has as many of
+        theirs in flight as it lets one destination have.
 
         One statement picks and leases them (UPDATE … WHERE id IN (the due ones) RETURNING):
         PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite's
         single writer makes the conditional update enough."""
         if not kinds:
             return []
-        parameters = {"now": now, "until": now + lease, "kinds": list(kinds), "limit": limit}
+        parameters: dict[str, Any] = {
+            "now": now,
+            "until": now + lease,
+            "kinds": list(kinds),
+            "limit": limit,
+        }
+        if busy:
+            parameters["busy"] = [tuple(pair) for pair in busy]
+        statement = _claim_statement(not self.is_sqlite, excluding=bool(busy))
         async with self.transaction() as connection:
-            result = await connection.execute(_claim_statement(not self.is_sqlite), parameters)
+            result = await connection.execute(statement, parameters)
             rows = read_all(ForwardRecord, result)
         # RETURNING promises no order: the worker sends the longest-waiting first
         return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
@@ -507,10 +523,27 @@ class Store:
         async with self.reading() as session:
             query = select(sa.func.min(OutboxRow.created_at)).where(OutboxRow.status == "pending")
             oldest = (await session.exec(query)).one()
-        if oldest is None:
-            return None
-        moment = datetime.fromisoformat(oldest) if isinstance(oldest, str) else oldest
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return None if oldest is None else _aware(oldest)
+
+    async def outbox_pending_by_destination(self) -> list[tuple[str, str, int, datetime]]:
+        """(kind, destination, pending forwards, when the longest-waiting of them was
+        written) for every pair with any: where a stuck destination shows."""
+        async with self.reading() as session:
+            query = (
+                select(
+                    OutboxRow.kind,
+                    OutboxRow.destination,
+                    sa.func.count(),
+                    sa.func.min(OutboxRow.created_at),
+                )
+                .where(OutboxRow.status == ForwardStatus.PENDING.value)
+                .group_by(OutboxRow.kind, OutboxRow.destination)
+            )
+            rows = (await session.exec(query)).all()
+        return [
+            (kind, destination, int(count), _aware(oldest))
+            for kind, destination, count, oldest in rows
+        ]
 
     async def retry_outbox(self, row_id: int, now: datetime) -> bool:
         """Send a failed (or waiting) forward again now, from a fresh attempt count."""
@@ -564,6 +597,12 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return read_all(InteractionRecord, (await session.exec(query)).all())
+
+
+def _aware(moment: datetime | str) -> datetime:
+    """A time read by an aggregate (which skips the column's type: SQLite gives text)."""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def _mark_delivered(connection: AsyncConnection, row_ids: list[int], now: datetime) -> None:
@@ -673,18 +712,23 @@ def _delivered_statements() -> _Delivered:
 
 
 @cache
-def _claim_statement(skip_locked: bool) -> sa.UpdateBase:
-    """Lease the due rows and return them, in one statement built once."""
+def _claim_statement(skip_locked: bool, *, excluding: bool = False) -> sa.UpdateBase:
+    """Lease the due rows and return them, in one statement built once (twice: with and
+    without the ``busy`` (kind, destination) pairs to leave out)."""
     outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
     now = sa.bindparam("now", type_=UTCDateTime())
+    conditions = [
+        outbox.c.status == ForwardStatus.PENDING.value,
+        outbox.c.next_attempt_at <= now,
+        outbox.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+        sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+    ]
+    if excluding:
+        pair = sa.tuple_(outbox.c.kind, outbox.c.destination)
+        conditions.append(pair.not_in(sa.bindparam("busy", expanding=True)))
     due = (
         sa.select(outbox.c.id)
-        .where(
-            outbox.c.status == ForwardStatus.PENDING.value,
-            outbox.c.next_attempt_at <= now,
-            outbox.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-            sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-        )
+        .where(*conditions)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )

@@ -46,6 +46,7 @@ from router.web.appkeys import (
     http_client_key,
     metrics_key,
     outbox_wake_key,
+    outbox_worker_key,
     routing_key,
     settings_key,
     smtp_sender_key,
@@ -270,18 +271,30 @@ async def read_outbox_gauges(app: web.Application) -> None:
         async with asyncio.timeout(SCRAPE_QUERY_SECONDS):
             depth = await store.outbox_depth()
             oldest = await store.oldest_pending_forward()
+            waiting = await store.outbox_pending_by_destination()
     except (DatabaseUnavailable, TimeoutError) as exc:
         log.warning("metrics.outbox_unavailable", error=str(exc))
         return
+    now = app[clock_key]()
     for status, count in depth.items():
         metrics.outbox_forwards.labels(status).set(count)
-    age = (app[clock_key]() - oldest).total_seconds() if oldest is not None else 0.0
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
     metrics.outbox_oldest_pending_seconds.set(max(age, 0.0))
+    pending = metrics.outbox_destination_pending
+    ages = metrics.outbox_destination_oldest_pending_seconds
+    # a destination with nothing waiting any more drops out, rather than show its last backlog
+    pending.clear()
+    ages.clear()
+    for kind, destination, count, since in waiting:
+        pending.labels(kind, destination).set(count)
+        ages.labels(kind, destination).set(max((now - since).total_seconds(), 0.0))
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
     """One client session for every outbound HTTP call (chat hand-offs)."""
-    async with aiohttp.ClientSession() as session:
+    # no connection limit of its own: the outbox bounds hand-offs per destination and in all
+    # (router/service/outbox.py), and a stuck endpoint's connections must not queue the others
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         app[http_client_key] = session
         yield
 
@@ -303,8 +316,10 @@ async def smtp_sender(app: web.Application) -> AsyncIterator[None]:
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     """Deliver forwards (email over SMTP, chat hand-offs over HTTP) in the background."""
     settings = app[settings_key]
-    senders: dict[str, Sender] = {"chat": ChatSender(app[http_client_key], settings.chat_secret)}
-    attempts = app[metrics_key].outbox_attempts
+    chat = ChatSender(
+        app[http_client_key], settings.chat_secret, timeout_seconds=settings.chat_timeout_seconds
+    )
+    senders: dict[str, Sender] = {"chat": chat}
     email = app.get(smtp_sender_key)
     if email is not None:
         senders["email"] = email
@@ -318,8 +333,10 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         ),
         clock=app[clock_key],
         wake=app[outbox_wake_key],
-        observe=lambda kind, destination, result: attempts.labels(kind, destination, result).inc(),
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        metrics=app[metrics_key],
     )
+    app[outbox_worker_key] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
     yield
     task.cancel()

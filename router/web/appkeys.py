@@ -15,6 +15,7 @@ from aiohttp import web
 
 from integrations.smtp import SmtpSender
 from router.metrics import Metrics
+from router.service.outbox import OutboxWorker
 from router.service.routing import RoutingState
 from router.settings import Settings
 from router.store import Store
@@ -31,6 +32,8 @@ customer_secret_key = web.AppKey("customer_secret_key", bytes)
 wake_key = web.AppKey("wake_key", asyncio.Event)
 #: Set to make the outbox worker look for due forwards now (after a new one was written).
 outbox_wake_key = web.AppKey("outbox_wake_key", asyncio.Event)
+#: The running outbox worker (its ``senders`` say which kinds of forward are sent at all).
+outbox_worker_key = web.AppKey("outbox_worker_key", OutboxWorker)
 #: The one outbound HTTP client session (chat hand-offs).
 http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
 #: The email sender and its pool of SMTP connections; absent without SMTP settings.

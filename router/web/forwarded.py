@@ -19,6 +19,7 @@ from router.web.appkeys import (
     customer_secret_key,
     metrics_key,
     outbox_wake_key,
+    outbox_worker_key,
     routing_key,
     store_key,
 )
@@ -72,5 +73,15 @@ async def route_forwarded(
     except DatabaseUnavailable as exc:
         raise database_unavailable() from exc
     if routed.fresh:
-        app[outbox_wake_key].set()
+        wake_outbox(app, contact.channel.value)
     return routed
+
+
+def wake_outbox(app: web.Application, kind: str) -> None:
+    """Tell the outbox worker a forward of *kind* was written, unless nothing sends that
+    kind: with SMTP unset email forwards wait in the outbox (SPEC §5), and a stream of them
+    must not make the worker claim, for nothing, once per message."""
+    worker = app.get(outbox_worker_key)
+    if worker is not None and kind not in worker.senders:
+        return
+    app[outbox_wake_key].set()

@@ -21,10 +21,10 @@ from router.web.appkeys import (
     clock_key,
     customer_secret_key,
     metrics_key,
-    outbox_wake_key,
     routing_key,
     store_key,
 )
+from router.web.forwarded import wake_outbox
 from router.web.twilio import base_url, twiml, verified_form
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,7 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
         answer=tv.render_goodbye(message=active.document.goodbye(language), language=language),
     )
     if queued:
-        app[outbox_wake_key].set()
+        wake_outbox(app, "email")
     return twiml(body)
 
 
