@@ -45,7 +45,7 @@ def test_every_problem_is_named_and_only_the_database_url_stops_the_service(
         "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS",
         "SWITCHBOARD_CUSTOMER_KEY_SECRET",
     ]
-    assert (settings.port, settings.public_url, settings.db_timeout_seconds) == (8080, None, 8.0)
+    assert (settings.port, settings.public_url, settings.db_timeout_seconds) == (8080, None, 5.0)
     assert settings.outbox_max_attempts == 8
     with pytest.raises(SettingsError) as caught:
         load_settings({**env, "SWITCHBOARD_DATABASE_URL": "mysql+aiomysql://db/x"})
