@@ -31,7 +31,8 @@ from aiohttp.test_utils import TestClient
 from router.core.document import validate_document
 from router.service.versions import apply_document
 from router.settings import Settings
-from router.web.appkeys import routing_key
+from router.web.app import READY_FRESH_SECONDS
+from router.web.appkeys import routing_key, store_key
 from router.web.forwarded import RETRY_AFTER_SECONDS
 
 from .conftest import (
@@ -213,6 +214,21 @@ async def test_a_sqlite_file_locked_by_another_process(
     stored = {row.provider_id for row in await interactions(settings)}
     # nothing of the outage was kept (the chat and email posted then are new now)
     assert stored == {"CA-after", "CA-after-dialled", "SM-after", "m-fresh-1", "fresh-1@example.cz"}
+
+
+async def test_readiness_probes_the_database_at_most_once_a_second(client: Client) -> None:
+    """/readyz is asked often (every replica, every few seconds, maybe by several probes):
+    concurrent and repeated asks within a second share one probe of the database."""
+    group_commit = client.app[store_key].group_commit
+    assert group_commit is not None
+    before = group_commit.members  # each SQLite probe is one turn in the group commit
+    answers = await asyncio.gather(*(client.get("/readyz") for _ in range(20)))
+    assert {answer.status for answer in answers} == {200}
+    assert (await client.get("/readyz")).status == 200
+    assert group_commit.members == before + 1
+    await asyncio.sleep(READY_FRESH_SECONDS)
+    assert (await client.get("/readyz")).status == 200
+    assert group_commit.members == before + 2
 
 
 # -- PostgreSQL: a server that hangs, and one stopped and started again ----------------------
