@@ -11,9 +11,10 @@ the database does, so always within Twilio's 15 s (SPEC §7: a call still gets i
   thread, the rollback of a PostgreSQL connection that no longer answers) cleans up in the
   background, not on the caller's time. Such a task is kept until it ends
   (:func:`settled` waits for the rest at shutdown) and its end is logged
-  (``store.finished_late``): in the rare case that its commit was already under way when
-  the caller gave up, the contact logged as unrecorded is in the database after all, and
-  replaying the log line adds nothing (the provider id is unique).
+  (``store.finished_late``: ``failed``, or ``given_up`` when it ended on its cancellation).
+  In the rare case that its shared commit was already under way when the caller gave up,
+  the contact logged as unrecorded is in the database after all, and replaying the log line
+  adds nothing (the provider id is unique).
 
 A unit of work rolled back only because another one sharing its transaction failed
 (:class:`~router.service.ports.RolledBack`: SQLite's group commit) is run again, within the
@@ -100,8 +101,8 @@ def _detach(task: asyncio.Task[Any]) -> None:
 
 def _finished_late(task: asyncio.Task[Any]) -> None:
     _detached.discard(task)
-    if task.cancelled():
-        outcome, error = "cancelled", None
+    if task.cancelled():  # whether a group commit it waited for went through is not known
+        outcome, error = "given_up", None
     elif (exc := task.exception()) is not None:
         outcome, error = "failed", str(exc) or type(exc).__name__
     else:
