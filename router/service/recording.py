@@ -60,13 +60,14 @@ async def within(seconds: float, start: Callable[[], Awaitable[_T]]) -> _T:
     """What *start* begins, or :class:`DatabaseUnavailable` after *seconds*, however long
     the database work takes to notice its cancellation (it ends in the background)."""
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     task = loop.create_task(_awaited(start))
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
         # the request itself was cancelled (shutdown): its database work goes on alone,
         # still stopped at the deadline, so a batch it writes in is not spoilt for others
-        stop = loop.call_later(seconds, task.cancel)
+        stop = loop.call_at(deadline, task.cancel)
         task.add_done_callback(lambda _: stop.cancel())
         _detach(task)
         raise
