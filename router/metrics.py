@@ -84,6 +84,11 @@ class Metrics:
             ["kind", "destination"],
             registry=self.registry,
         )
+        self.database_writable = Gauge(
+            "switchboard_database_writable",
+            "1 when the last readiness probe could open a write transaction, else 0.",
+            registry=self.registry,
+        )
         self.routing_version = Gauge(
             "switchboard_routing_version",
             "The routing version this process routes by.",

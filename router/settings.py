@@ -77,9 +77,11 @@ class Settings:
     log_format: LogFormat | None = None  # None: console on a terminal, else json
     customer_key_secret: str | None = None  # None: generated under var/ on first use
     twilio_auth_token: str | None = None
-    #: How long a write may wait for a busy or unreachable database before a call gets its
-    #: safe answer anyway (Twilio gives up on a webhook after 15 s).
-    db_timeout_seconds: float = 8.0
+    #: The budget of everything the database does for one webhook — waiting for it, writing,
+    #: committing — after which a call gets its safe answer anyway and email and chat 503.
+    #: Twilio gives up on a webhook after 15 s, network and queueing included: 5 s leaves
+    #: room for them, and more than 12 s is refused (the default is used instead).
+    db_timeout_seconds: float = 5.0
     smtp: SmtpSettings | None = None  # None: email forwards wait in the outbox
     mailgun_signing_key: str | None = None
     email_webhook_secret: str | None = None
@@ -167,7 +169,7 @@ class _Environment(BaseSettings):
     )
     log_format: LogFormat | None = Field(default=None, validation_alias="SWITCHBOARD_LOG_FORMAT")
     db_timeout: _Seconds = Field(
-        default=8.0, gt=0, le=60, validation_alias="SWITCHBOARD_DB_TIMEOUT"
+        default=5.0, gt=0, le=12, validation_alias="SWITCHBOARD_DB_TIMEOUT"
     )
     smtp_host: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_HOST")
     smtp_security: SmtpSecurity = Field(

@@ -210,6 +210,45 @@ class PostgresServer:
             with contextlib.suppress(Exception):
                 atexit.unregister(self.stop)
 
+    # -- outages, for the tests of what the service does while the database is away ----
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop -m fast``: every connection
+        is closed), keeping its data and port for :meth:`restart`."""
+        self._require_running()
+        pg_ctl = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir)]
+        self._run([*pg_ctl, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT)])
+        self._running = False
+
+    def restart(self) -> None:
+        """Start a :meth:`halt`-ed server again, on the same port with the same data."""
+        if self._running or self._stopped:
+            raise PostgresStartError(f"{self!r} is not halted")
+        pg_ctl = [str(self.bindir / "pg_ctl"), "start", "-D", str(self.data_dir)]
+        options = " ".join(
+            [f"-p {self.port}", f"-k {self.socket_dir}"]
+            + [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
+        )
+        self._run(
+            [*pg_ctl, "-l", str(self.log_file), "-o", options, "-w", "-t", str(READY_TIMEOUT)]
+        )
+        self._running = True
+
+    def processes(self) -> list[int]:
+        """The postmaster and its children (backends, background workers): the processes to
+        SIGSTOP for a server that hangs without closing anything (a network black hole)."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        children = []
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # it ended meanwhile
+            if int(fields[1]) == postmaster:
+                children.append(int(stat_file.parent.name))
+        return [postmaster, *children]
+
     def __enter__(self) -> PostgresServer:
         return self
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 
-from router.service.ports import DatabaseUnavailable
+from router.service.ports import ContactUnitOfWork, DatabaseUnavailable, RolledBack
+from router.service.recording import recorded
 from router.settings import Settings
 from router.store import Store, create_engine
 
@@ -113,26 +115,53 @@ async def test_a_failure_without_writes_leaves_the_others_alone(
     assert len(commits) == 2  # the token's own, then one for the three
 
 
+async def write_then_fail(store: Store, provider_id: str = "<b@x>") -> None:
+    async with store.unit_of_work() as uow:
+        await uow.add_interaction(an_email(provider_id))
+        raise Boom("after writing")
+
+
 async def test_a_failure_after_writing_rolls_back_its_batch(
     migrated: Store, settings: Settings
 ) -> None:
     """The batch cannot drop one unit of work's rows, so it rolls back whole; the others in
-    it hear that the database did not take them, as on a failed disk."""
-
-    async def write_then_fail() -> None:
-        async with migrated.unit_of_work() as uow:
-            await uow.add_interaction(an_email("<b@x>"))
-            raise Boom("after writing")
-
+    it hear that they were rolled back for another's failure (not that the database
+    failed), so they may run again."""
     first, failing = await asyncio.gather(
-        record(migrated, "<a@x>"), write_then_fail(), return_exceptions=True
+        record(migrated, "<a@x>"), write_then_fail(migrated), return_exceptions=True
     )
     later = await record(migrated, "<c@x>")
 
     assert isinstance(failing, Boom)
-    assert isinstance(first, DatabaseUnavailable)
+    assert isinstance(first, RolledBack)
     assert later is not None
     assert await stored(settings) == ["<c@x>"]
+
+
+async def test_the_others_in_a_spoilt_batch_run_again_and_are_kept(
+    migrated: Store, settings: Settings
+) -> None:
+    """What the service does with RolledBack (router/service/recording.py): one unit of work
+    failing after writing costs those that shared its transaction nothing."""
+
+    async def kept(provider_id: str) -> int | None:
+        async def add(uow: ContactUnitOfWork) -> int | None:
+            added = await uow.add_interaction(an_email(provider_id))
+            if provider_id == "<bad@x>":
+                raise Boom("after writing")
+            return added
+
+        return await recorded(migrated.unit_of_work(), add)
+
+    with structlog.testing.capture_logs() as logs:
+        results = await asyncio.gather(
+            *(kept(f"<{name}@x>") for name in ("a", "b", "bad", "c")), return_exceptions=True
+        )
+
+    assert isinstance(results[2], Boom)
+    assert all(isinstance(result, int) for result in (results[0], results[1], results[3]))
+    assert await stored(settings) == ["<a@x>", "<b@x>", "<c@x>"]
+    assert "store.run_again" in {entry["event"] for entry in logs}  # they were spoilt once
 
 
 async def test_a_duplicate_in_the_same_batch_reads_the_first(migrated: Store) -> None:

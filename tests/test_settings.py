@@ -45,11 +45,26 @@ def test_every_problem_is_named_and_only_the_database_url_stops_the_service(
         "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS",
         "SWITCHBOARD_CUSTOMER_KEY_SECRET",
     ]
-    assert (settings.port, settings.public_url, settings.db_timeout_seconds) == (8080, None, 8.0)
+    assert (settings.port, settings.public_url, settings.db_timeout_seconds) == (8080, None, 5.0)
     assert settings.outbox_max_attempts == 8
     with pytest.raises(SettingsError) as caught:
         load_settings({**env, "SWITCHBOARD_DATABASE_URL": "mysql+aiomysql://db/x"})
     assert [p.split(":")[0] for p in caught.value.problems] == ["SWITCHBOARD_DATABASE_URL"]
+
+
+@pytest.mark.parametrize("value", ["13", "60", "0"])
+def test_a_database_timeout_that_would_outlast_twilio_is_replaced_by_the_default(
+    tmp_path: Path, value: str
+) -> None:
+    """Twilio waits 15 s for a call's answer, network included: the database's budget may
+    take at most 12 s of it."""
+    settings = load_settings(
+        {"SWITCHBOARD_VAR_DIR": str(tmp_path), "SWITCHBOARD_DB_TIMEOUT": value}
+    )
+    assert settings.db_timeout_seconds == 5.0
+    assert [warning.split(":")[0] for warning in settings.warnings] == ["SWITCHBOARD_DB_TIMEOUT"]
+    longest = {"SWITCHBOARD_VAR_DIR": str(tmp_path), "SWITCHBOARD_DB_TIMEOUT": "12"}
+    assert load_settings(longest).db_timeout_seconds == 12.0
 
 
 def test_public_url_keeps_its_prefix_without_the_trailing_slash(tmp_path: Path) -> None:

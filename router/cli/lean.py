@@ -38,7 +38,7 @@ from router.paths import default_database_url, default_var_dir
 _SQLITE_PREFIX = "sqlite+aiosqlite:///"
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "store" / "migrations" / "versions"
 _REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"$', re.MULTILINE)
-_DEFAULT_TIMEOUT_SECONDS = 8.0
+_DEFAULT_TIMEOUT_SECONDS = 5.0
 _OPTIONS = frozenset({"--reason", "--channel", "--for", "--actor", "--format"})
 
 
@@ -135,7 +135,7 @@ def timeout_seconds(environ: Mapping[str, str]) -> float:
         value = float(environ.get("SWITCHBOARD_DB_TIMEOUT") or _DEFAULT_TIMEOUT_SECONDS)
     except ValueError:
         return _DEFAULT_TIMEOUT_SECONDS
-    return value if 0 < value <= 60 else _DEFAULT_TIMEOUT_SECONDS
+    return value if 0 < value <= 12 else _DEFAULT_TIMEOUT_SECONDS
 
 
 def newest_revision() -> str | None:

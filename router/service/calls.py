@@ -22,6 +22,7 @@ from router.core.document import RoutingDocument
 from router.core.lifecycle import OUTCOME_MOVES, Outcome
 from router.service.contacts import customer_hash, target
 from router.service.ports import ContactUnitOfWork, DatabaseUnavailable
+from router.service.recording import recorded
 from router.service.records import NewForward, NewInteraction, Reply, new_forward
 from router.service.routing import ActiveRouting
 
@@ -138,7 +139,8 @@ async def call_ended(
     up in the IVR, before choosing) gets one now, abandoned, so every call is counted. True
     when it was abandoned. Raises :class:`DatabaseUnavailable` (the provider retries)."""
     progress = CallProgress(call_status=call_status, duration_seconds=duration_seconds)
-    async with uow:
+
+    async def record(uow: ContactUnitOfWork) -> bool:
         current = await uow.contact(_PHONE, call_sid)
         if current is not None:
             await uow.update_interaction(current.interaction_id, progress, now)
@@ -152,6 +154,10 @@ async def call_ended(
             interaction_id = again.interaction_id
         await uow.update_interaction(interaction_id, progress, now)
         await uow.add_reply(Reply(call_sid, step, answer, now))
+        return True
+
+    if not await recorded(uow, record):
+        return False
     log.info("call.abandoned", call_sid=call_sid, version=routing.version, **progress.changes())
     return True
 
@@ -198,7 +204,8 @@ async def _progress(
     forwards: Sequence[NewForward] = (),
 ) -> str:
     """Record one step of a call with its answer; the earlier answer for a repeated step."""
-    async with uow:
+
+    async def record(uow: ContactUnitOfWork) -> str:
         if not await uow.add_reply(Reply(call_sid, step, body, now)):
             earlier = await uow.reply(call_sid, step)
             return earlier if earlier is not None else body
@@ -206,21 +213,24 @@ async def _progress(
         if current is None:
             log.warning("call.unknown", provider_id=call_sid, step=step)
             return body
+        change = progress
         moving_from = current.outcome
         if (
-            progress.outcome is not None
+            change.outcome is not None
             and moving_from is not None
-            and progress.outcome not in OUTCOME_MOVES[moving_from]
+            and change.outcome not in OUTCOME_MOVES[moving_from]
         ):
             log.warning(
                 "call.out_of_order",
                 call_sid=call_sid,
                 step=step,
                 outcome=moving_from.value,
-                ignored=progress.outcome.value,
+                ignored=change.outcome.value,
             )
-            progress = replace(progress, outcome=None)
-        await uow.update_interaction(current.interaction_id, progress, now)
+            change = replace(change, outcome=None)
+        await uow.update_interaction(current.interaction_id, change, now)
         for forward in forwards:
             await uow.add_forward(current.interaction_id, forward)
-    return body
+        return body
+
+    return await recorded(uow, record)

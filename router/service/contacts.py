@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ from router.core.document import RoutingDocument
 from router.core.lifecycle import Outcome
 from router.metrics import Metrics
 from router.service.ports import ContactUnitOfWork, DatabaseUnavailable, TokenReplayed
+from router.service.recording import recorded
 from router.service.records import NewForward, NewInteraction, Reply, Target, new_forward
 from router.service.routing import ActiveRouting
 
@@ -114,11 +116,19 @@ async def route_contact(
         contact = replace(contact, language=routing.document.ivr_language(contact.customer_key))
     if key_hash is None:
         key_hash = customer_hash(secret, contact.customer_key)
+    record = partial(
+        _record,
+        contact=contact,
+        routing=routing,
+        now=now,
+        key_hash=key_hash,
+        answer=answer,
+        forward=forward,
+        seen_token=seen_token,
+    )
     try:
-        async with uow:
-            routed, decision = await _record(
-                contact, uow, routing, now, key_hash, answer, forward, seen_token
-            )
+        # one budget for all of it (SWITCHBOARD_DB_TIMEOUT): the caller is answered in time
+        routed, decision = await recorded(uow, record)
     except DatabaseUnavailable as exc:
         if answer is None:
             log.error(
@@ -138,8 +148,9 @@ async def route_contact(
 
 
 async def _record(
-    contact: Contact,
     uow: ContactUnitOfWork,
+    *,
+    contact: Contact,
     routing: ActiveRouting,
     now: datetime,
     key_hash: str,

@@ -37,6 +37,12 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or written (an outage, not bad input)."""
 
 
+class RolledBack(DatabaseUnavailable):
+    """Nothing of this unit of work was kept, through no fault of its own or of the
+    database: the transaction it shared (SQLite's group commit) was rolled back because
+    another unit of work in it failed. Running it again is expected to succeed."""
+
+
 class TokenReplayed(RuntimeError):
     """A provider token (Mailgun's) was accepted before: the request is a replay."""
 
@@ -140,7 +146,15 @@ class ContactUnitOfWork(Protocol):
     """One transaction in which a contact, or a call's next step, is recorded: everything
     written inside ``async with`` commits together or not at all (SPEC §7). A write that
     collides with an earlier one (a provider's retry) reports it instead of failing, so the
-    caller can answer as the first time."""
+    caller can answer as the first time.
+
+    A unit of work may be entered again after it ended (to run it once more when it was
+    :class:`RolledBack`)."""
+
+    #: The budget, in seconds, of everything the database does for one request: waiting for
+    #: it, writing, committing (``SWITCHBOARD_DB_TIMEOUT``).
+    @property
+    def timeout_seconds(self) -> float: ...
 
     async def __aenter__(self) -> Self: ...
 

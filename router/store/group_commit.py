@@ -10,12 +10,17 @@ disk (SPEC §7). A unit of work that finds no one behind it commits at once: a l
 waits for nobody.
 
 A unit of work that fails without having written anything (a replayed token, a retry that
-found its first answer) leaves the batch untouched. One that fails after writing cannot be
+found its first answer) leaves the batch untouched. One that fails after writing (or while
+writing: a statement the driver refuses, a unit of work that ran out of time) cannot be
 taken out of the shared transaction (savepoints would cost two more trips to aiosqlite's
-thread per contact, which is what this module saves), so the batch is rolled back and each
-unit of work in it gets :class:`DatabaseUnavailable`: what it would get if the disk had
-failed. A call is then still answered and logged in full, and email and chat answer 503 so
-the provider retries.
+thread per contact, which is what this module saves), so the batch is rolled back. That
+failure is the unit of work's own; the others in the batch get
+:class:`~router.service.ports.RolledBack` and run again in a later transaction
+(:mod:`router.service.recording`), so one bad contact — an email whose Message-ID the driver
+cannot bind, say — costs the calls that arrived with it nothing. Only when the transaction
+itself fails (it cannot open, or its commit fails: the database's fault) does each one get
+:class:`DatabaseUnavailable`: a call is then still answered and logged in full, and email
+and chat answer 503 so the provider retries.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from enum import Enum
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from router.service.ports import DatabaseUnavailable
+from router.service.ports import DatabaseUnavailable, RolledBack
 
 #: How many units of work one transaction takes at most. Each writes in turn, so this bounds
 #: how long the first of them waits for its commit (~0.3 ms of writing each).
@@ -43,7 +48,7 @@ class _Ending(Enum):
 
 
 _DATABASE_ERRORS = (DatabaseUnavailable, SQLAlchemyError, OSError)
-_ROLLED_BACK = "rolled back: another contact in the same transaction failed after writing"
+_ROLLED_BACK = "rolled back: another unit of work in the same transaction failed after writing"
 
 
 class Member:
@@ -177,9 +182,13 @@ class GroupCommit:
                     if await member._ended is _Ending.POISONED:
                         raise _Poisoned()
         except BaseException as exc:
-            error = (
-                exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(_ROLLED_BACK)
-            )
+            error: DatabaseUnavailable
+            if isinstance(exc, _Poisoned):  # one of them failed: the others may run again
+                error = RolledBack(_ROLLED_BACK)
+            elif isinstance(exc, DatabaseUnavailable):
+                error = exc
+            else:  # the writer itself was stopped (shutting down)
+                error = DatabaseUnavailable(f"the shared transaction ended: {exc!r}")
             if not admitted:  # no transaction: those queued would wait as long again
                 while self._queue:
                     self._queue.popleft()._refuse(error)

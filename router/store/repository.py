@@ -27,7 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from router.core.lifecycle import ForwardStatus, Outcome, outcomes_before, statuses_before
-from router.service.ports import StaleVersion
+from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.records import (
     FailedAttempt,
     ForwardRecord,
@@ -61,6 +61,11 @@ _Record = TypeVar("_Record", bound="DataclassInstance")
 @cache
 def _field_names(record: type[DataclassInstance]) -> tuple[str, ...]:
     return tuple(field.name for field in fields(record))
+
+
+_READ_ONLY = sa.text(
+    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+)
 
 
 def read_as(record: type[_Record], row: object) -> _Record:
@@ -149,6 +154,21 @@ class Store:
     async def ping(self, timeout_seconds: float) -> None:
         async with database_errors(timeout_seconds), self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
+
+    async def writable(self, timeout_seconds: float) -> None:
+        """Return when a contact could be written now; :class:`DatabaseUnavailable` when not
+        within *timeout_seconds*. Writes nothing. On SQLite: one turn in the group commit
+        (its transaction takes the write lock, which another process may hold); a turn
+        shared with the contacts of the moment, and a commit of nothing costs no fsync. On
+        PostgreSQL: the server answers and takes writes (not a standby, not read-only)."""
+        async with database_errors(timeout_seconds):
+            if self.group_commit is not None:
+                async with self.group_commit.member():
+                    return
+            async with self.engine.connect() as connection:
+                read_only = await connection.scalar(_READ_ONLY)
+        if read_only:
+            raise DatabaseUnavailable("the database takes no writes (read-only or a standby)")
 
     # -- routing versions -------------------------------------------------------------
 

@@ -116,9 +116,16 @@ class UnitOfWork:
         self._member: Member | None = None
         self._sql = _statements(store.engine.dialect.name)
 
+    @property
+    def timeout_seconds(self) -> float:
+        """The budget of the whole unit of work (the service holds it to that)."""
+        return self._store.timeout_seconds
+
     async def __aenter__(self) -> Self:
         # the store's transaction is guarded: a failure on connecting, inside the block or
-        # on commit becomes DatabaseUnavailable, within the store's timeout
+        # on commit becomes DatabaseUnavailable, within the store's timeout. A fresh stack
+        # each time: a unit of work rolled back for another's failure is entered again.
+        self._stack = AsyncExitStack()
         self._connection, self._member = await self._stack.enter_async_context(
             self._store.contact_transaction()
         )

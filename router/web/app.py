@@ -27,6 +27,8 @@ from router.core.delivery import Schedule
 from router.metrics import Metrics
 from router.service.outbox import OutboxWorker
 from router.service.ports import DatabaseUnavailable, Sender
+from router.service.readiness import Readiness
+from router.service.recording import settled
 from router.service.routing import ActiveRouting, RoutingState, last_known, remember
 from router.service.scheduler import run_due_work
 from router.service.versions import ensure_initial_routing
@@ -47,6 +49,7 @@ from router.web.appkeys import (
     metrics_key,
     outbox_wake_key,
     outbox_worker_key,
+    readiness_key,
     routing_key,
     settings_key,
     smtp_sender_key,
@@ -66,6 +69,10 @@ POLL_SECONDS = 0.1
 DUE_WORK_SECONDS = 0.5
 # a scrape reads the outbox's depth; a slow database must not hang the scraper
 SCRAPE_QUERY_SECONDS = 2.0
+#: /readyz answers within this (the platform probes it often, and must not hang on it) ...
+READY_PROBE_SECONDS = 2.0
+#: ... and probes the database at most this often, however often it is asked.
+READY_FRESH_SECONDS = 1.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -160,10 +167,11 @@ async def follow_routing(app: web.Application) -> None:
 
 
 class PostgresListener:
-    """LISTEN for new routing versions on PostgreSQL (a no-op on SQLite); reconnects lazily,
-    at most every few seconds, because polling covers any gap."""
+    """LISTEN for new routing versions on PostgreSQL (a no-op on SQLite); after the server
+    went away, listens again once it is back, trying at most every RETRY_SECONDS (polling
+    covers the gap meanwhile)."""
 
-    RETRY_SECONDS = 5.0
+    RETRY_SECONDS = 1.0
 
     def __init__(self, database_url: str, wake: asyncio.Event) -> None:
         url = make_url(database_url)
@@ -185,6 +193,7 @@ class PostgresListener:
         try:
             self._connection = await asyncpg.connect(self._dsn, timeout=5)
             await self._connection.add_listener(ROUTING_CHANNEL, self._notified)
+            log.info("routing.listening", channel=ROUTING_CHANNEL)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("routing.listen_failed", error=str(exc))
             self._connection = None
@@ -207,7 +216,14 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             "SMTP credentials is used as given, but should be fixed",
         )
     engine = create_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
-    app[store_key] = Store(engine, timeout_seconds=settings.db_timeout_seconds)
+    store = app[store_key] = Store(engine, timeout_seconds=settings.db_timeout_seconds)
+    writable = app[metrics_key].database_writable
+    app[readiness_key] = Readiness(
+        store.writable,
+        timeout_seconds=min(READY_PROBE_SECONDS, settings.db_timeout_seconds),
+        fresh_seconds=READY_FRESH_SECONDS,
+        observe=lambda ok: writable.set(1 if ok else 0),
+    )
     app[routing_key] = RoutingState(last_known(settings.var_dir), from_database=False)
     if not await prepare_database(app):
         log.warning(
@@ -216,6 +232,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             hint="calls get a safe <Dial>; email and chat answer 503 until the database is back",
         )
     yield
+    # units of work callers stopped waiting for end (or are given up) before the engine goes
+    await settled(settings.db_timeout_seconds)
     group_commit = app[store_key].group_commit
     if group_commit is not None:  # the last contacts' commit, before the engine goes
         try:
@@ -238,13 +256,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and a stored routing version is loaded."""
+    """Ready when the database can be written now (not merely read: a SQLite file locked by
+    another process still reads) and a stored routing version is loaded. Answers within
+    READY_PROBE_SECONDS; the database is probed at most every READY_FRESH_SECONDS."""
     state = request.app[routing_key]
     problems: list[str] = []
-    try:
-        await request.app[store_key].ping(timeout_seconds=2)
-    except DatabaseUnavailable as exc:
-        problems.append(f"database unreachable: {exc}")
+    database = await request.app[readiness_key].problem()
+    if database is not None:
+        problems.append(database)
     if not state.from_database:
         problems.append("routing not loaded from the database (running on the last-known copy)")
     body = {

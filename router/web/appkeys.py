@@ -16,6 +16,7 @@ from aiohttp import web
 from integrations.smtp import SmtpSender
 from router.metrics import Metrics
 from router.service.outbox import OutboxWorker
+from router.service.readiness import Readiness
 from router.service.routing import RoutingState
 from router.settings import Settings
 from router.store import Store
@@ -38,3 +39,5 @@ outbox_worker_key = web.AppKey("outbox_worker_key", OutboxWorker)
 http_client_key = web.AppKey("http_client_key", aiohttp.ClientSession)
 #: The email sender and its pool of SMTP connections; absent without SMTP settings.
 smtp_sender_key = web.AppKey("smtp_sender_key", SmtpSender)
+#: Whether the database can be written now (``/readyz``), probed cheaply and in bounded time.
+readiness_key = web.AppKey("readiness_key", Readiness)

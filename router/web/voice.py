@@ -24,7 +24,7 @@ from router.web.appkeys import (
     routing_key,
     store_key,
 )
-from router.web.forwarded import wake_outbox
+from router.web.forwarded import database_unavailable, wake_outbox
 from router.web.twilio import base_url, twiml, verified_form
 
 log = structlog.get_logger(__name__)
@@ -172,7 +172,7 @@ async def call_status(request: web.Request) -> web.Response:
     except DatabaseUnavailable as exc:
         # Twilio retries status callbacks only on some failures; ask it to, and log
         log.error("call.status_unrecorded", call_sid=sid, error=str(exc))
-        raise web.HTTPServiceUnavailable(text="database unavailable, retry later\n") from exc
+        raise database_unavailable() from exc
     return twiml(body)
 
 
