@@ -145,6 +145,7 @@ MONDAY_CURRENT = {
     "occupancy": 0.1481,
     "service_level": 0.861,
     "asa_seconds": 46.4,
+    "abandoned": None,  # Erlang C: nobody hangs up
 }
 MONDAY_ALL_IN_HOUSE = {
     **MONDAY_CURRENT,
@@ -168,6 +169,7 @@ TUESDAY_CURRENT = {
     "occupancy": 0.4167,
     "service_level": 0.8616,
     "asa_seconds": 26.7,
+    "abandoned": None,
 }
 TUESDAY_ALL_IN_HOUSE = {
     **TUESDAY_CURRENT,
@@ -206,7 +208,7 @@ def assert_worked_example(result: Staffing | dict[str, Any]) -> None:
     assert body["destinations"] == ["hotline"]
     assert body["target"] == {"percent": 80.0, "seconds": 20}
     assert body["timezone"] == "Europe/Prague"
-    assert body["model"] == "erlang_c"
+    assert (body["model"], body["patience_seconds"]) == ("erlang_c", None)
     assert len(body["notes"]) == 2  # the call from before talk times, in each scenario
     assert all("CallDuration" in note for note in body["notes"])
 
@@ -364,6 +366,7 @@ def test_the_csv_has_a_line_per_scenario_and_hour() -> None:
         "occupancy": "0.4167",
         "service_level": "0.9123",
         "asa_seconds": "13.2",
+        "abandoned": "",
     }
     quiet = rows[("current", "sun", "3")]
     assert (quiet["calls"], quiet["agents"], quiet["service_level"]) == ("0", "0", "")
@@ -543,6 +546,7 @@ async def test_the_api_answers_the_worked_example_as_json_and_csv(
         ("since=7d&target=100/20&format=xml&colour=red", ["target", "format", "colour"]),
         ("until=30d", ["until"]),  # the default since (28d) is not before it
         ("since=2026-11-09T08:10:00Z&until=2026-11-09T08:50:00Z", ["since"]),  # no whole hour
+        ("patience=0s", ["patience"]),
     ],
 )
 async def test_bad_staffing_parameters_are_422_with_every_problem(
@@ -562,7 +566,7 @@ async def test_staffing_needs_a_token_and_is_published(client: Client) -> None:
     assert operation["x-switchboard-role"] == "viewer"
     assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     names = [parameter["name"] for parameter in operation["parameters"]]
-    assert names == ["since", "until", "target", "format"]
+    assert names == ["since", "until", "target", "patience", "format"]
 
 
 # -- the handle time, from Twilio's callbacks to the figures ----------------------------------
@@ -619,3 +623,42 @@ async def test_an_unanswered_dial_has_no_handle_time(
     assert response.status == 200
     [row] = await migrated.interactions(limit=None)
     assert (row.outcome, row.handle_seconds) == ("fallback", None)
+
+
+# -- Erlang A: callers who hang up ---------------------------------------------------------------
+
+
+def test_with_a_patience_the_hours_are_staffed_by_erlang_a() -> None:
+    """Callers who hang up after a minute on average: the busy hour is computed by Erlang A
+    (router/core/erlang_a.py, tested on its own) and says how many hang up."""
+    from router.core.erlang_a import agents_needed_a
+
+    result = staffing(patience=60.0)
+    assert (result.model, result.patience_seconds) == ("erlang_a", 60.0)
+    tuesday = hour_of(result, "current", "tue", 14)
+    expected = agents_needed_a(1.25, 300, 60, 0.8, 20)
+    assert tuesday["agents"] == expected.agents
+    assert tuesday["abandoned"] == round(expected.abandoned, 4)
+    assert 0 < tuesday["abandoned"] < 0.1
+    assert tuesday["service_level"] >= 0.8
+    assert hour_of(result, "current", "sun", 3)["abandoned"] is None  # no calls
+    assert "Erlang A, callers' mean patience 60 s" in render_table(result)
+    assert "hang up" in render_table(result)
+    with pytest.raises(StaffingError, match="patience"):
+        staffing(patience=0.0)
+
+
+def test_the_command_and_the_api_take_a_patience(env: dict[str, str]) -> None:
+    async def seeded() -> None:
+        async with migrated_store(env["SWITCHBOARD_DATABASE_URL"]) as store:
+            await seed(store)
+
+    asyncio.run(seeded())
+    result = invoke(env, "staffing", *PERIOD, "--patience", "60s", "--format", "json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert (body["model"], body["patience_seconds"]) == ("erlang_a", 60.0)
+    assert body == staffing(patience=60.0, version=1).model_dump(mode="json")
+    bad = invoke(env, "staffing", "--patience", "soon")
+    assert bad.exit_code == 2
+    assert "--patience" in bad.stderr

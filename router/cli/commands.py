@@ -376,17 +376,26 @@ def report_command(since: str, until: str | None, output_format: str) -> None:
     help="PERCENT/SECONDS: answer PERCENT % of calls within SECONDS seconds.",
 )
 @click.option(
+    "--patience",
+    default=None,
+    help="Callers' mean patience (60s, 2m): Erlang A, callers hang up when kept waiting "
+    "[default: Erlang C, nobody hangs up].",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
 )
-def staffing_command(since: str, until: str | None, target: str, output_format: str) -> None:
-    """Agents the in-house hotline needs per hour of the week (Erlang C).
+def staffing_command(
+    since: str, until: str | None, target: str, patience: str | None, output_format: str
+) -> None:
+    """Agents the in-house hotline needs per hour of the week (Erlang C, or Erlang A).
 
     Recorded calls are replayed through the routing in force and through its baseline (all
     in-house, as before outsourcing); handle times are the answered calls' talk times."""
+    from router.core.durations import parse_duration
     from router.core.staffing import render_csv, render_table
 
     now = datetime.now(UTC)
@@ -401,8 +410,14 @@ def staffing_command(since: str, until: str | None, target: str, output_format: 
         wanted = parse_target(target)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from exc
+    try:
+        mean_patience = None if patience is None else parse_duration(patience)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--patience") from exc
     result = on_backend(
-        lambda backend: backend.staffing(since=since_at, until=until_at, target=wanted)
+        lambda backend: backend.staffing(
+            since=since_at, until=until_at, target=wanted, patience=mean_patience
+        )
     )
     if output_format == "json":
         emit_json(result.model_dump(mode="json"))

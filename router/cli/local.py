@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,13 +123,15 @@ class LocalBackend:
 
         return await queries.contacts_report(await self.store(), since=since, until=until)
 
-    async def staffing(self, *, since: datetime, until: datetime, target: Target) -> Staffing:
+    async def staffing(
+        self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None
+    ) -> Staffing:
         from router.core.staffing import StaffingError
         from router.service import queries
 
         try:
             return await queries.hotline_staffing(
-                await self.store(), since=since, until=until, target=target
+                await self.store(), since=since, until=until, target=target, patience=patience
             )
         except StaffingError as exc:
             raise Refused(str(exc)) from exc

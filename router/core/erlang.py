@@ -99,6 +99,7 @@ class Staffed:
     service_level: float  # share answered within the target wait
     asa: float  # average speed of answer, seconds
     occupancy: float  # traffic / agents; 0.0 without agents
+    abandoned: float = 0.0  # share of callers who hang up while waiting (Erlang A only)
 
 
 def staffed(agents: int, traffic: float, aht: float, target: float) -> Staffed:

@@ -31,9 +31,11 @@ What is counted, and why:
   an hour whose calls have no handle time takes the scenario's average over the period.
 * **Agents.** Erlang C (``router.core.erlang``): the fewest agents that answer the target
   share of the offered calls within the target wait, with the occupancy, service level
-  and average speed of answer they achieve. It assumes callers wait as long as it takes;
-  an hour without calls needs no agent. Agents are people on the phone: breaks, holidays
-  and sick leave (shrinkage) come on top.
+  and average speed of answer they achieve. It assumes callers wait as long as it takes.
+  Given a mean *patience*, Erlang A (``router.core.erlang_a``) instead: callers hang up
+  after waiting that long on average, a hung-up call counts as not answered in time, and
+  the share who hang up is reported. An hour without calls needs no agent. Agents are
+  people on the phone: breaks, holidays and sick leave (shrinkage) come on top.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument
 from router.core.erlang import agents_needed
+from router.core.erlang_a import agents_needed_a
 from router.core.lifecycle import Outcome
 from router.core.migration import rolled_back
 
@@ -176,7 +179,13 @@ class StaffingHour(_View):
     service_level: float | None = Field(
         description="share of calls answered within the target wait with these agents"
     )
-    asa_seconds: float | None = Field(description="average speed of answer with these agents")
+    asa_seconds: float | None = Field(
+        description="average wait of the calls with these agents (Erlang A: of all callers, "
+        "those who hang up too)"
+    )
+    abandoned: float | None = Field(
+        description="Erlang A: share of the calls whose callers hang up while waiting"
+    )
 
 
 class StaffingScenario(_View):
@@ -202,7 +211,11 @@ class Staffing(_View):
     timezone: str = Field(description="the routing document's timezone: hours are local")
     version: int = Field(description="the routing version in force, replayed as current")
     target: StaffingTarget
-    model: Literal["erlang_c"] = Field(description="the queueing model of the agents")
+    model: Literal["erlang_c", "erlang_a"] = Field(
+        description="erlang_c: callers wait as long as it takes; erlang_a: they hang up after "
+        "patience_seconds on average"
+    )
+    patience_seconds: float | None = Field(description="Erlang A: callers' mean patience")
     destinations: list[str] = Field(description="the in-house destinations, staffed as one")
     scenarios: dict[ScenarioName, StaffingScenario] = Field(
         description="current: the routing in force; all_in_house: every share at 0 (baseline)"
@@ -241,10 +254,14 @@ def build_staffing(
     since: datetime,
     until: datetime,
     target: Target,
+    patience: float | None = None,
 ) -> Staffing:
     """The staffing of the in-house destinations of *document* (routing version *version*)
     for the *calls* received in [*since*, *until*) (whole hours of the document's timezone,
-    see :func:`whole_hours`), to answer *target*."""
+    see :func:`whole_hours`), to answer *target*; with Erlang A when callers' mean
+    *patience* (seconds) is given, else Erlang C."""
+    if patience is not None and not (patience > 0 and math.isfinite(patience)):
+        raise StaffingError(f"the patience must be a positive number of seconds, not {patience}")
     # imported here, as impact previews do: deciding pulls in the classifier's module
     from router.core.decide import place
 
@@ -265,7 +282,7 @@ def build_staffing(
             if place(Channel.PHONE, call.category, call.bucket, replayed, call.received_at)[1]
             in in_house
         ]
-        scenarios[name] = _scenario(name, offered, occurrences, zone, target, notes)
+        scenarios[name] = _scenario(name, offered, occurrences, zone, target, patience, notes)
     if len(occurrences) < len(WEEKDAYS) * 24:
         notes.append(
             f"the period covers {len(occurrences)} of the 168 hours of the week: the others "
@@ -277,7 +294,8 @@ def build_staffing(
         timezone=document.timezone,
         version=version,
         target=StaffingTarget(percent=target.percent, seconds=target.seconds),
-        model="erlang_c",
+        model="erlang_c" if patience is None else "erlang_a",
+        patience_seconds=patience,
         destinations=in_house,
         scenarios=scenarios,
         notes=notes,
@@ -294,6 +312,7 @@ def _scenario(
     occurrences: Counter[tuple[int, int]],
     zone: tzinfo,
     target: Target,
+    patience: float | None,
     notes: list[str],
 ) -> StaffingScenario:
     per_slot: dict[tuple[int, int], list[RecordedCall]] = {}
@@ -319,7 +338,15 @@ def _scenario(
             "recorded): the traffic and the agents are unknown"
         )
     hours = [
-        _hour(day, hour, per_slot.get((day, hour), []), occurrences[(day, hour)], overall, target)
+        _hour(
+            day,
+            hour,
+            per_slot.get((day, hour), []),
+            occurrences[(day, hour)],
+            overall,
+            target,
+            patience,
+        )
         for day in range(len(WEEKDAYS))
         for hour in range(24)
     ]
@@ -343,13 +370,19 @@ def _hour(
     occurrences: int,
     overall_aht: float | None,
     target: Target,
+    patience: float | None,
 ) -> StaffingHour:
     times = [s for s in (call.handle_time()[0] for call in calls) if s is not None]
     aht = _mean(times) if times else overall_aht
     rate = len(calls) / occurrences if occurrences else None
     result = None
     if rate is not None and calls and aht is not None and aht > 0:
-        result = agents_needed(rate * aht / 3600, aht, target.percent / 100, target.seconds)
+        erlangs, share = rate * aht / 3600, target.percent / 100
+        result = (
+            agents_needed(erlangs, aht, share, target.seconds)
+            if patience is None
+            else agents_needed_a(erlangs, aht, patience, share, target.seconds)
+        )
     return StaffingHour(
         weekday=WEEKDAYS[day],
         hour=hour,
@@ -364,6 +397,7 @@ def _hour(
         occupancy=round(result.occupancy, 4) if result else None,
         service_level=round(result.service_level, 4) if result else None,
         asa_seconds=round(result.asa, 1) if result and math.isfinite(result.asa) else None,
+        abandoned=round(result.abandoned, 4) if result and patience is not None else None,
     )
 
 
@@ -386,12 +420,15 @@ def render_table(staffing: Staffing) -> str:
         f"in-house staffing ({', '.join(staffing.destinations) or 'no in-house destination'}) "
         f"from {staffing.since} until {staffing.until}",
         f"hours in {staffing.timezone}; routing version {staffing.version}; target "
-        f"{target.percent:g} % of calls answered within {target.seconds} s (Erlang C)",
+        f"{target.percent:g} % of calls answered within {target.seconds} s ({_model(staffing)})",
         "",
     ]
     current, all_in = staffing.scenarios["current"], staffing.scenarios["all_in_house"]
+    erlang_a = staffing.patience_seconds is not None
     columns = f"{'calls/h':>8} {'AHT s':>6} {'erlangs':>8} {'agents':>6} {'occ':>6} {'SL':>6}"
-    lines.append(f"{'':12}{'current shares':^43}   {'all in-house':^43}")
+    columns += f" {'hang up':>7}" if erlang_a else ""
+    width = len(columns)
+    lines.append(f"{'':12}{'current shares':^{width}}   {'all in-house':^{width}}")
     lines.append(f"{'hour':12}{columns}   {columns}")
     shown = 0
     for now, before in zip(current.hours, all_in.hours, strict=True):
@@ -399,7 +436,8 @@ def render_table(staffing: Staffing) -> str:
             continue
         shown += 1
         lines.append(
-            f"{now.weekday} {now.hour:02d}-{(now.hour + 1) % 24:02d}  {_row(now)}   {_row(before)}"
+            f"{now.weekday} {now.hour:02d}-{(now.hour + 1) % 24:02d}  "
+            f"{_row(now, erlang_a)}   {_row(before, erlang_a)}"
         )
     if not shown:
         lines.append("(no calls reached the in-house destinations in the period)")
@@ -418,12 +456,19 @@ def render_table(staffing: Staffing) -> str:
     return "\n".join(lines)
 
 
-def _row(hour: StaffingHour) -> str:
-    return (
+def _model(staffing: Staffing) -> str:
+    if staffing.patience_seconds is None:
+        return "Erlang C"
+    return f"Erlang A, callers' mean patience {staffing.patience_seconds:g} s"
+
+
+def _row(hour: StaffingHour, erlang_a: bool) -> str:
+    row = (
         f"{_cell(hour.calls_per_hour, '8.2f'):>8} {_cell(hour.aht_seconds, '6.0f'):>6} "
         f"{_cell(hour.erlangs, '8.3f'):>8} {_cell(hour.agents, '6d'):>6} "
         f"{_percent(hour.occupancy):>6} {_percent(hour.service_level):>6}"
     )
+    return row + (f" {_percent(hour.abandoned):>7}" if erlang_a else "")
 
 
 CSV_COLUMNS = (
@@ -439,6 +484,7 @@ CSV_COLUMNS = (
     "occupancy",
     "service_level",
     "asa_seconds",
+    "abandoned",
 )
 
 

@@ -127,14 +127,20 @@ async def preview_impact(
 
 
 async def hotline_staffing(
-    store: Store, *, since: datetime, until: datetime, target: Target
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    target: Target,
+    patience: timedelta | None = None,
 ) -> Staffing:
     """The agents the in-house destinations need per hour of the week to answer *target*,
     from the calls received in [*since*, *until*) replayed through the routing in force
     and through its baseline (``switchboard staffing``, ``GET /api/staffing``).
 
     The period is cut to whole hours of the document's timezone first
-    (:class:`~router.core.staffing.StaffingError` when none is left)."""
+    (:class:`~router.core.staffing.StaffingError` when none is left). With callers' mean
+    *patience*, Erlang A instead of Erlang C."""
     current = await current_or_raise(store)
     document = stored_document(current)
     start, end = whole_hours(since, until, document.zone)
@@ -145,5 +151,11 @@ async def hotline_staffing(
         )
     ]
     return build_staffing(
-        calls, document, version=current.version, since=start, until=end, target=target
+        calls,
+        document,
+        version=current.version,
+        since=start,
+        until=end,
+        target=target,
+        patience=None if patience is None else patience.total_seconds(),
     )

@@ -458,6 +458,11 @@ class StaffingQuery(Body):
         description="End of the period (exclusive), written like since [default: now].",
     )
     target: StaffingTarget = DEFAULT_TARGET
+    patience: Duration | None = Field(
+        default=None,
+        description="Callers' mean patience (60s): Erlang A, callers hang up when kept waiting. "
+        "Without it Erlang C: nobody hangs up.",
+    )
     format_: Literal["json", "csv"] = Field(
         default="json",
         alias="format",
@@ -721,7 +726,11 @@ async def get_staffing(request: web.Request, token: TokenRecord) -> web.Response
     since, until = _period(query.since, query.until, now_of(request))
     try:
         staffing = await hotline_staffing(
-            request.app[store_key], since=since, until=until, target=parse_target(query.target)
+            request.app[store_key],
+            since=since,
+            until=until,
+            target=parse_target(query.target),
+            patience=query.patience,
         )
     except StaffingError as exc:
         raise ApiError(
@@ -951,7 +960,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
         Operation(
             "GET",
             "/api/staffing",
-            "Agents the in-house hotline needs per hour of the week (Erlang C)",
+            "Agents the in-house hotline needs per hour of the week (Erlang C or A)",
             Staffing,
             Role.VIEWER,
             query=StaffingQuery,
