@@ -77,6 +77,8 @@ def test_hang_ups_need_fewer_agents_than_erlang_c_and_the_fewest_are_found() -> 
 
 def test_no_calls_need_no_agent_and_impossible_inputs_are_refused() -> None:
     assert agents_needed_a(0.0, 180, 60, 0.8, 20).agents == 0
+    idle = staffed_a(500, 1.0, 180, 60, 20)  # all 500 busy: below a float's resolution
+    assert (idle.wait_probability, idle.service_level, idle.abandoned) == (0.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="patience"):
         staffed_a(3, 1.0, 180, 0, 20)
     with pytest.raises(ValueError, match="share"):

@@ -129,15 +129,19 @@ def staffed_a(agents: int, traffic: float, aht: float, patience: float, target: 
         return Staffed(agents, 0.0, 0.0, 1.0, 0.0, 0.0)
     mu, theta = 1 / aht, 1 / patience
     rate = traffic * mu
+    blocking = erlang_b(agents, traffic) if agents else 1.0
+    if blocking == 0.0:  # so many agents that all busy is below a float's resolution
+        return Staffed(agents, traffic, 0.0, 1.0, 0.0, traffic / agents)
     waiting, scale = _waiting_weights(agents, rate, mu, theta)
     # pi(n < N) / pi(N) from Erlang B: sum_{n<=N} pi(n) / pi(N) = 1 / B(N, A); on the
     # weights' scale (pi(N + peak) = 1) it is multiplied by pi(N) / pi(N + peak)
-    below = (1 / erlang_b(agents, traffic) - 1) * math.exp(-scale) if agents else 0.0
-    total = below + sum(waiting)
-    wait_probability = sum(waiting) / total
+    below = (1 / blocking - 1) * math.exp(-scale)
+    in_queue = sum(waiting)
+    total = below + in_queue
+    wait_probability = in_queue / total  # arrivals that find every agent busy
     queue = sum(k * w for k, w in enumerate(waiting)) / total  # E[callers waiting]
     abandoned = theta * queue / rate
-    seen = [w / sum(waiting) for w in waiting]
+    seen = [w / in_queue for w in waiting]
     answered_late = _answered_within(seen, agents, mu, theta, target) if agents else 0.0
     return Staffed(
         agents=agents,
