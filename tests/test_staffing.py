@@ -662,3 +662,17 @@ def test_the_command_and_the_api_take_a_patience(env: dict[str, str]) -> None:
     bad = invoke(env, "staffing", "--patience", "soon")
     assert bad.exit_code == 2
     assert "--patience" in bad.stderr
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+async def test_the_worked_example_on_postgres(postgres_database_url: str) -> None:
+    """The store's read of the calls (Store.staffing_calls) gives the same figures on
+    PostgreSQL: timestamps with their zone, the IVR hang-up left out."""
+    from router.service.queries import hotline_staffing
+
+    async with migrated_store(postgres_database_url) as store:
+        await seed(store)
+        result = await hotline_staffing(store, since=SINCE, until=UNTIL, target=TARGET)
+    assert_worked_example(result)
