@@ -89,6 +89,14 @@ def dial_status(form: Mapping[str, str]) -> str:
     return status
 
 
+def dial_duration(form: Mapping[str, str]) -> int | None:
+    """``DialCallDuration``: seconds the caller was connected to the dialled party (Twilio's
+    <Dial> action parameters). None when absent or not a whole number: the call goes on
+    all the same, only its handle time is unknown."""
+    value = form.get("DialCallDuration", "").strip()
+    return int(value) if value.isdigit() else None
+
+
 def action_url(base: str, path: str, **query: str | int) -> str:
     return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
 

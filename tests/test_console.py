@@ -20,6 +20,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
 
+from router.core.contact import Category, Channel
+from router.core.lifecycle import Outcome
 from router.service.tokens import Role, create_token
 from router.service.versions import rollback
 from router.store import Store
@@ -373,3 +375,44 @@ async def test_text_a_customer_chose_is_shown_as_text_never_run(
     assert await page.locator("#console img").count() == 0
     assert await page.locator("#console script").count() == 0
     assert await page.title() == "Switchboard console"
+
+
+async def test_the_hotline_staffing_is_shown_per_hour_with_calls(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    """Eight product calls answered in 300 s on Monday 16 November 10-11 (Prague): over
+    the last 28 days that hour occurred 4 times, so 2 calls an hour, 2 x 300 / 3600 =
+    0.167 erlangs; one agent is M/M/1, answering 1 - 0.167 e^{-(1 - 0.167) 20/300} = 84.2 %
+    within 20 s (see tests/test_staffing.py for the arithmetic)."""
+    from router.core.calls import CallProgress
+
+    from .test_store import an_email
+
+    monday = clock() - timedelta(days=7) + timedelta(minutes=40)  # Monday 16 Nov, 10:10
+    async with store.unit_of_work() as uow:
+        for number in range(8):
+            at = monday + timedelta(minutes=5 * number)
+            row = dataclasses.replace(
+                an_email(f"CA-staff-{number}"),
+                channel=Channel.PHONE,
+                category=Category.PRODUCT,
+                destination="hotline",
+                first_destination="hotline",
+                received_at=at,
+                decided_at=at,
+                updated_at=at,
+                outcome=Outcome.ANSWERED,
+            )
+            interaction_id = await uow.add_interaction(row)
+            assert interaction_id is not None
+            progress = CallProgress(handle_seconds=300, duration_seconds=330)
+            await uow.update_interaction(interaction_id, progress, at)
+    await open_console(page, client, tokens["vera"])
+    rows = page.locator("#staffing-table tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("th, td")).to_have_text(
+        ["mon 10-11", "2.00", "300", "1", "16.7%", "84.2%", "2.00", "1"]
+    )
+    await expect(page.locator("#staffing-note")).to_contain_text(
+        "80 % of calls answered within 20 s (Erlang C): 1 agent-hours a week now"
+    )

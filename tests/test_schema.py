@@ -20,6 +20,8 @@ from router.store import Store, create_engine, metadata, migrate
 
 from .conftest import NOW
 
+SCRIPTS = Path(migrate.__file__).resolve().parent / "migrations"
+
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
@@ -103,3 +105,64 @@ async def test_the_outbox_claim_reads_the_due_rows_in_index_order(engine: AsyncE
     assert "ix_outbox_status_next_attempt_at" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
     assert "SCAN outbox" not in plan, plan
+
+
+async def test_0006_adds_the_handle_time_to_the_calls_already_kept_and_takes_it_away(
+    tmp_path: Path,
+) -> None:
+    """Calls recorded before 0006 keep everything and have no handle time (NULL), which
+    staffing reads as "use the whole call's duration"; a downgrade drops only the column."""
+    from alembic import command
+    from alembic.config import Config
+
+    def to(revision: str, *, down: bool = False) -> Callable[[sa.Connection], None]:
+        def run(connection: sa.Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(SCRIPTS))
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+        return run
+
+    def columns(connection: sa.Connection) -> list[str]:
+        return [column["name"] for column in sa.inspect(connection).get_columns("interactions")]
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    row = {
+        "channel": "phone",
+        "provider_id": "CA-old",
+        "customer_hash": "h",
+        "category": "product",
+        "category_source": "digit",
+        "side": "baseline",
+        "destination": "hotline",
+        "first_destination": "hotline",
+        "reason": "baseline",
+        "version": 1,
+        "bucket": 42.0,
+        "received_at": "2026-11-02 09:00:00",
+        "decided_at": "2026-11-02 09:00:00",
+        "updated_at": "2026-11-02 09:05:00",
+        "outcome": "answered",
+        "delivery_failed": False,
+        "duration_seconds": 260,
+    }
+    insert = sa.text(
+        f"INSERT INTO interactions ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
+    )
+    read = sa.text("SELECT provider_id, duration_seconds, handle_seconds FROM interactions")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(to("0005"))
+            assert "handle_seconds" not in await connection.run_sync(columns)
+            await connection.execute(insert, row)
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            assert (await connection.execute(read)).all() == [("CA-old", 260, None)]
+        async with engine.begin() as connection:
+            await connection.run_sync(to("0005", down=True))
+            assert "handle_seconds" not in await connection.run_sync(columns)
+            kept = await connection.execute(sa.text("SELECT provider_id FROM interactions"))
+            assert kept.all() == [("CA-old",)]
+    finally:
+        await engine.dispose()

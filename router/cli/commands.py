@@ -33,6 +33,8 @@ from router.core.document import DocumentInvalid, load_document
 from router.core.durations import parse_since
 from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
 from router.core.report import DEFAULT_SINCE, render_text
+from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
+from router.core.staffing import DEFAULT_TARGET, parse_target
 from router.logging import configure_logging
 from router.service.tokens import Role
 from router.service.views import STATUS_CONVERSATIONS, iso
@@ -353,6 +355,76 @@ def report_command(since: str, until: str | None, output_format: str) -> None:
         emit_json(result.model_dump(mode="json"))
     else:
         click.echo(render_text(result))
+
+
+@cli.command("staffing")
+@click.option(
+    "--since",
+    default=STAFFING_SINCE,
+    show_default=True,
+    help="Start of the period of recorded calls: ISO 8601 time or a duration back from now.",
+)
+@click.option(
+    "--until",
+    default=None,
+    help="End of the period (exclusive), written like --since  [default: now].",
+)
+@click.option(
+    "--target",
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="PERCENT/SECONDS: answer PERCENT % of calls within SECONDS seconds.",
+)
+@click.option(
+    "--patience",
+    default=None,
+    help="Callers' mean patience (60s, 2m): Erlang A, callers hang up when kept waiting "
+    "[default: Erlang C, nobody hangs up].",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+def staffing_command(
+    since: str, until: str | None, target: str, patience: str | None, output_format: str
+) -> None:
+    """Agents the in-house hotline needs per hour of the week (Erlang C, or Erlang A).
+
+    Recorded calls are replayed through the routing in force and through its baseline (all
+    in-house, as before outsourcing); handle times are the answered calls' talk times."""
+    from router.core.durations import parse_duration
+    from router.core.staffing import render_csv, render_table
+
+    now = datetime.now(UTC)
+    since_at = moment_option(since, now, "--since")
+    until_at = now if until is None else moment_option(until, now, "--until")
+    if since_at >= until_at:
+        raise click.BadParameter(
+            f"the period is empty: {iso(since_at)} is not before {iso(until_at)}",
+            param_hint="--since/--until",
+        )
+    try:
+        wanted = parse_target(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--target") from exc
+    try:
+        mean_patience = None if patience is None else parse_duration(patience)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--patience") from exc
+    result = on_backend(
+        lambda backend: backend.staffing(
+            since=since_at, until=until_at, target=wanted, patience=mean_patience
+        )
+    )
+    if output_format == "json":
+        emit_json(result.model_dump(mode="json"))
+    elif output_format == "csv":
+        click.echo(render_csv(result), nl=False)
+    else:
+        click.echo(render_table(result))
 
 
 # -- config -------------------------------------------------------------------------------

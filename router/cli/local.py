@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,7 @@ from router.store.uow import database_errors
 if TYPE_CHECKING:
     from router.core.classify import Classifier
     from router.core.report import Report
+    from router.core.staffing import Staffing, Target
 
 # The read models (router.service.queries), the scheduler and the classifier are imported
 # by the methods that use them: a rollback at 3 a.m. should not wait for their imports.
@@ -121,6 +122,19 @@ class LocalBackend:
         from router.service import queries
 
         return await queries.contacts_report(await self.store(), since=since, until=until)
+
+    async def staffing(
+        self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None
+    ) -> Staffing:
+        from router.core.staffing import StaffingError
+        from router.service import queries
+
+        try:
+            return await queries.hotline_staffing(
+                await self.store(), since=since, until=until, target=target, patience=patience
+            )
+        except StaffingError as exc:
+            raise Refused(str(exc)) from exc
 
     async def document(self, number: int | None) -> JSON:
         row = await (self._current() if number is None else self._version(number))

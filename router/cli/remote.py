@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -21,8 +21,10 @@ from router.cli.backend import JSON, Classified, Cutover, Diff, Refused, Rollbac
 from router.core.classify import Classifier
 from router.core.contact import Channel
 from router.core.document import RoutingDocument, document_data
+from router.core.durations import format_duration
 from router.core.migration import PlanStep
 from router.core.report import Report
+from router.core.staffing import Staffing, Target
 from router.service.views import STATUS_CONVERSATIONS
 
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -118,6 +120,19 @@ class RemoteBackend:
             return Report.model_validate(answer)
         except ValueError as exc:
             raise Refused(f"the service answered an unexpected report: {exc}") from exc
+
+    async def staffing(
+        self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None
+    ) -> Staffing:
+        # the period resolved by the command, as for report; the CSV is rendered here
+        params = {"since": since.isoformat(), "until": until.isoformat(), "target": target.text}
+        if patience is not None:
+            params["patience"] = format_duration(patience)
+        answer = await self.remote.get("/api/staffing", params)
+        try:
+            return Staffing.model_validate(answer)
+        except ValueError as exc:
+            raise Refused(f"the service answered an unexpected staffing: {exc}") from exc
 
     async def document(self, number: int | None) -> JSON:
         params = {} if number is None else {"version": str(number)}

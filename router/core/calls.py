@@ -55,6 +55,7 @@ class CallProgress:
     recording_url: str | None = None
     call_status: str | None = None
     duration_seconds: int | None = None
+    handle_seconds: int | None = None  # the answered <Dial>'s talk time (staffing)
 
     def changes(self) -> dict[str, object]:
         """Only the columns this step sets, enums as their stored text."""

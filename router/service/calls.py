@@ -45,9 +45,11 @@ async def call_dialled(
     destination: str,
     origin: str | None,
     render: Callable[[CallStep, RoutingDocument], str],
+    talk_seconds: int | None = None,
 ) -> str:
     """A ``<Dial>`` ended with *status*: hang up, dial the fallback once, or take a
-    voicemail. Returns the answer; it is given even when the database is down."""
+    voicemail. Returns the answer; it is given even when the database is down. An answered
+    dial's *talk_seconds* (the time connected) is kept as the call's handle time."""
     document = routing.document
     next_step, progress = after_dial(
         answered=answered,
@@ -59,6 +61,8 @@ async def call_dialled(
         document=document,
         now=now,
     )
+    if answered and talk_seconds is not None:
+        progress = replace(progress, handle_seconds=talk_seconds)
     body = render(next_step, document)
     if isinstance(next_step, DialFallback):
         log.info(

@@ -1,4 +1,4 @@
-"""Read models: status, traffic, the report and impact previews."""
+"""Read models: status, traffic, the report, staffing and impact previews."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from router.core.migration import (
     shares_of,
 )
 from router.core.report import Count, Report, build_report
+from router.core.staffing import RecordedCall, Staffing, Target, build_staffing, whole_hours
 from router.core.traffic import Traffic, hourly, window
 from router.service.versions import NoRouting, current_or_raise, stored_document
 from router.service.views import STATUS_CONVERSATIONS, impact_json, status_json
@@ -123,3 +124,38 @@ async def preview_impact(
         for channel, category, bucket_value, received_at in rows
     ]
     return impact(recorded, before, after)
+
+
+async def hotline_staffing(
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    target: Target,
+    patience: timedelta | None = None,
+) -> Staffing:
+    """The agents the in-house destinations need per hour of the week to answer *target*,
+    from the calls received in [*since*, *until*) replayed through the routing in force
+    and through its baseline (``switchboard staffing``, ``GET /api/staffing``).
+
+    The period is cut to whole hours of the document's timezone first
+    (:class:`~router.core.staffing.StaffingError` when none is left). With callers' mean
+    *patience*, Erlang A instead of Erlang C."""
+    current = await current_or_raise(store)
+    document = stored_document(current)
+    start, end = whole_hours(since, until, document.zone)
+    calls = [
+        RecordedCall(Category(category), bucket_value, received_at, outcome, talk, whole)
+        for category, bucket_value, received_at, outcome, talk, whole in (
+            await store.staffing_calls(start, end)
+        )
+    ]
+    return build_staffing(
+        calls,
+        document,
+        version=current.version,
+        since=start,
+        until=end,
+        target=target,
+        patience=None if patience is None else patience.total_seconds(),
+    )

@@ -246,6 +246,7 @@ class InteractionRecord:
     partner_rating: int | None
     partner_comment: str | None
     feedback_at: datetime | None
+    handle_seconds: int | None  # talk time of the answered <Dial> (DialCallDuration)
 
 
 @dataclass(frozen=True, slots=True)

@@ -408,6 +408,11 @@ class RecordedInteraction(Answer):
     partner_rating: int | None
     partner_comment: str | None
     feedback_at: Timestamp | None
+    handle_seconds: int | None = Field(
+        default=None,
+        description="a call's time connected to the destination that answered "
+        "(DialCallDuration), the handle time staffing uses",
+    )
 
 
 def interaction_json(row: InteractionRecord) -> dict[str, Any]:

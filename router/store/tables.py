@@ -90,6 +90,8 @@ class Interaction(SQLModel, table=True):
     partner_rating: int | None = None
     partner_comment: str | None = None  # card numbers masked
     feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # DialCallDuration of the answered <Dial>: the caller's time with an agent (0006)
+    handle_seconds: int | None = None
 
 
 class OutboxRow(SQLModel, table=True):

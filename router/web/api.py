@@ -47,9 +47,23 @@ from router.core.durations import parse_duration, parse_since
 from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
 from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE, Report
+from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
+from router.core.staffing import (
+    DEFAULT_TARGET,
+    Staffing,
+    StaffingError,
+    csv_filename,
+    parse_target,
+    render_csv,
+)
 from router.core.traffic import MAX_HOURS
 from router.service.ports import DatabaseUnavailable, StaleVersion
-from router.service.queries import contacts_per_hour, contacts_report, routing_status
+from router.service.queries import (
+    contacts_per_hour,
+    contacts_report,
+    hotline_staffing,
+    routing_status,
+)
 from router.service.queries import cutover_preview as service_cutover_preview
 from router.service.records import TokenRecord, VersionRecord
 from router.service.scheduler import schedule_plan
@@ -412,6 +426,50 @@ class ReportQuery(Body):
     )
 
 
+def _target(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a target is a string such as 80/20")
+    parse_target(value)  # checked here, parsed by the handler
+    return value
+
+
+StaffingTarget = Annotated[
+    str,
+    PlainValidator(_target),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]+)?/[0-9]+s?$",
+            "description": "PERCENT/SECONDS: answer PERCENT % of calls within SECONDS s.",
+            "examples": ["80/20"],
+        }
+    ),
+]
+
+
+class StaffingQuery(Body):
+    since: Since = Field(
+        default=STAFFING_SINCE,
+        description="Start of the period of recorded calls: an ISO 8601 time or a duration "
+        "back from now. Both ends are rounded down to whole hours of the routing timezone.",
+    )
+    until: Since | None = Field(
+        default=None,
+        description="End of the period (exclusive), written like since [default: now].",
+    )
+    target: StaffingTarget = DEFAULT_TARGET
+    patience: Duration | None = Field(
+        default=None,
+        description="Callers' mean patience (60s): Erlang A, callers hang up when kept waiting. "
+        "Without it Erlang C: nobody hangs up.",
+    )
+    format_: Literal["json", "csv"] = Field(
+        default="json",
+        alias="format",
+        description="csv: the hours as a file download (one line per scenario and hour).",
+    )
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -644,6 +702,50 @@ async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
     return web.json_response(report.model_dump(mode="json"))
 
 
+def _period(since_text: str, until_text: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """[since, until) of a query, already checked one by one; 422 when empty."""
+    since = parse_since(since_text, now)
+    until = parse_since(until_text, now) if until_text is not None else now
+    if since >= until:
+        raise ApiError(
+            422,
+            "invalid query parameters",
+            problems=[
+                Problem(
+                    "until" if until_text is not None else "since",
+                    f"the period is empty: since {since.isoformat()} is not before "
+                    f"until {until.isoformat()}",
+                )
+            ],
+        )
+    return since, until
+
+
+async def get_staffing(request: web.Request, token: TokenRecord) -> web.Response:
+    query = query_of(request, StaffingQuery)
+    since, until = _period(query.since, query.until, now_of(request))
+    try:
+        staffing = await hotline_staffing(
+            request.app[store_key],
+            since=since,
+            until=until,
+            target=parse_target(query.target),
+            patience=query.patience,
+        )
+    except StaffingError as exc:
+        raise ApiError(
+            422, "invalid query parameters", problems=[Problem("since", str(exc))]
+        ) from exc
+    if query.format_ == "csv":
+        return web.Response(
+            text=render_csv(staffing),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{csv_filename(staffing)}"'},
+        )
+    return web.json_response(staffing.model_dump(mode="json"))
+
+
 async def get_plan(request: web.Request, token: TokenRecord) -> web.Response:
     steps = await request.app[store_key].plan_steps()
     return web.json_response([step_json(step) for step in steps])
@@ -853,6 +955,22 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
     (
         Operation("DELETE", "/api/plan", "Cancel every pending step", PlanCancelled, Role.ADMIN),
         delete_plan,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/staffing",
+            "Agents the in-house hotline needs per hour of the week (Erlang C or A)",
+            Staffing,
+            Role.VIEWER,
+            query=StaffingQuery,
+            errors=(409,),
+            description="Recorded calls replayed through the routing in force (current) and "
+            "through its baseline (all_in_house); handle times from the answered calls' "
+            "DialCallDuration. `format=csv` answers `text/csv` as a file download.",
+            text_answers=("text/csv",),
+        ),
+        get_staffing,
     ),
 ]
 

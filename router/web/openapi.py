@@ -47,6 +47,8 @@ class Operation:
     if_match: bool = False  # needs If-Match (428 without)
     etag: bool = False  # the answer carries the current version's ETag
     description: str = ""
+    #: other media types the 200 may have, as text (``text/csv`` with ``format=csv``)
+    text_answers: tuple[str, ...] = ()
 
 
 def ref(name: str) -> dict[str, str]:
@@ -72,8 +74,8 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "version": API_VERSION,
             "description": (
                 "Routing status, routing documents (versioned, with ETags), cut-over, "
-                "rollback, resume, plans, the classifier, recorded interactions and the "
-                "contacts-and-costs report. "
+                "rollback, resume, plans, the classifier, recorded interactions, the "
+                "contacts-and-costs report and the hotline's staffing. "
                 "Bearer tokens (`switchboard token create`) with roles "
                 "viewer < operator < admin; every change is recorded with the token's name "
                 "as actor."
@@ -190,6 +192,8 @@ def parameters(operation: Operation) -> list[dict[str, Any]]:
 
 def responses(operation: Operation, answer: dict[str, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": answer}}}
+    for media_type in operation.text_answers:
+        ok["content"][media_type] = {"schema": {"type": "string"}}
     if operation.etag:
         ok["headers"] = {
             "ETag": {

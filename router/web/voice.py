@@ -103,6 +103,7 @@ async def dial_finished(request: web.Request) -> web.Response:
         destination=request.query.get("destination", ""),
         origin=request.query.get("origin"),
         render=tv.render_call_step(base_url(request)),
+        talk_seconds=tv.dial_duration(form),
     )
     return twiml(body)
 

@@ -15,6 +15,10 @@ const $ = (id) => document.getElementById(id);
 let refreshTimer = null;
 let pendingRollback = null;
 let refreshFailed = false; // the notice says a refresh failed: cleared by the next success
+// Staffing replays four weeks of calls: asked for when the console opens and every few
+// minutes, not with every 5-second refresh.
+const STAFFING_MS = 5 * 60 * 1000;
+let staffingAt = 0;
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -148,6 +152,15 @@ async function refresh() {
     showTraffic(traffic);
     showCosts(report);
     showConsole();
+    if (Date.now() - staffingAt > STAFFING_MS) {
+      staffingAt = Date.now();
+      api("GET", "api/staffing?since=28d")
+        .then(showStaffing)
+        .catch((error) => {
+          staffingAt = 0; // asked again with the next refresh
+          $("staffing-note").textContent = `Staffing unavailable: ${error.message}`;
+        });
+    }
     if (refreshFailed) {
       refreshFailed = false;
       notify("", "info");
@@ -267,6 +280,42 @@ function showCosts(report) {
   $("costs-note").textContent =
     `Billed: answered calls and delivered email and chat; prices of version ${report.prices_version}.` +
     (notes.length ? ` ${notes.join(" ")}` : "");
+}
+
+// -- hotline staffing: agents per hour of the week, now and all in-house --------------------
+
+function percent(value) {
+  return value === null || value === undefined ? "—" : `${(value * 100).toFixed(1)}%`;
+}
+
+function showStaffing(staffing) {
+  const now = staffing.scenarios.current;
+  const before = staffing.scenarios.all_in_house;
+  const rows = [];
+  now.hours.forEach((hour, index) => {
+    const old = before.hours[index];
+    if (!hour.calls && !old.calls) {
+      return; // the JSON has all 168 hours; the page shows those with calls
+    }
+    const next = String((hour.hour + 1) % 24).padStart(2, "0");
+    rows.push([
+      `${hour.weekday} ${String(hour.hour).padStart(2, "0")}-${next}`,
+      hour.calls_per_hour === null ? null : hour.calls_per_hour.toFixed(2),
+      hour.aht_seconds === null ? null : Math.round(hour.aht_seconds),
+      hour.agents,
+      percent(hour.occupancy),
+      percent(hour.service_level),
+      old.calls_per_hour === null ? null : old.calls_per_hour.toFixed(2),
+      old.agents,
+    ]);
+  });
+  fillTable($("staffing-table"), rows);
+  const target = staffing.target;
+  $("staffing-note").textContent =
+    `${target.percent} % of calls answered within ${target.seconds} s (Erlang C): ` +
+    `${now.agent_hours ?? "—"} agent-hours a week now, ` +
+    `${before.agent_hours ?? "—"} all in-house; peak ${now.peak_agents ?? "—"} agents now.` +
+    (staffing.notes.length ? ` ${staffing.notes.join(" ")}` : "");
 }
 
 // -- the traffic chart: stacked bars per hour, one colour per destination ------------------
