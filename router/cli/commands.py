@@ -174,10 +174,12 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP service (migrates the database first)."""
     from aiohttp import web
 
+    from router.memory import limit_malloc_arenas
     from router.web.app import make_app
 
     if through_api():
         raise click.ClickException("serve works on the database only: drop --url")
+    limit_malloc_arenas()  # before the first thread
     settings = _settings()
     configure_logging(json=None if settings.log_format is None else settings.log_format == "json")
     app = make_app(settings)
