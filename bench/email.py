@@ -56,7 +56,7 @@ from bench.harness import (
     switchboard_environment,
 )
 from bench.servers import EMAIL_PATH
-from bench.webhook import busy, comparison_rows, ratio
+from bench.webhook import busy, comparison_headers, comparison_rows, ratio
 from integrations.signing import HEADER, sign
 from integrations.smtp import POOL_SIZE
 from router.service.outbox import BATCH
@@ -561,7 +561,7 @@ async def email_benchmark(options: LoadOptions) -> Section:
         return Section(
             title="email: signed POST /webhooks/email/mime (~20 KB) vs a bare handler reading "
             "the body; outbox -> SMTP vs aiosmtplib direct",
-            headers=["server", "emails/s", "p50 ms", "p99 ms", "server CPU ms/email"],
+            headers=comparison_headers("emails/s", "email"),
             rows=comparison_rows(sb, bare),
             notes=notes,
             failures=failures,

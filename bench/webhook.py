@@ -151,6 +151,11 @@ def busy(result: LoadResult) -> str:
     return f"{result.client_cpu_seconds / result.seconds:.0%}" if result.seconds else "n/a"
 
 
+def comparison_headers(rate: str, unit: str) -> list[str]:
+    """The columns of :func:`comparison_rows`, *rate* and *unit* named for what is sent."""
+    return ["server", rate, "p50 ms", "p99 ms", f"server CPU ms/{unit}", "server busy"]
+
+
 def comparison_rows(sb: LoadResult, bare: LoadResult) -> list[list[str]]:
     """Rate, p50, p99 and server CPU per request of both servers, and their ratios."""
     rows = [
@@ -282,7 +287,7 @@ def report(
         failures.append(f"{events['contact.unrecorded']} calls were answered but not recorded")
     return Section(
         title="voice-route: signed POST /webhooks/twilio/voice/route vs a bare aiohttp handler",
-        headers=["server", "rps", "p50 ms", "p99 ms", "server CPU ms/req", "server busy"],
+        headers=comparison_headers("rps", "req"),
         rows=rows,
         notes=notes,
         failures=failures,
