@@ -63,7 +63,6 @@ import binascii
 import codecs
 import hashlib
 import hmac
-import json
 import quopri
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,6 +79,7 @@ from typing import TypeAlias
 from integrations import signing
 from integrations.email_message import quoted_printable, without_mbox_line
 from router.core.contact import Channel, Contact
+from router.core.jsondata import parse_json
 from router.core.mailtext import classification_text, html_to_text
 
 __all__ = [
@@ -595,8 +595,8 @@ def _json(value: object) -> object:
     if not data:
         return None
     try:
-        loaded: object = json.loads(data)
-    except ValueError:
+        loaded = parse_json(data)
+    except ValueError:  # also nested too deep
         return None
     return loaded
 
@@ -615,8 +615,10 @@ def _numbered_files(fields: Mapping[str, object], pattern: str) -> list[tuple[st
     for key, value in fields.items():
         match = re.fullmatch(pattern, key)
         if match and value is not None:
-            numbered.append((int(match.group(1)), key, value))
-    return [(key, value) for _, key, value in sorted(numbered)]
+            # in numeric order without int(): a number of any length is still a name
+            digits = match.group(1).lstrip("0")
+            numbered.append(((len(digits), digits), key, value))
+    return [(key, value) for _, key, value in sorted(numbered, key=lambda item: item[0])]
 
 
 def _upload(value: object, default_name: str) -> tuple[str, str, bytes]:
@@ -687,7 +689,7 @@ def parse_sendgrid(form: Form) -> InboundEmail:
     text, html = (_field_bytes(fields.get(name)) for name in ("text", "html"))
     info = _json_map(fields.get("attachment-info"))
     files = []
-    for key, value in _numbered_files(fields, r"attachment(\d+)"):
+    for key, value in _numbered_files(fields, r"attachment([0-9]+)"):
         meta = info.get(key)
         meta = meta if isinstance(meta, Mapping) else {}
         filename, content_type, data = _upload(value, key)
@@ -746,7 +748,7 @@ def parse_mailgun(form: Form) -> InboundEmail:
         for key, value in _json_map(fields.get("content-id-map")).items()
     }
     files = []
-    for key, value in _numbered_files(fields, r"attachment-(\d+)"):
+    for key, value in _numbered_files(fields, r"attachment-([0-9]+)"):
         filename, content_type, data = _upload(value, key)
         files.append(_File(filename, content_type, data, content_id=content_ids.get(key, "")))
     text, html = (_field_bytes(fields.get(name)) for name in ("body-plain", "body-html"))
@@ -918,9 +920,7 @@ def verify_mailgun(signing_key: str, signed: MailgunSignature, now: float) -> st
     seconds). Whether its token was seen before is the caller's: that needs the store."""
     if not mailgun_signature_valid(signing_key, signed.timestamp, signed.token, signed.signature):
         return "bad signature"
-    fresh = signed.timestamp.isdigit() and abs(now - int(signed.timestamp)) <= (
-        MAILGUN_TOLERANCE_SECONDS
-    )
-    if not fresh:
+    timestamp = signing.unix_seconds(signed.timestamp)
+    if timestamp is None or abs(now - timestamp) > MAILGUN_TOLERANCE_SECONDS:
         return "timestamp more than 5 minutes off"
     return None

@@ -172,7 +172,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP service (migrates the database first)."""
     from aiohttp import web
 
-    from router.web.app import make_app
+    from router.web.app import make_app, server_options
 
     if through_api():
         raise click.ClickException("serve works on the database only: drop --url")
@@ -186,6 +186,7 @@ def serve(host: str | None, port: int | None) -> None:
         print=None,
         access_log=None,
         shutdown_timeout=10,
+        **server_options(settings),
     )
 
 

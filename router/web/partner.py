@@ -7,13 +7,13 @@ masked. Repeating a report overwrites it (the last word counts), so retries are 
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router.core.jsondata import parse_json
 from router.core.masking import mask_cards
 from router.core.problems import Problem, problems_of
 from router.service.ports import DatabaseUnavailable
@@ -48,8 +48,8 @@ async def partner_feedback(request: web.Request) -> web.Response:
     app = request.app
     body = await chat_signed_body(request, "partner")
     try:
-        data = json.loads(body)
-    except ValueError as exc:  # also UnicodeDecodeError
+        data = parse_json(body)
+    except ValueError as exc:  # also too deep, not UTF-8
         return refused([Problem(BODY_PATH, f"not JSON: {exc}")])
     try:
         feedback = Feedback.model_validate(data)

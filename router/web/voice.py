@@ -9,6 +9,9 @@ it can be recorded later (SPEC §7).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+
 import structlog
 from aiohttp import web
 
@@ -34,9 +37,16 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=message + "\n")
 
 
-def _call_sid(form: dict[str, str]) -> str:
+def _call_sid(form: Mapping[str, str]) -> str:
     try:
         return tv.call_sid(form)
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from exc
+
+
+def _seconds(form: Mapping[str, str], name: str) -> int | None:
+    try:
+        return tv.seconds(form, name)
     except ValueError as exc:
         raise _bad_request(str(exc)) from exc
 
@@ -118,7 +128,9 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
     language = active.document.ivr_language(caller)
     recording = form.get("RecordingUrl", "").strip() or None
     destination = request.query.get("destination", "")
-    duration = form.get("RecordingDuration", "").strip()
+    duration = None  # only mentioned in the voicemail email: a bad value is left out
+    with contextlib.suppress(ValueError):
+        duration = tv.seconds(form, "RecordingDuration")
 
     def compose(mailbox: str) -> bytes:
         return voicemail_message(
@@ -126,7 +138,7 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
             destination=destination,
             caller_hint=caller or "number withheld",
             recording_url=recording or "",
-            duration_seconds=int(duration) if duration.isdigit() else None,
+            duration_seconds=duration,
             call_sid=sid,
         )
 
@@ -151,9 +163,7 @@ async def call_status(request: web.Request) -> web.Response:
     routed (the caller hung up in the IVR menu) is recorded here, as abandoned."""
     form = await verified_form(request)
     sid = _call_sid(form)
-    duration = form.get("CallDuration", "").strip()
-    if duration and not duration.isdigit():
-        raise _bad_request(f"CallDuration {duration!r} is not a number of seconds")
+    duration = _seconds(form, "CallDuration")
     app = request.app
     body = tv.render_empty()
     try:
@@ -166,7 +176,7 @@ async def call_status(request: web.Request) -> web.Response:
             caller=tv.caller(form),
             secret=app[customer_secret_key],
             call_status=form.get("CallStatus", "").strip() or None,
-            duration_seconds=int(duration) if duration else None,
+            duration_seconds=duration,
             answer=body,
         )
     except DatabaseUnavailable as exc:
