@@ -273,17 +273,22 @@ def _address(value: str) -> str:
     value = _eight_bit(_unfold(value))
     if not value:
         return ""
-    try:
-        pairs = getaddresses([value])
-    except (ValueError, TypeError, IndexError, HeaderParseError):
-        pairs = []
-    for _, address in pairs:
+    for _, address in _address_pairs(value):
         if _ADDRESS.fullmatch(address.strip()):
             return address.strip().lower()
     bracketed = re.search(r"<\s*(" + _ADDRESS.pattern + r")\s*>", value)
     if bracketed:
         return bracketed.group(1).lower()
     return ""
+
+
+def _address_pairs(value: str) -> list[tuple[str, str]]:
+    """getaddresses() that never raises: the standard library's parser recurses once per
+    group (``a:b:c:…``), so a header of a few thousand colons is a RecursionError."""
+    try:
+        return getaddresses([value])
+    except (ValueError, TypeError, IndexError, HeaderParseError, RecursionError):
+        return []
 
 
 def _ids(value: str) -> list[str]:
@@ -457,7 +462,10 @@ def _parameter(name: str, value: str) -> str:
         return ""
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'; {name}="{value}"'
-    return f"; {name}*={encode_rfc2231(value, 'utf-8')}"
+    # A filename's undecodable bytes reach us as surrogates (aiohttp decodes part headers
+    # with surrogateescape), which UTF-8 cannot encode: they become U+FFFD.
+    text = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return f"; {name}*={encode_rfc2231(text, 'utf-8')}"
 
 
 def _content_type(value: str) -> str:
@@ -511,10 +519,19 @@ def _addresses(value: str) -> str:
     value = " ".join(value.split())
     if value.isascii():
         return value
-    pairs = getaddresses([value])
+    pairs = _address_pairs(value)
     if pairs and all(_ADDRESS.fullmatch(address) for _, address in pairs):
-        return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+        return ", ".join(_mailbox(name, address) for name, address in pairs)
     return value  # kept in UTF-8 (RFC 6532) rather than hiding the address in a word
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``name <address>`` with the name in an encoded word when it is not ASCII. An address
+    that is not ASCII (an internationalised mailbox, or junk) cannot be written in 7-bit
+    (formataddr raises UnicodeEncodeError): it is kept in UTF-8, as RFC 6532 allows."""
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    return f"{_unstructured(name)} <{address}>" if name.strip() else address
 
 
 def _build(
@@ -772,7 +789,7 @@ def _postmark_addresses(full: object, plain: object) -> str:
             if isinstance(item, Mapping) and _str(item.get("Email"))
         ]
         if pairs:
-            return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+            return ", ".join(_mailbox(name, address) for name, address in pairs)
     return _str(plain)
 
 
@@ -821,9 +838,7 @@ def parse_postmark(payload: object) -> InboundEmail:
     ]
     sender = payload.get("FromFull")
     if isinstance(sender, Mapping) and _str(sender.get("Email")):
-        from_value = formataddr(
-            (_str(sender.get("Name")), _str(sender.get("Email"))), charset="utf-8"
-        )
+        from_value = _mailbox(_str(sender.get("Name")), _str(sender.get("Email")))
     else:
         from_value = _str(payload.get("From"))
     headers = _with(
@@ -858,9 +873,7 @@ def mailgun_signature_valid(signing_key: str, timestamp: str, token: str, signat
     keyed by the signing key. Constant-time; freshness and replays are the caller's."""
     if not (signing_key and timestamp and token and signature):
         return False
-    expected = hmac.new(
-        signing_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
-    ).hexdigest()
+    expected = hmac.new(_utf8(signing_key), _utf8(timestamp + token), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode("ascii"), _utf8(signature.strip().lower()))
 
 

@@ -51,14 +51,16 @@ def signature_valid(
         return False
     validator = RequestValidator(auth_token)
     params = form if isinstance(form, MultiMapping) else dict(form)
-    # The URL as called is the one Twilio signed: one HMAC. Only a mismatch pays for the
-    # library's full check, which also tries the URL with its port added or removed.
-    expected = str(validator.compute_signature(url, params)).encode()
-    if hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
-        return True
     try:
+        # The URL as called is the one Twilio signed: one HMAC. Only a mismatch pays for the
+        # library's full check, which also tries the URL with its port added or removed.
+        expected = str(validator.compute_signature(url, params)).encode()
+        if hmac.compare_digest(expected, signature.encode("utf-8")):
+            return True
         return bool(validator.validate(url, params, signature))
-    except ValueError:  # the URL's port is not a number (a Host header made up by a client)
+    except ValueError:
+        # A port that is not a number (a Host header made up by a client) or text that is
+        # not Unicode (undecodable bytes in the path or header): nothing Twilio signed.
         return False
 
 

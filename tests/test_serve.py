@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,6 +40,14 @@ class Service(NamedTuple):
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
+    with serving(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def serving(tmp_path: Path, **settings: str) -> Iterator[Service]:
+    """``switchboard serve`` on a free loopback port, its database under *tmp_path*, with
+    extra environment *settings*; stopped (SIGTERM, then killed) on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -49,6 +58,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
         "SWITCHBOARD_PUBLIC_URL": base,
         "SWITCHBOARD_LOG_FORMAT": "json",
         "TWILIO_AUTH_TOKEN": TOKEN,
+        **settings,
     }
     log_path = tmp_path / "serve.log"
     command = str(Path(sys.executable).with_name("switchboard"))

@@ -45,7 +45,7 @@ from pydantic_core import PydanticCustomError
 from router.core.contact import Category, Channel, Side
 from router.core.durations import parse_duration
 from router.core.hours import ALWAYS, HoursError, OpeningHours, parse_hours
-from router.core.jsondata import check_nesting, parse_json
+from router.core.jsondata import check_parsed, parse_json
 from router.core.problems import Problem, problems_of
 from router.core.shipped import shipped_path
 from router.core.stored import canonical_json
@@ -700,7 +700,7 @@ def parse_document(text: str) -> RoutingDocument:
         except RecursionError:
             raise DocumentInvalid([Problem(DOCUMENT_PATH, "nested too deeply")]) from None
         try:
-            check_nesting(data)  # YAML aliases: a few lines can stand for billions of values
+            check_parsed(data)  # YAML aliases: a few lines can stand for billions of values
         except ValueError as error:
             raise DocumentInvalid([Problem(DOCUMENT_PATH, str(error))]) from None
     if data is None:

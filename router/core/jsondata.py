@@ -13,9 +13,10 @@ Pure: bytes or text in, a value or ValueError out.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "check_nesting", "parse_json"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "check_parsed", "parse_json"]
 
 #: Deepest nesting of lists and objects accepted. A routing document is six levels deep
 #: (``destinations.hotline.hours.closed[0]``); the rest of what we are sent fewer.
@@ -24,6 +25,7 @@ MAX_DEPTH = 32
 #: aliases can make a short text stand for billions (``a: &a [x, x]``, ``b: &b [*a, *a]``,
 #: …), which every later walk would expand.
 MAX_VALUES = 100_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(data: bytes | str, **options: Any) -> object:
@@ -36,15 +38,16 @@ def parse_json(data: bytes | str, **options: Any) -> object:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
     except UnicodeDecodeError as exc:  # a ValueError, but its text runs to many lines
         raise ValueError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    check_nesting(value)
+    check_parsed(value)
     return value
 
 
-def check_nesting(value: object) -> None:
+def check_parsed(value: object) -> None:
     """ValueError when *value* (parsed JSON or YAML) nests lists and objects more than
-    :data:`MAX_DEPTH` deep or holds more than :data:`MAX_VALUES` values. Walks without
-    recursion, and stops at the first excess, so a YAML alias bomb costs no more than
-    :data:`MAX_VALUES` steps."""
+    :data:`MAX_DEPTH` deep, holds more than :data:`MAX_VALUES` values, or a string with a
+    lone surrogate (``"\\ud800"`` is valid JSON syntax, but no text: it cannot be encoded
+    to be stored, logged or forwarded). Walks without recursion, and stops at the first
+    excess, so a YAML alias bomb costs no more than :data:`MAX_VALUES` steps."""
     stack: list[tuple[object, int]] = [(value, 0)]
     seen = 0
     while stack:
@@ -52,6 +55,10 @@ def check_nesting(value: object) -> None:
         seen += 1
         if seen > MAX_VALUES:
             raise ValueError(f"more than {MAX_VALUES} values")
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), not text")
+            continue
         if isinstance(item, dict):
             children: list[Any] = [*item.keys(), *item.values()]
         elif isinstance(item, list | tuple):

@@ -30,7 +30,7 @@ from pydantic import (
 from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument, Share, document_data, validate_document
 from router.core.durations import parse_duration
-from router.core.jsondata import check_nesting
+from router.core.jsondata import check_parsed
 from router.core.problems import UNKNOWN_KEY, Problem, problems_of
 from router.core.stored import return_point
 
@@ -256,7 +256,7 @@ def parse_plan(text: str) -> list[PlanStep]:
     """A plan file: a YAML list of ``{at, reason, cutover}``; every problem by path."""
     try:
         data = yaml.safe_load(text)
-        check_nesting(data)  # YAML aliases: a few lines can stand for billions of values
+        check_parsed(data)  # YAML aliases: a few lines can stand for billions of values
     except yaml.YAMLError as exc:
         raise PlanInvalid([Problem(PLAN_PATH, f"not YAML: {exc}")]) from exc
     except ValueError as exc:

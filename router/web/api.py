@@ -316,7 +316,9 @@ CategoryOrAll = Annotated[
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
-    WithJsonSchema({"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["24h"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^0*[1-9][0-9]{0,5}[smhd]$", "examples": ["24h"]}
+    ),
 ]
 Since = Annotated[
     str,
