@@ -19,7 +19,15 @@ from integrations.signing import HEADER, sign
 from router.settings import Settings
 from router.store import Store
 
-from .conftest import PUBLIC_URL, TWILIO_TOKEN, Clock, app_time, post_twilio, twilio_signature
+from .conftest import (
+    PUBLIC_URL,
+    TWILIO_TOKEN,
+    Clock,
+    app_time,
+    invoke,
+    post_twilio,
+    twilio_signature,
+)
 from .hostile import (
     WEBHOOKS,
     Client,
@@ -334,3 +342,15 @@ async def test_a_routing_document_may_be_larger_than_other_api_bodies(
     assert response.status == 200, await response.text()
     too_big = await app.post("/api/classify", json={"text": prompt[:100_000] * 3}, headers=auth)
     assert (await error_of(too_big)).startswith("the body is larger than")
+
+
+@pytest.mark.parametrize(
+    "command", [["interactions"], ["config", "history"]], ids=["interactions", "history"]
+)
+def test_the_clis_limit_has_no_cap_even_beyond_the_database_integer(
+    env: dict[str, str], command: list[str]
+) -> None:
+    """SPEC §5: ``--limit`` has no upper cap; one the driver cannot bind was a traceback."""
+    result = invoke(env, *command, "--limit", "9" * 20, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.output), list)

@@ -160,6 +160,11 @@ def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
     )
 
 
+#: ``--limit`` has no upper cap (SPEC §5): a larger one means the same as the database's
+#: largest integer, which is what it becomes (the driver cannot bind a larger one).
+NO_CAP = 2**63 - 1
+
+
 # -- serve and db ---------------------------------------------------------------------------
 
 
@@ -300,7 +305,9 @@ def moment_option(text: str, now: datetime, hint: str) -> datetime:
 @cli.command()
 @click.option("--since", default=None, help="ISO 8601 time or a duration back from now (24h).")
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), default=None)
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=NO_CAP, clamp=True), default=100, show_default=True
+)
 @FORMAT
 def interactions(since: str | None, channel: str | None, limit: int, output_format: str) -> None:
     """What was routed where, and why (newest first)."""
@@ -417,7 +424,7 @@ def config_show(number: int | None, output_format: str) -> None:
 
 
 @config.command("history")
-@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--limit", type=click.IntRange(min=1, max=NO_CAP, clamp=True), default=None)
 @FORMAT
 def config_history(limit: int | None, output_format: str) -> None:
     """Every routing version, newest first: who, when, why."""

@@ -316,9 +316,7 @@ CategoryOrAll = Annotated[
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
-    WithJsonSchema(
-        {"type": "string", "pattern": "^0*[1-9][0-9]{0,5}[smhd]$", "examples": ["24h"]}
-    ),
+    WithJsonSchema({"type": "string", "pattern": "^0*[1-9][0-9]{0,5}[smhd]$", "examples": ["24h"]}),
 ]
 Since = Annotated[
     str,
