@@ -75,10 +75,20 @@ def caller(form: Mapping[str, str]) -> str:
 
 
 def call_sid(form: Mapping[str, str]) -> str:
+    """The form's CallSid; ValueError when missing, or when it holds a control character:
+    Twilio's are ``CA`` and 32 hex digits, and the SID ends up in email headers (a voicemail's
+    ``X-Switchboard-Call``), where a line break cannot go."""
     sid = form.get("CallSid", "").strip()
     if not sid:
         raise ValueError("CallSid is missing")
+    if not plain(sid):
+        raise ValueError(f"CallSid {sid[:40]!r} is not one Twilio sends")
     return sid
+
+
+def plain(value: str) -> bool:
+    """True when *value* has no control characters (line breaks, NUL, escape, …)."""
+    return value.isprintable()
 
 
 def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:

@@ -354,3 +354,24 @@ def test_the_clis_limit_has_no_cap_even_beyond_the_database_integer(
     result = invoke(env, *command, "--limit", "9" * 20, "--format", "json")
     assert result.exit_code == 0, result.output
     assert isinstance(json.loads(result.output), list)
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/webhooks/twilio/voice/recorded?destination=hotline", {"CallSid": "CA1\r\nBcc: x@y"}),
+        ("/webhooks/twilio/voice/recorded?destination=hot%0D%0Aline", {"CallSid": "CA1"}),
+        (
+            "/webhooks/twilio/voice/dial-status?attempt=1&destination=hot%0Aline",
+            {"CallSid": "CA1", "DialCallStatus": "busy"},
+        ),
+    ],
+    ids=["line break in CallSid", "in destination", "in dial-status destination"],
+)
+async def test_a_line_break_where_a_voicemail_email_header_would_get_it_is_a_400(
+    app: Client, watched: Store, path: str, fields: dict[str, str]
+) -> None:
+    """Found by the HTTP fuzzer: the voicemail email's headers carry the CallSid and the
+    destination, and a line break in a header value made EmailMessage raise (a 500)."""
+    response = await post_twilio(app, path, {"From": "+420601234567", **fields})
+    await refused(response, 400)

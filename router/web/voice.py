@@ -51,6 +51,15 @@ def _seconds(form: Mapping[str, str], name: str) -> int | None:
         raise _bad_request(str(exc)) from exc
 
 
+def _query(request: web.Request, name: str) -> str | None:
+    """A query value of our own action URLs (destination, origin): 400 when it holds a control
+    character, since it goes into email headers (a voicemail's) where a line break cannot."""
+    value = request.query.get(name)
+    if value is not None and not tv.plain(value):
+        raise _bad_request(f"{name} {value[:40]!r} is not a destination name")
+    return value
+
+
 async def incoming_call(request: web.Request) -> web.Response:
     """A new call: the IVR menu in the caller's language (nothing is stored yet)."""
     form = await verified_form(request)
@@ -99,6 +108,7 @@ async def dial_finished(request: web.Request) -> web.Response:
     attempt = request.query.get("attempt", "1")
     if attempt not in ("1", "2"):
         raise _bad_request(f"attempt {attempt!r} is not 1 or 2")
+    destination, origin = _query(request, "destination"), _query(request, "origin")
     app = request.app
     body = await call_dialled(
         app[store_key].unit_of_work(),
@@ -110,8 +120,8 @@ async def dial_finished(request: web.Request) -> web.Response:
         status=status,
         answered=status in tv.ANSWERED,
         attempt=int(attempt),
-        destination=request.query.get("destination", ""),
-        origin=request.query.get("origin"),
+        destination=destination or "",
+        origin=origin,
         render=tv.render_call_step(base_url(request)),
     )
     return twiml(body)
@@ -127,7 +137,7 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
     caller = tv.caller(form)
     language = active.document.ivr_language(caller)
     recording = form.get("RecordingUrl", "").strip() or None
-    destination = request.query.get("destination", "")
+    destination = _query(request, "destination") or ""
     duration = None  # only mentioned in the voicemail email: a bad value is left out
     with contextlib.suppress(ValueError):
         duration = tv.seconds(form, "RecordingDuration")
