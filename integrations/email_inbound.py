@@ -292,7 +292,8 @@ def _address_pairs(value: str) -> list[tuple[str, str]]:
 
 
 def _ids(value: str) -> list[str]:
-    value = _unfold(value)
+    # 8-bit bytes decoded: kept as surrogates, an id could not be stored (UTF-8 refuses them)
+    value = _eight_bit(_unfold(value))
     found = _MESSAGE_ID.findall(value)
     if found:
         return found

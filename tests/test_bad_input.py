@@ -375,3 +375,23 @@ async def test_a_line_break_where_a_voicemail_email_header_would_get_it_is_a_400
     destination, and a line break in a header value made EmailMessage raise (a 500)."""
     response = await post_twilio(app, path, {"From": "+420601234567", **fields})
     await refused(response, 400)
+
+
+async def test_feedback_on_an_interaction_beyond_the_database_integer_is_a_400(
+    app: Client, watched: Store
+) -> None:
+    """Found by the HTTP fuzzer: the id reached the store, which cannot bind it."""
+    body = json.dumps({"interaction_id": 10**20, "outcome": "resolved"}).encode()
+    response = await post_signed(app, "partner", body, "application/json")
+    assert "at most" in await refused(response, 400)
+
+
+async def test_an_email_whose_message_id_has_8bit_bytes_is_stored(
+    app: Client, store: Store
+) -> None:
+    """Found by the HTTP fuzzer: the parser kept the bytes as surrogates, which the
+    database's UTF-8 refused (a 500); the id is now decoded like any 8-bit header."""
+    raw = b"From: jana@example.cz\r\nMessage-ID: <\xff\xfe-1@example.cz>\r\n\r\nKde je objednavka?"
+    response = await post_signed(app, "mime", raw, "message/rfc822")
+    assert response.status == 200, await response.text()
+    assert (await stored(store)).interactions == 1

@@ -52,7 +52,7 @@ from router.core.traffic import MAX_HOURS
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.queries import contacts_per_hour, contacts_report, routing_status
 from router.service.queries import cutover_preview as service_cutover_preview
-from router.service.records import TokenRecord, VersionRecord
+from router.service.records import MAX_ROW_INTEGER, TokenRecord, VersionRecord
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, authenticate
 from router.service.versions import (
@@ -96,10 +96,9 @@ log = structlog.get_logger(__name__)
 
 BODY_PATH = "(body)"  # the path of a problem with the body (or query) as a whole
 ALL = "all"
-#: The largest whole number a query or body may carry: the database's integer (SQLite's
-#: and PostgreSQL's bigint). Above it no version or row can exist, and the drivers cannot
-#: even bind it (OverflowError); it is also the "no cap" of a limit.
-MAX_INT = 2**63 - 1
+#: The largest whole number a query or body may carry (the database's integer): above it
+#: no version or row can exist; it is also the "no cap" of a limit.
+MAX_INT = MAX_ROW_INTEGER
 DEFAULT_PUT_REASON = "applied through the API"
 #: How long a change waits for this process to route by the new version before answering.
 ADOPT_SECONDS = 1.0
