@@ -8,9 +8,9 @@ PORT   ?= 8080
 LOCKS  := requirements/dev.lock requirements/runtime.lock requirements/build.lock
 LOCK_VENV := .venv-lock
 PIP_TOOLS_VERSION := 7.6.2
-LINT_PATHS := router integrations tests train $(wildcard bench/*.py)
+LINT_PATHS := router integrations tests train $(wildcard bench/*.py) requirements/audit.py
 
-.PHONY: run test lint lock bench soak clean train-classifier
+.PHONY: run test lint audit lock bench soak clean train-classifier
 
 # The venv holds exactly requirements/dev.lock (rebuilt from empty when a lock or
 # pyproject.toml changes), then the project itself, editable, built by the locked hatchling.
@@ -64,20 +64,32 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-## lint: ruff and mypy
+## lint: ruff, mypy, and known vulnerabilities in the runtime lock (pip-audit)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy $(LINT_PATHS)
+	$(MAKE) --no-print-directory audit
+
+## audit: pip-audit over requirements/runtime.lock; fails on a finding not accepted in
+## requirements/AUDIT.md, says NOT AUDITED (and passes) when the vulnerability data is unreachable
+audit: $(STAMP)
+	$(BIN)/python requirements/audit.py requirements/runtime.lock
 
 ## bench: measured side by side, ratios printed; see bench/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 ## soak: one service process under 10 minutes of mixed load; its memory curve and issue #14
-## goal 5 (not part of test or bench: it takes the whole 10 minutes); e.g. SOAK_ARGS="--minutes 1"
+## goal 5 (not part of test or bench: it takes the whole 10 minutes); e.g. SOAK_ARGS="--minutes 1".
+## Then the fuzz tests with 100 times their examples (SWITCHBOARD_FUZZ=soak, tests/fuzzing.py);
+## FUZZ_ARGS=-x stops at the first failure, SOAK_FUZZ=no skips them.
+SOAK_FUZZ ?= yes
+FUZZ_TESTS := tests/test_fuzz_parsers.py tests/test_fuzz_http.py tests/test_fuzz_api.py
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+	@if [ "$(SOAK_FUZZ)" = yes ]; then \
+		SWITCHBOARD_FUZZ=soak $(BIN)/python -m pytest -q $(FUZZ_ARGS) $(FUZZ_TESTS); fi
 
 ## train-classifier: rebuild config/classifier/model.json.gz from the labelled data
 # The data directory holds the JSON-lines files that data/classifier/MANIFEST.json pins by

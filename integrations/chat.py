@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integrations import signing
 from router.core.contact import Channel, Contact
+from router.core.jsondata import parse_json
 from router.core.masking import mask_cards
 from router.core.problems import problems_of
 from router.service.ports import Delivery, DeliveryError
@@ -73,8 +74,8 @@ class ChatMessage:
 def parse_chat(body: bytes) -> ChatMessage:
     """The message in *body*; :class:`ChatFormatError` listing every problem by path."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = parse_json(body)
+    except ValueError as exc:
         raise ChatFormatError([{"path": "(body)", "message": f"not JSON: {exc}"}]) from exc
     try:
         message = _ChatMessage.model_validate(data)

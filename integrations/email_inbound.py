@@ -63,7 +63,6 @@ import binascii
 import codecs
 import hashlib
 import hmac
-import json
 import quopri
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,6 +79,7 @@ from typing import TypeAlias
 from integrations import signing
 from integrations.email_message import quoted_printable, without_mbox_line
 from router.core.contact import Channel, Contact
+from router.core.jsondata import parse_json
 from router.core.mailtext import classification_text, html_to_text
 
 __all__ = [
@@ -273,11 +273,7 @@ def _address(value: str) -> str:
     value = _eight_bit(_unfold(value))
     if not value:
         return ""
-    try:
-        pairs = getaddresses([value])
-    except (ValueError, TypeError, IndexError, HeaderParseError):
-        pairs = []
-    for _, address in pairs:
+    for _, address in _address_pairs(value):
         if _ADDRESS.fullmatch(address.strip()):
             return address.strip().lower()
     bracketed = re.search(r"<\s*(" + _ADDRESS.pattern + r")\s*>", value)
@@ -286,8 +282,18 @@ def _address(value: str) -> str:
     return ""
 
 
+def _address_pairs(value: str) -> list[tuple[str, str]]:
+    """getaddresses() that never raises: the standard library's parser recurses once per
+    group (``a:b:c:…``), so a header of a few thousand colons is a RecursionError."""
+    try:
+        return getaddresses([value])
+    except (ValueError, TypeError, IndexError, HeaderParseError, RecursionError):
+        return []
+
+
 def _ids(value: str) -> list[str]:
-    value = _unfold(value)
+    # 8-bit bytes decoded: kept as surrogates, an id could not be stored (UTF-8 refuses them)
+    value = _eight_bit(_unfold(value))
     found = _MESSAGE_ID.findall(value)
     if found:
         return found
@@ -457,7 +463,10 @@ def _parameter(name: str, value: str) -> str:
         return ""
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'; {name}="{value}"'
-    return f"; {name}*={encode_rfc2231(value, 'utf-8')}"
+    # A filename's undecodable bytes reach us as surrogates (aiohttp decodes part headers
+    # with surrogateescape), which UTF-8 cannot encode: they become U+FFFD.
+    text = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return f"; {name}*={encode_rfc2231(text, 'utf-8')}"
 
 
 def _content_type(value: str) -> str:
@@ -511,10 +520,19 @@ def _addresses(value: str) -> str:
     value = " ".join(value.split())
     if value.isascii():
         return value
-    pairs = getaddresses([value])
+    pairs = _address_pairs(value)
     if pairs and all(_ADDRESS.fullmatch(address) for _, address in pairs):
-        return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+        return ", ".join(_mailbox(name, address) for name, address in pairs)
     return value  # kept in UTF-8 (RFC 6532) rather than hiding the address in a word
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``name <address>`` with the name in an encoded word when it is not ASCII. An address
+    that is not ASCII (an internationalised mailbox, or junk) cannot be written in 7-bit
+    (formataddr raises UnicodeEncodeError): it is kept in UTF-8, as RFC 6532 allows."""
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    return f"{_unstructured(name)} <{address}>" if name.strip() else address
 
 
 def _build(
@@ -595,8 +613,8 @@ def _json(value: object) -> object:
     if not data:
         return None
     try:
-        loaded: object = json.loads(data)
-    except ValueError:
+        loaded = parse_json(data)
+    except ValueError:  # also nested too deep
         return None
     return loaded
 
@@ -615,8 +633,10 @@ def _numbered_files(fields: Mapping[str, object], pattern: str) -> list[tuple[st
     for key, value in fields.items():
         match = re.fullmatch(pattern, key)
         if match and value is not None:
-            numbered.append((int(match.group(1)), key, value))
-    return [(key, value) for _, key, value in sorted(numbered)]
+            # in numeric order without int(): a number of any length is still a name
+            digits = match.group(1).lstrip("0")
+            numbered.append(((len(digits), digits), key, value))
+    return [(key, value) for _, key, value in sorted(numbered, key=lambda item: item[0])]
 
 
 def _upload(value: object, default_name: str) -> tuple[str, str, bytes]:
@@ -687,7 +707,7 @@ def parse_sendgrid(form: Form) -> InboundEmail:
     text, html = (_field_bytes(fields.get(name)) for name in ("text", "html"))
     info = _json_map(fields.get("attachment-info"))
     files = []
-    for key, value in _numbered_files(fields, r"attachment(\d+)"):
+    for key, value in _numbered_files(fields, r"attachment([0-9]+)"):
         meta = info.get(key)
         meta = meta if isinstance(meta, Mapping) else {}
         filename, content_type, data = _upload(value, key)
@@ -746,7 +766,7 @@ def parse_mailgun(form: Form) -> InboundEmail:
         for key, value in _json_map(fields.get("content-id-map")).items()
     }
     files = []
-    for key, value in _numbered_files(fields, r"attachment-(\d+)"):
+    for key, value in _numbered_files(fields, r"attachment-([0-9]+)"):
         filename, content_type, data = _upload(value, key)
         files.append(_File(filename, content_type, data, content_id=content_ids.get(key, "")))
     text, html = (_field_bytes(fields.get(name)) for name in ("body-plain", "body-html"))
@@ -770,7 +790,7 @@ def _postmark_addresses(full: object, plain: object) -> str:
             if isinstance(item, Mapping) and _str(item.get("Email"))
         ]
         if pairs:
-            return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+            return ", ".join(_mailbox(name, address) for name, address in pairs)
     return _str(plain)
 
 
@@ -819,9 +839,7 @@ def parse_postmark(payload: object) -> InboundEmail:
     ]
     sender = payload.get("FromFull")
     if isinstance(sender, Mapping) and _str(sender.get("Email")):
-        from_value = formataddr(
-            (_str(sender.get("Name")), _str(sender.get("Email"))), charset="utf-8"
-        )
+        from_value = _mailbox(_str(sender.get("Name")), _str(sender.get("Email")))
     else:
         from_value = _str(payload.get("From"))
     headers = _with(
@@ -856,9 +874,7 @@ def mailgun_signature_valid(signing_key: str, timestamp: str, token: str, signat
     keyed by the signing key. Constant-time; freshness and replays are the caller's."""
     if not (signing_key and timestamp and token and signature):
         return False
-    expected = hmac.new(
-        signing_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
-    ).hexdigest()
+    expected = hmac.new(_utf8(signing_key), _utf8(timestamp + token), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode("ascii"), _utf8(signature.strip().lower()))
 
 
@@ -918,9 +934,7 @@ def verify_mailgun(signing_key: str, signed: MailgunSignature, now: float) -> st
     seconds). Whether its token was seen before is the caller's: that needs the store."""
     if not mailgun_signature_valid(signing_key, signed.timestamp, signed.token, signed.signature):
         return "bad signature"
-    fresh = signed.timestamp.isdigit() and abs(now - int(signed.timestamp)) <= (
-        MAILGUN_TOLERANCE_SECONDS
-    )
-    if not fresh:
+    timestamp = signing.unix_seconds(signed.timestamp)
+    if timestamp is None or abs(now - timestamp) > MAILGUN_TOLERANCE_SECONDS:
         return "timestamp more than 5 minutes off"
     return None

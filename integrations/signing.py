@@ -22,6 +22,16 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+def unix_seconds(text: str) -> int | None:
+    """*text* as whole unix seconds, or None unless it is 1 to 12 ASCII digits. Longer is no
+    clock reading, and would not even convert to a float to be compared with one
+    (OverflowError); ``str.isdigit`` alone also passes "²", which ``int`` refuses."""
+    text = text.strip()
+    if not (0 < len(text) <= 12 and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def verify(secret: str, body: bytes, header: str, now: float) -> str | None:
     """None when *header* signs *body* within the tolerance, else why not (for the log)."""
     if not header:
@@ -30,9 +40,8 @@ def verify(secret: str, body: bytes, header: str, now: float) -> str | None:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         fields.setdefault(key, []).append(value)
-    try:
-        timestamp = int(fields["t"][0])
-    except (KeyError, ValueError):
+    timestamp = unix_seconds(fields.get("t", [""])[0])
+    if timestamp is None:
         return "signature has no valid t="
     if abs(now - timestamp) > TOLERANCE_SECONDS:
         return "signature timestamp more than 5 minutes off"

@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from urllib.parse import urlencode
 
+from multidict import MultiMapping
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -38,17 +39,29 @@ _DIAL_TIMEOUT_SECONDS = 20
 _VOICEMAIL_MAX_SECONDS = 180
 
 
-def signature_valid(auth_token: str, url: str, form: Mapping[str, str], signature: str) -> bool:
-    """True when *signature* is Twilio's HMAC of *url* and *form* under *auth_token*."""
+def signature_valid(
+    auth_token: str, url: str, form: Mapping[str, str] | MultiMapping[str], signature: str
+) -> bool:
+    """True when *signature* is Twilio's HMAC of *url* and *form* under *auth_token*.
+
+    *form* keeps every value of a repeated name: Twilio signs them all (its RequestValidator
+    sorts the names and appends each value), so a form reduced to one value per name would
+    refuse a genuine request."""
     if not signature:
         return False
-    validator, params = RequestValidator(auth_token), dict(form)
-    # The URL as called is the one Twilio signed: one HMAC. Only a mismatch pays for the
-    # library's full check, which also tries the URL with its port added or removed.
-    expected = str(validator.compute_signature(url, params)).encode()
-    if hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
-        return True
-    return bool(validator.validate(url, params, signature))
+    validator = RequestValidator(auth_token)
+    params = form if isinstance(form, MultiMapping) else dict(form)
+    try:
+        # The URL as called is the one Twilio signed: one HMAC. Only a mismatch pays for the
+        # library's full check, which also tries the URL with its port added or removed.
+        expected = str(validator.compute_signature(url, params)).encode()
+        if hmac.compare_digest(expected, signature.encode("utf-8")):
+            return True
+        return bool(validator.validate(url, params, signature))
+    except ValueError:
+        # A port that is not a number (a Host header made up by a client) or text that is
+        # not Unicode (undecodable bytes in the path or header): nothing Twilio signed.
+        return False
 
 
 def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
@@ -62,10 +75,20 @@ def caller(form: Mapping[str, str]) -> str:
 
 
 def call_sid(form: Mapping[str, str]) -> str:
+    """The form's CallSid; ValueError when missing, or when it holds a control character:
+    Twilio's are ``CA`` and 32 hex digits, and the SID ends up in email headers (a voicemail's
+    ``X-Switchboard-Call``), where a line break cannot go."""
     sid = form.get("CallSid", "").strip()
     if not sid:
         raise ValueError("CallSid is missing")
+    if not plain(sid):
+        raise ValueError(f"CallSid {sid[:40]!r} is not one Twilio sends")
     return sid
+
+
+def plain(value: str) -> bool:
+    """True when *value* has no control characters (line breaks, NUL, escape, …)."""
+    return value.isprintable()
 
 
 def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:
@@ -80,6 +103,23 @@ def parse_gather(form: Mapping[str, str], *, received_at: datetime) -> Contact:
         digits=digits[:1] if digits else None,
         text=form.get("SpeechResult", "").strip(),
     )
+
+
+#: The longest call Twilio connects is 24 hours ("Call resource": TimeLimit); a duration
+#: beyond a day is not one Twilio sends.
+_MAX_CALL_SECONDS = 86_400
+
+
+def seconds(form: Mapping[str, str], name: str) -> int | None:
+    """A duration field (CallDuration, RecordingDuration) in whole seconds, None when
+    absent; ValueError for anything Twilio does not send: not ASCII digits ("²" passes
+    ``str.isdigit``, not ``int``), or longer than a day."""
+    value = form.get(name, "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value[:12]) > _MAX_CALL_SECONDS:
+        raise ValueError(f"{name} {value[:40]!r} is not a number of seconds Twilio sends")
+    return int(value)
 
 
 def dial_status(form: Mapping[str, str]) -> str:

@@ -87,6 +87,16 @@ class Settings:
     email_webhook_secret: str | None = None
     chat_secret: str | None = None
     max_email_bytes: int = 26_214_400  # 25 MiB
+    #: The other bodies' limits (413 above them; README "Limits and timeouts"): Twilio's
+    #: forms, signed JSON (chat, partner feedback) and operators' API bodies, and the
+    #: routing document and plans, which may carry many prompts and classifier rules.
+    max_form_bytes: int = 65_536  # 64 KiB
+    max_json_bytes: int = 262_144  # 256 KiB
+    max_document_bytes: int = 1_048_576  # 1 MiB
+    #: How long an idle keep-alive connection stays open, and how long a client has to send
+    #: a request's headers; then how long it has to send the body once the headers are in.
+    idle_timeout_seconds: float = 75.0
+    body_timeout_seconds: float = 60.0
     outbox_base_delay: float = 1.0
     outbox_max_delay: float = 60.0
     outbox_max_attempts: int = 8
@@ -187,6 +197,21 @@ class _Environment(BaseSettings):
     )
     max_email_bytes: _Whole = Field(
         default=26_214_400, ge=1, le=2**31, validation_alias="SWITCHBOARD_MAX_EMAIL_BYTES"
+    )
+    max_form_bytes: _Whole = Field(
+        default=65_536, ge=1024, le=2**31, validation_alias="SWITCHBOARD_MAX_FORM_BYTES"
+    )
+    max_json_bytes: _Whole = Field(
+        default=262_144, ge=1024, le=2**31, validation_alias="SWITCHBOARD_MAX_JSON_BYTES"
+    )
+    max_document_bytes: _Whole = Field(
+        default=1_048_576, ge=1024, le=2**31, validation_alias="SWITCHBOARD_MAX_DOCUMENT_BYTES"
+    )
+    idle_timeout: _Seconds = Field(
+        default=75.0, gt=0, le=3600, validation_alias="SWITCHBOARD_IDLE_TIMEOUT"
+    )
+    body_timeout: _Seconds = Field(
+        default=60.0, gt=0, le=3600, validation_alias="SWITCHBOARD_BODY_TIMEOUT"
     )
     outbox_base_delay: _Seconds = Field(
         default=1.0, ge=0.001, le=3600, validation_alias="SWITCHBOARD_OUTBOX_BASE_DELAY"
@@ -322,6 +347,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         email_webhook_secret=values.email_webhook_secret,
         chat_secret=values.chat_secret,
         max_email_bytes=values.max_email_bytes,
+        max_form_bytes=values.max_form_bytes,
+        max_json_bytes=values.max_json_bytes,
+        max_document_bytes=values.max_document_bytes,
+        idle_timeout_seconds=values.idle_timeout,
+        body_timeout_seconds=values.body_timeout,
         outbox_base_delay=values.outbox_base_delay,
         outbox_max_delay=values.outbox_max_delay,
         outbox_max_attempts=values.outbox_max_attempts,

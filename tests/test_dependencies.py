@@ -51,6 +51,7 @@ NOT_IMPORTED = {
     "ruff": "make lint",
     "mypy": "make lint",
     "types-pyyaml": "yaml's type stubs for mypy",
+    "pip-audit": "make audit (requirements/audit.py runs it)",
 }
 
 LOCKS = {

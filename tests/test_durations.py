@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.core.durations import format_duration, parse_duration
+from router.core.durations import MAX_DURATION, format_duration, parse_duration, parse_since
 
 
 @pytest.mark.parametrize(
@@ -57,13 +57,13 @@ def test_format_duration_refuses_what_cannot_be_written(duration: timedelta) -> 
         format_duration(duration)
 
 
-@given(st.integers(min_value=1, max_value=10**12))
+@given(st.integers(min_value=1, max_value=int(MAX_DURATION.total_seconds())))
 def test_format_then_parse_gives_the_same_duration(seconds: int) -> None:
     duration = timedelta(seconds=seconds)
     assert parse_duration(format_duration(duration)) == duration
 
 
-@given(st.integers(min_value=1, max_value=10**6), st.sampled_from("smhd"))
+@given(st.integers(min_value=1, max_value=36_500), st.sampled_from("smhd"))
 def test_format_never_picks_a_smaller_unit_than_it_could(amount: int, unit: str) -> None:
     text = format_duration(parse_duration(f"{amount}{unit}"))
     sizes = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -71,3 +71,27 @@ def test_format_never_picks_a_smaller_unit_than_it_could(amount: int, unit: str)
     assert number * sizes[written_unit] == amount * sizes[unit]
     larger = [size for size in sizes.values() if size > sizes[written_unit]]
     assert all((number * sizes[written_unit]) % size for size in larger)
+
+
+@pytest.mark.parametrize("text", ["36501d", "99999999d", "876001h", "1" + "0" * 5000 + "s"])
+def test_a_duration_longer_than_a_century_is_refused_as_too_long(text: str) -> None:
+    with pytest.raises(ValueError, match="longer than 36500d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["99999999d", "36501d"])
+def test_since_further_back_than_a_datetime_reaches_is_a_value_error(text: str) -> None:
+    """``since=99999999d`` was an OverflowError (a 500 over HTTP): ``now - duration``."""
+    with pytest.raises(ValueError, match="longer than 36500d"):
+        parse_since(text, datetime(2026, 11, 23, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_since_at_the_edge_of_the_calendar_outside_utc_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        parse_since(text, datetime(2026, 11, 23, tzinfo=UTC))
+
+
+def test_since_reaches_back_a_whole_century() -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    assert parse_since("36500d", now) == now - MAX_DURATION

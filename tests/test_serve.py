@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -51,7 +52,7 @@ class Service(NamedTuple):
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], port: int, log_path: Path, cwd: Path) -> Iterator[Popen]:
+def serve_process(env: dict[str, str], port: int, log_path: Path, cwd: Path) -> Iterator[Popen]:
     """`switchboard serve` with *env*, once it listens on *port*; stopped (SIGTERM, then
     SIGKILL) after, unless the test killed it already. Its output is appended to *log_path*."""
     command = str(Path(sys.executable).with_name("switchboard"))
@@ -81,6 +82,14 @@ def serving(env: dict[str, str], port: int, log_path: Path, cwd: Path) -> Iterat
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
+    with serving(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def serving(tmp_path: Path, **settings: str) -> Iterator[Service]:
+    """``switchboard serve`` on a free loopback port, its database under *tmp_path*, with
+    extra environment *settings*; stopped (SIGTERM, then killed) on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -91,9 +100,10 @@ def service(tmp_path: Path) -> Iterator[Service]:
         "SWITCHBOARD_PUBLIC_URL": base,
         "SWITCHBOARD_LOG_FORMAT": "json",
         "TWILIO_AUTH_TOKEN": TOKEN,
+        **settings,
     }
     log_path = tmp_path / "serve.log"
-    with serving(env, port, log_path, tmp_path) as process:
+    with serve_process(env, port, log_path, tmp_path) as process:
         yield Service(base, env, log_path, process)
 
 
@@ -304,7 +314,7 @@ async def test_kill_9_under_mixed_load_loses_no_contact_and_forwards_each_once(
         settings = make_settings(tmp_path, database_url=env["SWITCHBOARD_DATABASE_URL"])
         await store_document(settings, data, clock())
 
-        with serving(env, port, log_path, tmp_path) as process:
+        with serve_process(env, port, log_path, tmp_path) as process:
             timeout = aiohttp.ClientTimeout(total=10)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 await asyncio.wait_for(
@@ -327,7 +337,7 @@ async def test_kill_9_under_mixed_load_loses_no_contact_and_forwards_each_once(
         assert len(answered) >= 100
         assert {key: on_disk.get(key) for key in answered} == answered  # nothing acknowledged lost
 
-        with serving(env, port, log_path, tmp_path):
+        with serve_process(env, port, log_path, tmp_path):
             deadline = time.monotonic() + 30
             while True:
                 with sqlite3.connect(database) as connection:

@@ -162,6 +162,11 @@ def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
     )
 
 
+#: ``--limit`` has no upper cap (SPEC §5): a larger one means the same as the database's
+#: largest integer, which is what it becomes (the driver cannot bind a larger one).
+NO_CAP = 2**63 - 1
+
+
 # -- serve and db ---------------------------------------------------------------------------
 
 
@@ -175,7 +180,7 @@ def serve(host: str | None, port: int | None) -> None:
     from aiohttp import web
 
     from router.memory import limit_malloc_arenas
-    from router.web.app import make_app
+    from router.web.app import make_app, server_options
 
     if through_api():
         raise click.ClickException("serve works on the database only: drop --url")
@@ -190,6 +195,7 @@ def serve(host: str | None, port: int | None) -> None:
         print=None,
         access_log=None,
         shutdown_timeout=10,
+        **server_options(settings),
     )
 
 
@@ -303,7 +309,9 @@ def moment_option(text: str, now: datetime, hint: str) -> datetime:
 @cli.command()
 @click.option("--since", default=None, help="ISO 8601 time or a duration back from now (24h).")
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), default=None)
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=NO_CAP, clamp=True), default=100, show_default=True
+)
 @FORMAT
 def interactions(since: str | None, channel: str | None, limit: int, output_format: str) -> None:
     """What was routed where, and why (newest first)."""
@@ -490,7 +498,7 @@ def config_show(number: int | None, output_format: str) -> None:
 
 
 @config.command("history")
-@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--limit", type=click.IntRange(min=1, max=NO_CAP, clamp=True), default=None)
 @FORMAT
 def config_history(limit: int | None, output_format: str) -> None:
     """Every routing version, newest first: who, when, why."""

@@ -45,6 +45,7 @@ from pydantic_core import PydanticCustomError
 from router.core.contact import Category, Channel, Side
 from router.core.durations import parse_duration
 from router.core.hours import ALWAYS, HoursError, OpeningHours, parse_hours
+from router.core.jsondata import check_parsed, parse_json
 from router.core.problems import Problem, problems_of
 from router.core.shipped import shipped_path
 from router.core.stored import canonical_json
@@ -678,7 +679,7 @@ def parse_document(text: str) -> RoutingDocument:
     if text.lstrip().startswith("{"):
         # JSON is read as JSON: YAML parsers choke on some valid JSON (tabs, for one).
         try:
-            data = json.loads(text, object_pairs_hook=_unique_pairs)
+            data = parse_json(text, object_pairs_hook=_unique_pairs)
         except json.JSONDecodeError as error:
             raise DocumentInvalid(
                 [Problem(DOCUMENT_PATH, f"line {error.lineno}, column {error.colno}: {error.msg}")]
@@ -696,6 +697,12 @@ def parse_document(text: str) -> RoutingDocument:
             ) from None
         except yaml.YAMLError as error:
             raise DocumentInvalid([Problem(DOCUMENT_PATH, f"not YAML: {error}")]) from None
+        except RecursionError:
+            raise DocumentInvalid([Problem(DOCUMENT_PATH, "nested too deeply")]) from None
+        try:
+            check_parsed(data)  # YAML aliases: a few lines can stand for billions of values
+        except ValueError as error:
+            raise DocumentInvalid([Problem(DOCUMENT_PATH, str(error))]) from None
     if data is None:
         raise DocumentInvalid([Problem(DOCUMENT_PATH, "the document is empty")])
     return validate_document(data)

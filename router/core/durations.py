@@ -8,14 +8,16 @@ rest of the package.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "format_duration", "parse_duration", "parse_since"]
 
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION = re.compile(r"([0-9]+)([smhd])")
+#: The longest duration accepted: a century. Anything longer is a typo, and a time that far
+#: from now (``now - 99999999d``) is outside what a datetime can hold (OverflowError).
+MAX_DURATION = timedelta(days=36_500)
 _EXAMPLES = "a positive whole number and one unit s, m, h or d, such as 90s, 15m, 24h or 2d"
 
 
@@ -31,14 +33,20 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"a duration must be a string: {_EXAMPLES}")
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"invalid duration {text!r}: expected {_EXAMPLES}")
-    amount = int(match.group(1))
-    if amount == 0:
-        raise ValueError(f"invalid duration {text!r}: it must be longer than zero")
-    try:
-        return timedelta(seconds=amount * _UNIT_SECONDS[match.group(2)])
-    except OverflowError:
-        raise ValueError(f"invalid duration {text!r}: too long") from None
+        raise ValueError(f"invalid duration {_shown(text)}: expected {_EXAMPLES}")
+    digits = match.group(1).lstrip("0")
+    if not digits:
+        raise ValueError(f"invalid duration {_shown(text)}: it must be longer than zero")
+    # compared before int(): a number thousands of digits long is refused, not converted
+    seconds = int(digits) * _UNIT_SECONDS[match.group(2)] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        longest = format_duration(MAX_DURATION)
+        raise ValueError(f"invalid duration {_shown(text)}: longer than {longest}")
+    return timedelta(seconds=seconds)
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def format_duration(duration: timedelta) -> str:
@@ -67,9 +75,19 @@ _SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
 def parse_since(text: str, now: datetime) -> datetime:
     """A moment given as ISO 8601 (UTC when it has no offset) or as a duration back from
     *now* ("24h", "7d"); ValueError with a hint otherwise."""
-    with contextlib.suppress(ValueError):
-        return now - parse_duration(text)
-    with contextlib.suppress(ValueError):
+    if _DURATION.fullmatch(text.strip()):
+        return now - parse_duration(text)  # its ValueError says what is wrong with it
+    try:
         moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text.strip()))
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    raise ValueError("use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)")
+    except ValueError:
+        raise ValueError(
+            "use an ISO 8601 time (2026-11-23T08:00:00+01:00) or a duration (24h, 7d)"
+        ) from None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        # 0001-01-01T00:00+01:00 is a datetime, but not one in UTC: comparing it with
+        # another time, or storing it, overflows
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{_shown(text)} is outside the years 1 to 9999 in UTC") from None
+    return moment

@@ -30,6 +30,7 @@ from pydantic import (
 from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument, Share, document_data, validate_document
 from router.core.durations import parse_duration
+from router.core.jsondata import check_parsed
 from router.core.problems import UNKNOWN_KEY, Problem, problems_of
 from router.core.stored import return_point
 
@@ -255,8 +256,13 @@ def parse_plan(text: str) -> list[PlanStep]:
     """A plan file: a YAML list of ``{at, reason, cutover}``; every problem by path."""
     try:
         data = yaml.safe_load(text)
+        check_parsed(data)  # YAML aliases: a few lines can stand for billions of values
     except yaml.YAMLError as exc:
         raise PlanInvalid([Problem(PLAN_PATH, f"not YAML: {exc}")]) from exc
+    except ValueError as exc:
+        raise PlanInvalid([Problem(PLAN_PATH, str(exc))]) from None
+    except RecursionError:
+        raise PlanInvalid([Problem(PLAN_PATH, "nested too deeply")]) from None
     if not isinstance(data, list) or not data:
         raise PlanInvalid([Problem(PLAN_PATH, "expected a non-empty list of steps")])
     try:

@@ -24,6 +24,11 @@ from router.core.contact import Category, CategorySource, Channel, Reason, Side
 from router.core.delivery import Stage
 from router.core.lifecycle import ForwardStatus, Outcome
 
+#: The largest integer a row holds (SQLite's INTEGER, PostgreSQL's bigint): no id, version
+#: or count can exceed it, and a driver cannot even bind a larger one (OverflowError), so
+#: every number that reaches the store from outside is bounded by it first.
+MAX_ROW_INTEGER = 2**63 - 1
+
 
 class _Row:
     __slots__ = ()

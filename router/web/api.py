@@ -44,6 +44,7 @@ from router.core.document import (
     validate_document,
 )
 from router.core.durations import parse_duration, parse_since
+from router.core.jsondata import parse_json
 from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
 from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE, Report
@@ -65,7 +66,7 @@ from router.service.queries import (
     routing_status,
 )
 from router.service.queries import cutover_preview as service_cutover_preview
-from router.service.records import TokenRecord, VersionRecord
+from router.service.records import MAX_ROW_INTEGER, TokenRecord, VersionRecord
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, authenticate
 from router.service.versions import (
@@ -102,12 +103,16 @@ from router.service.views import (
 )
 from router.store import Store
 from router.web.appkeys import clock_key, routing_key, store_key, wake_key
+from router.web.bodies import body_bytes
 from router.web.openapi import OpenApi, Operation, openapi_document
 
 log = structlog.get_logger(__name__)
 
 BODY_PATH = "(body)"  # the path of a problem with the body (or query) as a whole
 ALL = "all"
+#: The largest whole number a query or body may carry (the database's integer): above it
+#: no version or row can exist; it is also the "no cap" of a limit.
+MAX_INT = MAX_ROW_INTEGER
 DEFAULT_PUT_REASON = "applied through the API"
 #: How long a change waits for this process to route by the new version before answering.
 ADOPT_SECONDS = 1.0
@@ -240,8 +245,8 @@ def validated(model: type[M], data: object, what: str) -> M:
 
 async def json_body(request: web.Request) -> object:
     try:
-        return json.loads(await request.read())
-    except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError; absurd nesting
+        return parse_json(await body_bytes(request))
+    except ValueError as exc:  # also not UTF-8, nested too deep
         raise ApiError(
             422, "the body is not JSON", problems=[Problem(BODY_PATH, f"not JSON: {exc}")]
         ) from exc
@@ -324,7 +329,7 @@ CategoryOrAll = Annotated[
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
-    WithJsonSchema({"type": "string", "pattern": "^[0-9]+[smhd]$", "examples": ["24h"]}),
+    WithJsonSchema({"type": "string", "pattern": "^0*[1-9][0-9]{0,5}[smhd]$", "examples": ["24h"]}),
 ]
 Since = Annotated[
     str,
@@ -371,7 +376,9 @@ class ResumeRequest(Body):
 
 
 class RevertRequest(Body):
-    version: int = Field(strict=True, ge=1, description="The version whose document returns.")
+    version: int = Field(
+        strict=True, ge=1, le=MAX_INT, description="The version whose document returns."
+    )
     reason: AuditReason
 
 
@@ -385,7 +392,7 @@ class RoutingQuery(Body):
 
 
 class StatusQuery(Body):
-    conversations: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
+    conversations: Annotated[int, Field(ge=1, le=MAX_INT)] | Literal["all"] = Field(
         default=STATUS_CONVERSATIONS,
         description="How many of the conversations the partner still holds to list, newest "
         "first, or `all`; `partner_conversations_count` counts them all.",
@@ -393,22 +400,24 @@ class StatusQuery(Body):
 
 
 class DocumentQuery(Body):
-    version: int | None = Field(default=None, ge=1, description="A past version.")
+    version: int | None = Field(default=None, ge=1, le=MAX_INT, description="A past version.")
 
 
 class HistoryQuery(Body):
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=MAX_INT)
 
 
 class DiffQuery(Body):
-    from_: int = Field(alias="from", ge=1, description="A version number.")
-    to: int = Field(ge=1, description="A version number.")
+    from_: int = Field(alias="from", ge=1, le=MAX_INT, description="A version number.")
+    to: int = Field(ge=1, le=MAX_INT, description="A version number.")
 
 
 class InteractionsQuery(Body):
     since: Since | None = None
     channel: Channel | None = None
-    limit: int = Field(default=100, ge=1, description="No upper cap.")
+    limit: int = Field(
+        default=100, ge=1, le=MAX_INT, description="No upper cap (but the database's integer)."
+    )
 
 
 class TrafficQuery(Body):

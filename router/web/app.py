@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -56,6 +57,7 @@ from router.web.appkeys import (
     store_key,
     wake_key,
 )
+from router.web.bodies import refuse_oversized
 
 log = structlog.get_logger(__name__)
 
@@ -363,9 +365,37 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How ``serve`` runs the app's connections (``web.run_app``'s handler arguments).
+
+    ``keepalive_timeout`` closes a connection idle that long — and, since aiohttp arms it
+    when a connection opens and re-arms it after each answer, one that has not finished
+    sending a request's headers by then: a client trickling headers (slowloris) holds a
+    socket for ``SWITCHBOARD_IDLE_TIMEOUT`` at most. A body has
+    ``SWITCHBOARD_BODY_TIMEOUT`` once the headers are in (``router/web/bodies.py``: 408).
+    A request line or header field over 8190 bytes, or more than 128 header fields, is
+    answered 400 by aiohttp before any handler runs (its defaults, spelled out here).
+    ``lingering_time`` bounds how long an unread body is drained after an early answer
+    (a 413, a 403) before the connection is closed."""
+    return {
+        "keepalive_timeout": settings.idle_timeout_seconds,
+        "max_line_size": 8190,
+        "max_field_size": 8190,
+        "max_headers": 128,
+        "lingering_time": 2.0,
+    }
+
+
 def make_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
-    # the largest request is an email with its attachments (SPEC §6: 413 above the limit)
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_email_bytes)
+    # Each route's body limit is router/web/bodies.py's (413 above it); this one only bounds
+    # a body read some other way: the largest limit, an email with its attachments.
+    largest = max(
+        settings.max_email_bytes,
+        settings.max_form_bytes,
+        settings.max_json_bytes,
+        settings.max_document_bytes,
+    )
+    app = web.Application(middlewares=[request_context, refuse_oversized], client_max_size=largest)
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = Metrics()

@@ -11,16 +11,17 @@ retries; a retry or duplicate gets the first answer and creates nothing new.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 import structlog
-from aiohttp import BasicAuth, BodyPartReader, web
+from aiohttp import BasicAuth, web
 
 from integrations import email_inbound as inbound
 from integrations import email_message, signing
+from router.core.jsondata import parse_json
 from router.service.ports import TokenReplayed
 from router.web.appkeys import clock_key, metrics_key, settings_key
+from router.web.bodies import MULTIPART_TYPE, body_bytes, form_pairs, multipart_form
 from router.web.forwarded import route_forwarded
 
 log = structlog.get_logger(__name__)
@@ -68,24 +69,24 @@ def _secret(request: web.Request, provider: str) -> str:
 
 async def _form(request: web.Request) -> dict[str, str | bytes | inbound.FormFile]:
     """The form's fields with their exact bytes: providers post text in the message's own
-    charset (iso-8859-2, windows-1250, …), which aiohttp's request.post() would force
-    through UTF-8. Uploads become FormFiles. Bounded by the request size limit."""
-    if request.content_type != "multipart/form-data":
-        return {name: str(value) for name, value in (await request.post()).items()}
+    charset (iso-8859-2, windows-1250, …), which a form parser would force through UTF-8.
+    Uploads become FormFiles. Read within the route's limit and deadline
+    (``router/web/bodies.py``); a form that cannot be read is a 400 there."""
     fields: dict[str, str | bytes | inbound.FormFile] = {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        data = await part.read(decode=True)
+    if request.content_type != MULTIPART_TYPE:
+        body = await body_bytes(request)
+        for name, value in form_pairs(body):
+            fields[name.decode("utf-8", "replace")] = value
+        return fields
+    for part in await multipart_form(request):
         if part.filename:
             fields[part.name] = inbound.FormFile(
                 filename=part.filename,
-                content_type=part.headers.get("Content-Type", "application/octet-stream"),
-                data=bytes(data),
+                content_type=part.content_type or "application/octet-stream",
+                data=part.data,
             )
         else:
-            fields[part.name] = bytes(data)
+            fields[part.name] = part.data
     return fields
 
 
@@ -103,15 +104,15 @@ async def _postmark(request: web.Request, now: float) -> Parsed:
     why = inbound.verify_postmark(secret, password=_basic_password(request))
     _require(request, "postmark", why)
     try:
-        payload = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = parse_json(await body_bytes(request))
+    except ValueError as exc:  # also not UTF-8, nested too deep
         raise inbound.EmailFormatError(f"not JSON: {exc}") from exc
     return inbound.parse_postmark(payload), None
 
 
 async def _mime(request: web.Request, now: float) -> Parsed:
     secret = _secret(request, "mime")
-    raw = await request.read()
+    raw = await body_bytes(request)
     signature = request.headers.get(signing.HEADER, "")
     _require(request, "mime", inbound.verify_mime(secret, raw, signature, now))
     return inbound.parse_mime(raw), None
@@ -143,9 +144,7 @@ async def email_webhook(request: web.Request) -> web.Response:
     if verified_email is None:
         raise web.HTTPNotFound(text=f"unknown email provider {provider!r}; use {PROVIDERS}\n")
     app = request.app
-    limit = app[settings_key].max_email_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    # over SWITCHBOARD_MAX_EMAIL_BYTES: 413 from router/web/bodies.py, nothing read or kept
     now = app[clock_key]()
     try:
         email, seen_token = await verified_email(request, now.timestamp())

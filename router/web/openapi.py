@@ -215,6 +215,8 @@ def error_statuses(operation: Operation) -> list[int]:
             statuses.add(403)
     if operation.body is not None or operation.query is not None:
         statuses.add(422)
+    if operation.body is not None:
+        statuses |= {400, 408, 413}  # router/web/bodies.py: unreadable, too slow, too large
     if operation.if_match:
         statuses |= {409, 428}
     return sorted(statuses)
@@ -225,7 +227,11 @@ def error_statuses(operation: Operation) -> list[int]:
 _ERROR_TEXT = {
     401: "No token, or an unknown or revoked one (answered with `WWW-Authenticate: Bearer`).",
     403: "The token's role is too weak for this operation.",
+    400: "The body cannot be read (a broken chunked or compressed stream).",
     404: "No such routing version.",
+    408: "The body did not arrive within SWITCHBOARD_BODY_TIMEOUT.",
+    413: "The body is larger than this operation's limit (SWITCHBOARD_MAX_JSON_BYTES, or "
+    "SWITCHBOARD_MAX_DOCUMENT_BYTES for a routing document or a plan).",
     409: "Conflicts with the routing in force: a stale If-Match, routing changed meanwhile, "
     "nothing to resume, or no routing version stored yet.",
     422: "The body or the query is invalid; every problem is listed by path.",

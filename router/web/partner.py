@@ -7,17 +7,17 @@ masked. Repeating a report overwrites it (the last word counts), so retries are 
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router.core.jsondata import parse_json
 from router.core.masking import mask_cards
 from router.core.problems import Problem, problems_of
 from router.service.ports import DatabaseUnavailable
-from router.service.records import PartnerFeedback
+from router.service.records import MAX_ROW_INTEGER, PartnerFeedback
 from router.web.appkeys import clock_key, store_key
 from router.web.forwarded import database_unavailable
 from router.web.signed import chat_signed_body
@@ -30,7 +30,7 @@ BODY_PATH = "(body)"  # the path of a problem with the body as a whole
 class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    interaction_id: int = Field(ge=1, strict=True)
+    interaction_id: int = Field(ge=1, le=MAX_ROW_INTEGER, strict=True)
     outcome: Literal["resolved", "unresolved", "escalated", "no_contact"]
     rating: int | None = Field(default=None, ge=1, le=5, strict=True)
     comment: str | None = Field(default=None, max_length=4000)
@@ -48,8 +48,8 @@ async def partner_feedback(request: web.Request) -> web.Response:
     app = request.app
     body = await chat_signed_body(request, "partner")
     try:
-        data = json.loads(body)
-    except ValueError as exc:  # also UnicodeDecodeError
+        data = parse_json(body)
+    except ValueError as exc:  # also too deep, not UTF-8
         return refused([Problem(BODY_PATH, f"not JSON: {exc}")])
     try:
         feedback = Feedback.model_validate(data)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from integrations import signing
 from router.web.appkeys import clock_key, metrics_key, settings_key
+from router.web.bodies import body_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -19,7 +20,7 @@ async def chat_signed_body(request: web.Request, source: str) -> bytes:
     if secret is None:
         log.warning("webhook.refused", source=source, reason="SWITCHBOARD_CHAT_SECRET is not set")
         raise web.HTTPForbidden(text=f"{source} is disabled: SWITCHBOARD_CHAT_SECRET is unset\n")
-    body = await request.read()
+    body = await body_bytes(request)  # within the route's limit and the body deadline
     now = request.app[clock_key]().timestamp()
     why = signing.verify(secret, body, request.headers.get(signing.HEADER, ""), now)
     if why is not None:

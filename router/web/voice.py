@@ -9,6 +9,9 @@ it can be recorded later (SPEC §7).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+
 import structlog
 from aiohttp import web
 
@@ -34,11 +37,27 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=message + "\n")
 
 
-def _call_sid(form: dict[str, str]) -> str:
+def _call_sid(form: Mapping[str, str]) -> str:
     try:
         return tv.call_sid(form)
     except ValueError as exc:
         raise _bad_request(str(exc)) from exc
+
+
+def _seconds(form: Mapping[str, str], name: str) -> int | None:
+    try:
+        return tv.seconds(form, name)
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from exc
+
+
+def _query(request: web.Request, name: str) -> str | None:
+    """A query value of our own action URLs (destination, origin): 400 when it holds a control
+    character, since it goes into email headers (a voicemail's) where a line break cannot."""
+    value = request.query.get(name)
+    if value is not None and not tv.plain(value):
+        raise _bad_request(f"{name} {value[:40]!r} is not a destination name")
+    return value
 
 
 async def incoming_call(request: web.Request) -> web.Response:
@@ -89,6 +108,7 @@ async def dial_finished(request: web.Request) -> web.Response:
     attempt = request.query.get("attempt", "1")
     if attempt not in ("1", "2"):
         raise _bad_request(f"attempt {attempt!r} is not 1 or 2")
+    destination, origin = _query(request, "destination"), _query(request, "origin")
     app = request.app
     body = await call_dialled(
         app[store_key].unit_of_work(),
@@ -100,8 +120,8 @@ async def dial_finished(request: web.Request) -> web.Response:
         status=status,
         answered=status in tv.ANSWERED,
         attempt=int(attempt),
-        destination=request.query.get("destination", ""),
-        origin=request.query.get("origin"),
+        destination=destination or "",
+        origin=origin,
         render=tv.render_call_step(base_url(request)),
         talk_seconds=tv.dial_duration(form),
     )
@@ -118,8 +138,10 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
     caller = tv.caller(form)
     language = active.document.ivr_language(caller)
     recording = form.get("RecordingUrl", "").strip() or None
-    destination = request.query.get("destination", "")
-    duration = form.get("RecordingDuration", "").strip()
+    destination = _query(request, "destination") or ""
+    duration = None  # only mentioned in the voicemail email: a bad value is left out
+    with contextlib.suppress(ValueError):
+        duration = tv.seconds(form, "RecordingDuration")
 
     def compose(mailbox: str) -> bytes:
         return voicemail_message(
@@ -127,7 +149,7 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
             destination=destination,
             caller_hint=caller or "number withheld",
             recording_url=recording or "",
-            duration_seconds=int(duration) if duration.isdigit() else None,
+            duration_seconds=duration,
             call_sid=sid,
         )
 
@@ -152,9 +174,7 @@ async def call_status(request: web.Request) -> web.Response:
     routed (the caller hung up in the IVR menu) is recorded here, as abandoned."""
     form = await verified_form(request)
     sid = _call_sid(form)
-    duration = form.get("CallDuration", "").strip()
-    if duration and not duration.isdigit():
-        raise _bad_request(f"CallDuration {duration!r} is not a number of seconds")
+    duration = _seconds(form, "CallDuration")
     app = request.app
     body = tv.render_empty()
     try:
@@ -167,7 +187,7 @@ async def call_status(request: web.Request) -> web.Response:
             caller=tv.caller(form),
             secret=app[customer_secret_key],
             call_status=form.get("CallStatus", "").strip() or None,
-            duration_seconds=int(duration) if duration else None,
+            duration_seconds=duration,
             answer=body,
         )
     except DatabaseUnavailable as exc:
