@@ -334,24 +334,16 @@ def interactions(since: str | None, channel: str | None, limit: int, output_form
         )
 
 
-@cli.command("report")
-@click.option(
-    "--since",
-    default=DEFAULT_SINCE,
-    show_default=True,
-    help="Start of the period: ISO 8601 time or a duration back from now (24h, 7d).",
-)
-@click.option(
+#: ``--until`` of the commands that cover a period (``--since`` has a default of each's own)
+UNTIL = click.option(
     "--until",
     default=None,
     help="End of the period (exclusive), written like --since  [default: now].",
 )
-@FORMAT
-def report_command(since: str, until: str | None, output_format: str) -> None:
-    """What contacts went where over a period, and what that cost.
 
-    Counts per channel, destination and category; costs from the current routing version's
-    costs section: a call is billable when answered, an email or chat when delivered."""
+
+def period_options(since: str, until: str | None) -> tuple[datetime, datetime]:
+    """``--since`` and ``--until`` as times; a usage error when the period is empty."""
     now = datetime.now(UTC)
     since_at = moment_option(since, now, "--since")
     until_at = now if until is None else moment_option(until, now, "--until")
@@ -360,6 +352,24 @@ def report_command(since: str, until: str | None, output_format: str) -> None:
             f"the period is empty: {iso(since_at)} is not before {iso(until_at)}",
             param_hint="--since/--until",
         )
+    return since_at, until_at
+
+
+@cli.command("report")
+@click.option(
+    "--since",
+    default=DEFAULT_SINCE,
+    show_default=True,
+    help="Start of the period: ISO 8601 time or a duration back from now (24h, 7d).",
+)
+@UNTIL
+@FORMAT
+def report_command(since: str, until: str | None, output_format: str) -> None:
+    """What contacts went where over a period, and what that cost.
+
+    Counts per channel, destination and category; costs from the current routing version's
+    costs section: a call is billable when answered, an email or chat when delivered."""
+    since_at, until_at = period_options(since, until)
     result = on_backend(lambda backend: backend.report(since=since_at, until=until_at))
     if output_format == "json":
         emit_json(result.model_dump(mode="json"))
@@ -374,11 +384,7 @@ def report_command(since: str, until: str | None, output_format: str) -> None:
     show_default=True,
     help="Start of the period of recorded calls: ISO 8601 time or a duration back from now.",
 )
-@click.option(
-    "--until",
-    default=None,
-    help="End of the period (exclusive), written like --since  [default: now].",
-)
+@UNTIL
 @click.option(
     "--target",
     default=DEFAULT_TARGET,
@@ -408,14 +414,7 @@ def staffing_command(
     from router.core.durations import parse_duration
     from router.core.staffing import render_csv, render_table
 
-    now = datetime.now(UTC)
-    since_at = moment_option(since, now, "--since")
-    until_at = now if until is None else moment_option(until, now, "--until")
-    if since_at >= until_at:
-        raise click.BadParameter(
-            f"the period is empty: {iso(since_at)} is not before {iso(until_at)}",
-            param_hint="--since/--until",
-        )
+    since_at, until_at = period_options(since, until)
     try:
         wanted = parse_target(target)
     except ValueError as exc:

@@ -692,21 +692,7 @@ async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
 
 async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, ReportQuery)
-    now = now_of(request)
-    since = parse_since(query.since, now)
-    until = parse_since(query.until, now) if query.until is not None else now
-    if since >= until:
-        raise ApiError(
-            422,
-            "invalid query parameters",
-            problems=[
-                Problem(
-                    "until" if query.until is not None else "since",
-                    f"the period is empty: since {since.isoformat()} is not before "
-                    f"until {until.isoformat()}",
-                )
-            ],
-        )
+    since, until = _period(query.since, query.until, now_of(request))
     report = await contacts_report(request.app[store_key], since=since, until=until)
     return web.json_response(report.model_dump(mode="json"))
 
