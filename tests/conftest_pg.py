@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import pytest
@@ -43,9 +44,10 @@ def postgres_unavailable(reason: str) -> NoReturn:
     pytest.skip(f"{reason} [skipped because CI is not set; under CI this fails]")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server shared by the whole session, stopped at its end."""
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server, stopped when the block ends; the test is skipped (or
+    failed under CI) when none can be started."""
     try:
         server = start_postgres()
     except PostgresUnavailable as exc:
@@ -54,6 +56,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server shared by the whole session, stopped at its end."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

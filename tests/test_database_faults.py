@@ -43,8 +43,8 @@ from .conftest import (
     shipped_data,
     store_document,
 )
-from .conftest_pg import postgres_unavailable
-from .pg_server import PostgresServer, PostgresUnavailable
+from .conftest_pg import running_postgres
+from .pg_server import PostgresServer
 from .smtp_sink import SmtpSink
 from .test_chat import CHAT_SECRET
 from .test_email import email_settings, interactions
@@ -238,14 +238,8 @@ async def test_readiness_probes_the_database_at_most_once_a_second(client: Clien
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of this module's own: these tests stop it, which the session's shared one
     must never be."""
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        postgres_unavailable(str(exc))
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
