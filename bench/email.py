@@ -45,7 +45,6 @@ from bench.harness import (
     LoadResult,
     PreparedRequest,
     Section,
-    clean_environment,
     free_port,
     log_tail,
     markdown_table,
@@ -53,6 +52,7 @@ from bench.harness import (
     process_cpu_seconds,
     server_process,
     side_by_side,
+    smtp_sink_process,
     switchboard_environment,
 )
 from bench.servers import EMAIL_PATH
@@ -465,14 +465,7 @@ async def email_benchmark(options: LoadOptions) -> Section:
         }
         to_deliver = [message for message in sb_emails if message.message_id in stored_ids]
         async with (
-            server_process(
-                "smtp-sink",
-                port=sink_port,
-                env=clean_environment(),
-                log_path=work / "sink.log",
-                ready_url=sink_base + "/readyz",
-                arguments=["--smtp-port", str(smtp_port)],
-            ) as sink_process,
+            smtp_sink_process(work, port=sink_port, smtp_port=smtp_port) as sink_process,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         ):
             worker, emptied, early = await worker_delivery(

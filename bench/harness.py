@@ -23,7 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,21 @@ async def server_process(
     argv = [sys.executable, "-m", "bench.servers", kind, "--port", str(port), *arguments]
     async with command_process(argv, env=env, log_path=log_path, ready_url=ready_url) as process:
         yield process
+
+
+def smtp_sink_process(
+    work: Path, *, port: int, smtp_port: int
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """``bench.servers smtp-sink``: HTTP on *port* (``/readyz``, ``/received``, ``/reset``,
+    chat hand-offs), SMTP on *smtp_port*; its output in ``work/sink.log``."""
+    return server_process(
+        "smtp-sink",
+        port=port,
+        env=clean_environment(),
+        log_path=work / "sink.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        arguments=["--smtp-port", str(smtp_port)],
+    )
 
 
 @asynccontextmanager

@@ -81,14 +81,13 @@ from bench.harness import (
     LoadOptions,
     Section,
     ServerFailed,
-    clean_environment,
     command_process,
     free_port,
     log_tail,
     machine,
     percentile,
     positive,
-    server_process,
+    smtp_sink_process,
     switchboard_environment,
 )
 from bench.rollback import setup_command, switchboard_script
@@ -850,14 +849,7 @@ async def soak(options: SoakOptions) -> SoakResult:
         samples: list[Sample] = []
         growth: list[str] = []
         async with (
-            server_process(
-                "smtp-sink",
-                port=sink_port,
-                env=clean_environment(),
-                log_path=work / "sink.log",
-                ready_url=sink_base + "/readyz",
-                arguments=["--smtp-port", str(smtp_port)],
-            ),
+            smtp_sink_process(work, port=sink_port, smtp_port=smtp_port),
             command_process(
                 server_argv(script, options, snapshots),
                 env=env,
