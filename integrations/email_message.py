@@ -13,8 +13,10 @@ where Switchboard must change it. Pure: bytes in, bytes out; no network, no data
   decoded, inline tags between digit groups ignored).
   Such a part is decoded from its transfer encoding (RFC 2045) and charset, masked, and
   written back in the same charset and transfer encoding; a part without a card stays
-  byte-identical, and so does everything else: headers, boundaries, preambles, other
-  parts, attachments.
+  byte-identical, and so does everything else: boundaries, preambles, other parts,
+  attachments. The top-level header fields are masked too (the Subject decoded whole; any
+  other field — a Message-ID or References the sender chose, a display name — in its text
+  and in each encoded word, its structure kept); a field without a card stays as it was.
 
 The MIME structure is walked on the bytes themselves (RFC 2046 boundaries), not through a
 parse-and-regenerate round trip, because ``email.generator`` re-folds headers and rewrites
@@ -35,7 +37,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from router.core.masking import mask_cards, mask_cards_in_html
+from router.core.masking import mask_cards, mask_cards_in_html, may_hold_a_card
 
 __all__ = ["forwarded", "masked_original", "quoted_printable", "split_head", "without_mbox_line"]
 
@@ -321,15 +323,60 @@ def _masked_subject(message: bytes, eol: bytes) -> bytes:
     return message[: match.start()] + replacement + message[match.end() :]
 
 
+_HEADER_FIELD = re.compile(rb"^([!-9;-~]+):([^\n]*\n(?:[ \t][^\n]*\n)*)", re.MULTILINE)
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def _masked_word(word: re.Match[str]) -> str:
+    """One RFC 2047 encoded word with card numbers masked in its text, written back in its
+    charset; as it was when it has none or cannot be read."""
+    try:
+        [(data, charset)] = decode_header(word.group())
+        if not isinstance(data, bytes) or charset is None:
+            return word.group()
+        text = data.decode(charset)
+        masked = mask_cards(text)
+        if masked == text:
+            return word.group()
+        return Header(masked, charset).encode()
+    except (LookupError, UnicodeError, ValueError, MessageError):
+        return word.group()
+
+
+def _masked_fields(message: bytes, eol: bytes) -> bytes:
+    """*message* with card numbers masked in every header field but Subject (an id such as
+    Message-ID or References, a display name, …): in the text as written and in each
+    encoded word, leaving the field's structure (addresses, angle brackets) as it was."""
+    head_end, _ = split_head(message)
+    pieces: list[bytes] = []
+    position = 0
+    for match in _HEADER_FIELD.finditer(message, 0, head_end):
+        field = match.group(2)
+        if match.group(1).lower() == b"subject":
+            continue  # masked whole, decoded, by _masked_subject
+        if b"=?" not in field and not may_hold_a_card(field.decode("latin-1")):
+            continue
+        unfolded = " ".join(field.decode("utf-8", "surrogateescape").split())
+        masked = mask_cards(_ENCODED_WORD.sub(_masked_word, unfolded))
+        if masked == unfolded:
+            continue
+        value = masked.encode("utf-8", "surrogateescape")
+        pieces += [message[position : match.start()], match.group(1) + b": " + value + eol]
+        position = match.end()
+    if not pieces:
+        return message
+    return b"".join(pieces) + message[position:]
+
+
 def forwarded(raw: bytes, *, added_headers: Mapping[str, str], mask_cards: bool) -> bytes:
     """The original message *raw* with *added_headers* on top, and card numbers masked in
-    its text parts and its Subject when *mask_cards*; every other byte is the original's."""
+    its text parts and header fields when *mask_cards*; every other byte is the original's."""
     message = without_mbox_line(bytes(raw))
     eol = _eol(message)
     top = b"".join(_header_line(name, value, eol) for name, value in added_headers.items())
     if not mask_cards:
         return top + message
-    return top + _masked_subject(_masked_message(message), eol)
+    return top + _masked_fields(_masked_subject(_masked_message(message), eol), eol)
 
 
 def masked_original(raw: bytes) -> bytes:

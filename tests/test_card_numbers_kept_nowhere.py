@@ -290,3 +290,66 @@ async def test_an_email_for_the_hotline_is_kept_as_it_came_only_until_it_is_deli
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
         assert connection.execute("SELECT payload FROM outbox").fetchall() == [(None,)]
     connection.close()
+
+
+async def test_ids_the_sender_chose_keep_no_card_number_and_still_name_their_message(
+    tmp_path: Path,
+    smtp: SmtpSink,
+    clock: Clock,
+    partner_chat: tuple[Receiver, str],
+    started_apps: Callable[..., Any],
+    log_output: Callable[[str], io.StringIO],
+) -> None:
+    """A chat message id, a conversation id and an email's Message-ID are chosen by the
+    customer's side; one holding a card number is stored as its keyed hash, so it is in
+    nothing stored, logged or handed off, while a redelivery is still recognised by it and a
+    reply still finds its thread."""
+    logs = log_output("json")
+    chat_state, chat_base = partner_chat
+    client, database = await start_app(tmp_path, smtp, clock, chat_base, started_apps, 100)
+    first = chat("Kde je moje objednávka?", conversation=CARDS[1], message_id=CARDS[0])
+    answers = [await post_chat(client, first) for _ in range(2)]
+    second = chat("Ještě jednou", conversation=CARDS[1], message_id="plain-2")
+    answers.append(await post_chat(client, second))
+    mail = EmailMessage()
+    mail["From"] = "jana.novakova@example.cz"
+    mail["Subject"] = "Kde je moje objednávka?"
+    mail["Message-ID"] = "<x-4012888888881881-x@example.cz>"
+    mail.set_content("Objednávka 123 nedorazila.")
+    reply = EmailMessage()
+    reply["From"] = "jana.novakova@example.cz"
+    reply["Subject"] = "Re: Kde je moje objednávka?"
+    reply["Message-ID"] = "<reply-1@example.cz>"
+    reply["In-Reply-To"] = "<x-4012888888881881-x@example.cz>"
+    reply.set_content("Jak jsem psala.")
+    answers += [await post_mime(client, mail.as_bytes()), await post_mime(client, reply.as_bytes())]
+    for response in answers:
+        assert response.status == 200, await response.text()
+    ids = [(await response.json())["interaction_id"] for response in answers]
+    assert ids[0] == ids[1] and len(set(ids)) == 4  # the redelivered chat is the same one
+
+    await forwards_delivered(client.app[store_key], 4)
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "SELECT provider_id, conversation_id, category_source FROM interactions ORDER BY id"
+        ).fetchall()
+    connection.close()
+    [(chat_id, conversation, _), (_, conversation_2, chat_source), *emails] = rows
+    assert chat_id.startswith("masked-") and conversation.startswith("masked-")
+    assert conversation_2 == conversation and chat_source == "thread"
+    [(email_id, _, _), (_, _, reply_source)] = emails
+    assert email_id.startswith("masked-") and reply_source == "thread"
+    handed_off = {handoff["conversation_id"] for handoff in chat_state.received["partner"]}
+    assert handed_off == {conversation}
+
+    found = []
+    for name, data in database_bytes(database).items():
+        found += leaks(name, data)
+    found += leaks("log", logs.getvalue().encode())
+    for name, data in everything_the_partner_got(smtp, chat_state):
+        found += leaks(name, data)
+    assert found == []
+    # the partner's copy names the message by its masked id, the reply its thread the same way
+    [original, answer] = [received.message for received in smtp.mailbox.received]
+    assert original["Message-ID"] == "<x-************1881-x@example.cz>"
+    assert answer["In-Reply-To"] == original["Message-ID"]

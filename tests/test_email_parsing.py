@@ -781,3 +781,26 @@ def test_a_charset_name_with_a_nul_byte_is_read_as_unknown() -> None:
     raw = b'From: a@example.cz\nContent-Type: text/plain; charset="ut\x00f-8"\n\nobjednavka\n'
     assert parse_mime(raw).text.strip() == "objednavka"
     forwarded(raw, added_headers=ADDED, mask_cards=True)
+
+
+def test_card_numbers_in_header_fields_are_masked_and_their_structure_kept() -> None:
+    raw = (
+        b"From: =?utf-8?q?Jana_4111_1111_1111_1111?= <jana@example.cz>\r\n"
+        b"To: podpora@eshop.example\r\n"
+        b"Subject: =?utf-8?b?S2FydGEgNDExMSAxMTExIDExMTEgMTExMQ==?=\r\n"
+        b"Message-ID: <x-4012888888881881-x@example.cz>\r\n"
+        b"References: <a@example.cz>\r\n <x-5555555555554444-x@example.cz>\r\n"
+        b"X-Order: 4111111111111112\r\n"
+        b"\r\n"
+        b"Dobry den\r\n"
+    )
+    out = forwarded(raw, added_headers={}, mask_cards=True)
+    sent = message_from_bytes(out, policy=policy.default)
+    assert str(sent["From"]) == "Jana **** **** **** 1111 <jana@example.cz>"
+    assert sent["From"].addresses[0].addr_spec == "jana@example.cz"
+    assert str(sent["Subject"]) == "Karta **** **** **** 1111"
+    assert sent["Message-ID"] == "<x-************1881-x@example.cz>"
+    assert sent["References"] == "<a@example.cz> <x-************4444-x@example.cz>"
+    assert sent["X-Order"] == "4111111111111112"  # no card (Luhn): as it was
+    assert b"\r\nX-Order: 4111111111111112\r\n\r\nDobry den\r\n" in out
+    assert forwarded(raw, added_headers={}, mask_cards=False) == raw

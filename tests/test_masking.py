@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.core.masking import luhn_valid, mask_cards, mask_cards_in_html
+from router.core.masking import (
+    MASKED_IDENTIFIER,
+    identifier_without_cards,
+    luhn_valid,
+    mask_cards,
+    mask_cards_in_html,
+)
 
 
 @pytest.mark.parametrize(
@@ -361,3 +367,14 @@ def test_every_luhn_valid_card_is_masked_with_any_separator(card: str, separator
     assert "".join(re.findall(r"[0-9]", masked)) == card[-4:]
     html_masked = mask_cards_in_html(f"<p>Karta {'&nbsp;'.join(groups)}</p>")
     assert "".join(re.findall(r"[0-9]", html_masked)) == card[-4:]
+
+
+def test_an_identifier_holding_a_card_becomes_its_keyed_hash_and_others_stay() -> None:
+    card_id = "x-4111111111111111-x@example.cz"
+    stored = identifier_without_cards(card_id, b"key")
+    assert stored.startswith(MASKED_IDENTIFIER) and "4111" not in stored
+    assert identifier_without_cards(card_id, b"key") == stored  # stable: redeliveries match
+    assert identifier_without_cards(card_id, b"other") != stored  # keyed: no table of cards
+    assert identifier_without_cards(stored, b"key") == stored  # a stored one stays as it is
+    for plain in ("chat-1", "order-4111111111111112", "SM0123456789012345678901234567890a"):
+        assert identifier_without_cards(plain, b"key") == plain

@@ -50,12 +50,21 @@ How it is masked
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import re
 from bisect import bisect_right
 from collections.abc import Callable
 
-__all__ = ["luhn_valid", "mask_cards", "mask_cards_in_html", "may_hold_a_card"]
+__all__ = [
+    "MASKED_IDENTIFIER",
+    "identifier_without_cards",
+    "luhn_valid",
+    "mask_cards",
+    "mask_cards_in_html",
+    "may_hold_a_card",
+]
 
 _MIN_DIGITS = 13
 _MAX_DIGITS = 19
@@ -301,6 +310,22 @@ def mask_cards(text: str) -> str:
     if ("&" in masked or "<" in masked) and len(masked) >= _MIN_DIGITS:
         return _mask_html(masked)
     return masked
+
+
+#: how an identifier that held a card number starts once stored (its keyed hash follows)
+MASKED_IDENTIFIER = "masked-"
+
+
+def identifier_without_cards(identifier: str, key: bytes) -> str:
+    """*identifier* as it may be stored: an id the customer's side chose (a chat message or
+    conversation id, an email's Message-ID or References) that holds a card number becomes
+    its keyed hash. Masking it would not do: the id must stay unique (a redelivery is
+    recognised by it) and a reply must still find its thread, so every spelling of one id
+    maps to one stable value, and without *key* nobody can search the hashes for a card."""
+    if mask_cards(identifier) == identifier:
+        return identifier
+    digest = hmac.new(key, identifier.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return MASKED_IDENTIFIER + digest.hexdigest()
 
 
 def _mask_plain(text: str) -> str:

@@ -25,6 +25,7 @@ from router.core.contact import Channel, Contact
 from router.core.decide import Decision, categorize, decide, stored_bucket
 from router.core.document import RoutingDocument
 from router.core.lifecycle import Outcome
+from router.core.masking import identifier_without_cards
 from router.metrics import Metrics
 from router.service.ports import ContactUnitOfWork, DatabaseUnavailable, TokenReplayed
 from router.service.recording import recorded
@@ -42,6 +43,26 @@ def customer_hash(secret: bytes, customer_key: str) -> str:
     if not customer_key:
         return ""
     return hmac.new(secret, customer_key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def stored_identifiers(contact: Contact, secret: bytes) -> Contact:
+    """*contact* with the ids its sender chose as they may be stored (SPEC §6: no card
+    number in anything stored): a message id, conversation id or reference holding a card
+    number becomes its keyed hash, the same for every delivery of it."""
+    if contact.channel is Channel.PHONE:
+        return contact  # Twilio's CallSid: its later callbacks name the call by it as sent
+
+    def stored(identifier: str) -> str:
+        return identifier_without_cards(identifier, secret)
+
+    return replace(
+        contact,
+        provider_id=stored(contact.provider_id),
+        conversation_id=None
+        if contact.conversation_id is None
+        else stored(contact.conversation_id),
+        references=tuple(stored(reference) for reference in contact.references),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +133,7 @@ async def route_contact(
     has it (an SMS conversation is named by it).
     """
     started = time.perf_counter()
+    contact = stored_identifiers(contact, secret)
     if contact.channel is Channel.PHONE and contact.language is None:
         contact = replace(contact, language=routing.document.ivr_language(contact.customer_key))
     if key_hash is None:

@@ -18,7 +18,7 @@ from integrations import chat as chat_format
 from integrations import twilio_messaging as messaging
 from router.core.contact import Contact
 from router.core.masking import mask_cards
-from router.service.contacts import Routed, customer_hash
+from router.service.contacts import Routed, customer_hash, stored_identifiers
 from router.web.appkeys import clock_key, customer_secret_key, routing_key
 from router.web.forwarded import route_forwarded
 from router.web.signed import chat_signed_body
@@ -34,7 +34,9 @@ async def _route_chat(
     # The hand-off waits in the outbox with the text, and SPEC §6 keeps no card number in
     # anything stored: masked now, for every destination, the in-house one too (README,
     # "Card numbers"); the customer's own words are not kept anywhere else.
-    contact = replace(contact, text=mask_cards(contact.text))
+    contact = stored_identifiers(
+        replace(contact, text=mask_cards(contact.text)), request.app[customer_secret_key]
+    )
     meta = {
         "customer_id": contact.customer_key,
         "language": contact.language,
