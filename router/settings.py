@@ -82,6 +82,9 @@ class Settings:
     #: Twilio gives up on a webhook after 15 s, network and queueing included: 5 s leaves
     #: room for them, and more than 12 s is refused (the default is used instead).
     db_timeout_seconds: float = 5.0
+    #: Connections each process keeps to PostgreSQL for its work (plus one for LISTEN): the
+    #: sum over the replicas, and the CLI's, must stay under the server's max_connections.
+    db_pool_size: int = 10
     smtp: SmtpSettings | None = None  # None: email forwards wait in the outbox
     mailgun_signing_key: str | None = None
     email_webhook_secret: str | None = None
@@ -180,6 +183,9 @@ class _Environment(BaseSettings):
     log_format: LogFormat | None = Field(default=None, validation_alias="SWITCHBOARD_LOG_FORMAT")
     db_timeout: _Seconds = Field(
         default=5.0, gt=0, le=12, validation_alias="SWITCHBOARD_DB_TIMEOUT"
+    )
+    db_pool_size: _Whole = Field(
+        default=10, ge=1, le=1000, validation_alias="SWITCHBOARD_DB_POOL_SIZE"
     )
     smtp_host: str | None = Field(default=None, validation_alias="SWITCHBOARD_SMTP_HOST")
     smtp_security: SmtpSecurity = Field(
@@ -342,6 +348,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         customer_key_secret=values.customer_key_secret,
         twilio_auth_token=values.twilio_auth_token,
         db_timeout_seconds=values.db_timeout,
+        db_pool_size=values.db_pool_size,
         smtp=_smtp_settings(values),
         mailgun_signing_key=values.mailgun_signing_key,
         email_webhook_secret=values.email_webhook_secret,

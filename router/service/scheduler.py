@@ -153,6 +153,7 @@ async def guard_check(store: Store, now: datetime) -> VersionRecord | None:
             now=now,
             channel=channel,
             duration=guard.rollback_duration,
+            expected=current.version,  # decided on it: a replica that lost the race stops
         )
     except StaleVersion:
         return None

@@ -169,11 +169,17 @@ async def rollback(
     now: datetime,
     channel: Channel | None = None,
     duration: timedelta | None = None,
+    expected: int | None = None,
 ) -> VersionRecord:
     """Every share (of *channel*, or all) to 0 at once; with *duration*, the version from
-    before comes back by itself when the time is up, unless routing changes meanwhile."""
+    before comes back by itself when the time is up, unless routing changes meanwhile.
+
+    With *expected*, only on top of that version: :class:`StaleVersion` when routing has
+    changed since (the guard decided on it; another replica's guard may have acted first)."""
 
     async def build(current: VersionRecord) -> NewVersion:
+        if expected is not None and current.version != expected:
+            raise StaleVersion(expected, current.version)
         plan = plan_rollback(current, stored_document(current), channel, now, duration)
         return NewVersion(
             plan.document,

@@ -20,13 +20,23 @@ from router.service.ports import DatabaseUnavailable
 from router.store.sqlite_driver import one_trip_url
 
 
-def create_engine(database_url: str, *, timeout_seconds: float = 8.0) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, timeout_seconds: float = 8.0, pool_size: int = 10
+) -> AsyncEngine:
+    """The engine of *database_url*. On PostgreSQL at most *pool_size* connections, never
+    more (no overflow: the operator sizes replicas × pool against max_connections); a unit
+    of work that finds them all busy waits 4/5 of *timeout_seconds* for one and then fails
+    as :class:`sqlalchemy.exc.TimeoutError`, which the store logs as
+    ``database.pool_exhausted``."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_async_engine(
             database_url,
             pool_pre_ping=True,
-            pool_size=10,
+            pool_size=pool_size,
+            max_overflow=0,
+            # a little under the unit of work's budget, so the clear error comes first
+            pool_timeout=timeout_seconds * 0.8,
             connect_args={"timeout": timeout_seconds},
         )
     if url.database and url.database != ":memory:":

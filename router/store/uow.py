@@ -15,6 +15,7 @@ the transaction stays usable and the caller answers as the first time.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.core.contact import Category
@@ -37,6 +40,14 @@ if TYPE_CHECKING:
     from router.core.calls import CallProgress
     from router.store.group_commit import Member
     from router.store.repository import Store
+
+log = structlog.get_logger(__name__)
+
+#: at most one ``database.pool_exhausted`` line per this many seconds: under overload every
+#: waiting request would log it
+POOL_LOG_INTERVAL = 10.0
+_pool_logged_at = -POOL_LOG_INTERVAL
+_pool_unlogged = 0
 
 _INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
 _OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -57,8 +68,28 @@ async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
             yield
     except IntegrityError:
         raise
+    except PoolTimeout as exc:
+        _pool_exhausted(exc)
+        raise DatabaseUnavailable(f"no free database connection: {exc}") from exc
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+def _pool_exhausted(exc: PoolTimeout) -> None:
+    global _pool_logged_at, _pool_unlogged
+    now = time.monotonic()
+    if now - _pool_logged_at < POOL_LOG_INTERVAL:
+        _pool_unlogged += 1
+        return
+    log.error(
+        "database.pool_exhausted",
+        error=str(exc).split("(Background", 1)[0].strip(),
+        also_since_last_line=_pool_unlogged,
+        hint="every connection of this process was busy for the whole wait: the database is "
+        "slow or SWITCHBOARD_DB_POOL_SIZE is too small for the load; keep replicas × pool "
+        "size + replicas (LISTEN) under PostgreSQL's max_connections",
+    )
+    _pool_logged_at, _pool_unlogged = now, 0
 
 
 def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:

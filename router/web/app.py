@@ -217,7 +217,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             hint="an invalid value is replaced by its default; a short secret or half of the "
             "SMTP credentials is used as given, but should be fixed",
         )
-    engine = create_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+    engine = create_engine(
+        settings.database_url,
+        timeout_seconds=settings.db_timeout_seconds,
+        pool_size=settings.db_pool_size,
+    )
     store = app[store_key] = Store(engine, timeout_seconds=settings.db_timeout_seconds)
     writable = app[metrics_key].database_writable
     app[readiness_key] = Readiness(
