@@ -61,7 +61,7 @@ async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+def insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
     # only the dialect in use is imported: PostgreSQL's costs a SQLite command 25 ms
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
@@ -88,16 +88,14 @@ class _Statements:
 
 @cache
 def _statements(dialect: str) -> _Statements:
-    add_interaction = _insert_ignoring_duplicates(
-        dialect, _INTERACTIONS, ("channel", "provider_id")
-    )
+    add_interaction = insert_ignoring_duplicates(dialect, _INTERACTIONS, ("channel", "provider_id"))
     returns_id = dialect != "sqlite"
     return _Statements(
         add_interaction=(
             add_interaction.returning(_INTERACTIONS.c.id) if returns_id else add_interaction
         ),
-        add_reply=_insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
-        add_token=_insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
+        add_reply=insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
+        add_token=insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
         add_forward=sa.insert(_OUTBOX),
         returns_id=returns_id,
     )
