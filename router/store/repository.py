@@ -30,6 +30,7 @@ from router.core.contact import Channel
 from router.core.lifecycle import ForwardStatus, Outcome, outcomes_before, statuses_before
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.records import (
+    AttemptKind,
     AttemptRecord,
     FailedAttempt,
     ForwardRecord,
@@ -546,6 +547,12 @@ class Store:
                 await _mark_delivered(connection, [row.id for row in delivered], now)
             for row, attempt in failed:
                 await _record_failure(connection, row, attempt, now)
+            # the attempt log: one executemany for the whole batch
+            await connection.execute(
+                _attempt_insert(),
+                [_delivery_attempt(row, None, now) for row in delivered]
+                + [_delivery_attempt(row, attempt, now) for row, attempt in failed],
+            )
 
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
@@ -904,6 +911,31 @@ async def _record_failure(
             allowed = outcomes_before(attempt.outcome)
             update = update.where(col(Interaction.outcome).in_(allowed))
         await connection.execute(update.values(**interaction_changes, updated_at=now))
+
+
+@cache
+def _attempt_insert() -> sa.Insert:
+    attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
+    return sa.insert(attempts)
+
+
+def _delivery_attempt(
+    row: ForwardRecord, failure: FailedAttempt | None, now: datetime
+) -> dict[str, Any]:
+    """The attempt row of one send of *row* (delivered when *failure* is None)."""
+    return {
+        "interaction_id": row.interaction_id,
+        "at": now,
+        "kind": AttemptKind.DELIVERY.value,
+        "number": row.attempts + 1,
+        "destination": row.destination,
+        "address": row.address,
+        "status": ForwardStatus.DELIVERED.value if failure is None else failure.status.value,
+        "error": None if failure is None else failure.last_error,
+        "seconds": None,
+        "url": None,
+        "provider_ref": None,
+    }
 
 
 def forward_changes(attempt: FailedAttempt) -> dict[str, Any]:
