@@ -8,8 +8,10 @@ follow Twilio's "TwiML Voice: <Gather>", "<Dial>" and "<Record>" references and 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from urllib.parse import urlencode
@@ -28,6 +30,7 @@ VOICE_PATH = "/webhooks/twilio/voice"
 ROUTE_PATH = f"{VOICE_PATH}/route"
 DIAL_STATUS_PATH = f"{VOICE_PATH}/dial-status"
 RECORDED_PATH = f"{VOICE_PATH}/recorded"
+RECORDING_PATH = f"{VOICE_PATH}/recording"
 STATUS_PATH = f"{VOICE_PATH}/status"
 
 #: DialCallStatus values after which the caller was connected (Twilio's <Dial> action docs).
@@ -170,11 +173,26 @@ def render_gather(*, prompt: str, language: str, base: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def render_dial(*, address: str, action: str) -> str:
-    """Connect the caller to a number or SIP URI; Twilio posts the outcome to *action*."""
+def render_dial(*, address: str, action: str, recording_callback: str | None = None) -> str:
+    """Connect the caller to a number or SIP URI; Twilio posts the outcome to *action*.
+    With *recording_callback* the call is recorded from answer, each party on its own
+    channel, and Twilio posts the finished recording there ("TwiML Voice: <Dial>":
+    record, recordingStatusCallback, recordingStatusCallbackEvent)."""
     response = VoiceResponse()
+    recording: dict[str, str] = {}
+    if recording_callback is not None:
+        recording = {
+            "record": "record-from-answer-dual",
+            "recording_status_callback": recording_callback,
+            "recording_status_callback_event": "completed",
+            "recording_status_callback_method": "POST",
+        }
     dial = response.dial(
-        action=action, method="POST", timeout=_DIAL_TIMEOUT_SECONDS, answer_on_bridge=True
+        action=action,
+        method="POST",
+        timeout=_DIAL_TIMEOUT_SECONDS,
+        answer_on_bridge=True,
+        **recording,
     )
     if address.lower().startswith("sip:"):
         dial.sip(address)
@@ -215,6 +233,49 @@ def render_empty() -> str:
     return _xml(VoiceResponse())
 
 
+def _recording_callback(
+    base: str, document: RoutingDocument, destination: str, attempt: int
+) -> str | None:
+    """Where Twilio posts the recording of a dial to *destination*, when it records calls."""
+    team = document.destinations.get(destination)
+    if team is None or not team.records_calls:
+        return None
+    return action_url(base, RECORDING_PATH, attempt=attempt, destination=destination)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingReady:
+    """Twilio's recording status callback of a recorded <Dial> ("Recordings":
+    RecordingStatusCallback parameters). *call_sid* is the call the caller made (the parent
+    call, whose <Dial> recorded), which is the interaction's provider id."""
+
+    call_sid: str
+    recording_sid: str
+    url: str | None
+    status: str
+    seconds: int | None
+
+
+def parse_recording(form: Mapping[str, str]) -> RecordingReady:
+    """The recording callback's form; ValueError when it names no call or recording."""
+    sid = form.get("RecordingSid", "").strip()
+    if not sid or not plain(sid):
+        raise ValueError("RecordingSid is missing or not one Twilio sends")
+    url = form.get("RecordingUrl", "").strip() or None
+    if url is not None and not (url.startswith("https://") and plain(url)):
+        raise ValueError(f"RecordingUrl {url[:60]!r} is not one Twilio sends")
+    duration = None
+    with contextlib.suppress(ValueError):  # only shown: a bad value is left out
+        duration = seconds(form, "RecordingDuration")
+    return RecordingReady(
+        call_sid=call_sid(form),
+        recording_sid=sid,
+        url=url,
+        status=form.get("RecordingStatus", "").strip().lower() or "completed",
+        seconds=duration,
+    )
+
+
 def render_route(base: str) -> Callable[[Contact, Decision, RoutingDocument], str]:
     """The answer to /route: dial the decided destination, or take a message when it has no
     phone address. Twilio posts the dial's outcome to /dial-status (attempt 1)."""
@@ -231,6 +292,7 @@ def render_route(base: str) -> Callable[[Contact, Decision, RoutingDocument], st
         return render_dial(
             address=address,
             action=action_url(base, DIAL_STATUS_PATH, attempt=1, destination=decision.destination),
+            recording_callback=_recording_callback(base, document, decision.destination, 1),
         )
 
     return render
@@ -250,6 +312,7 @@ def render_call_step(base: str) -> Callable[[CallStep, RoutingDocument], str]:
                     action=action_url(
                         base, DIAL_STATUS_PATH, attempt=2, destination=fallback, origin=origin
                     ),
+                    recording_callback=_recording_callback(base, document, fallback, 2),
                 )
             case TakeVoicemail(destination=destination, language=language):
                 return render_voicemail(

@@ -108,6 +108,9 @@ class Settings:
     outbox_lease_seconds: float = 120.0
     #: The whole of one chat hand-off (connect, POST, the answer).
     chat_timeout_seconds: float = 15.0
+    #: Days after which a contact's personal data (bodies, recording links, comments,
+    #: delivery errors) is emptied by the daily retention run; None: kept forever.
+    retention_days: int | None = None
     warnings: tuple[str, ...] = ()  # bad values that were replaced by their defaults
 
     @property
@@ -233,6 +236,10 @@ class _Environment(BaseSettings):
     )
     chat_timeout: _Seconds = Field(
         default=15.0, gt=0, le=600, validation_alias="SWITCHBOARD_CHAT_TIMEOUT"
+    )
+    # 0 (or unset): keep forever; at most 100 years
+    retention_days: _Whole = Field(
+        default=0, ge=0, le=36_500, validation_alias="SWITCHBOARD_RETENTION_DAYS"
     )
     customer_key_secret: str | None = Field(
         default=None, validation_alias="SWITCHBOARD_CUSTOMER_KEY_SECRET"
@@ -364,6 +371,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbox_max_attempts=values.outbox_max_attempts,
         outbox_lease_seconds=values.outbox_lease,
         chat_timeout_seconds=values.chat_timeout,
+        retention_days=values.retention_days or None,
         warnings=tuple(lines),
     )
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for annotations only: the on-call person's rollback imports
     from router.core.migration import PlanStep
     from router.core.report import Report
     from router.core.staffing import Staffing, Target
+    from router.service.records import InteractionSearch
 
 JSON = dict[str, Any]
 
@@ -69,9 +70,17 @@ class Backend(Protocol):
         """*conversations*: held conversations to list, newest first (None: all)."""
         ...
 
-    async def interactions(
-        self, *, since: datetime | None, channel: Channel | None, limit: int
-    ) -> list[JSON]: ...
+    async def interactions(self, search: InteractionSearch, *, customer: str | None) -> list[JSON]:
+        """*customer*: the customer key, normalised (its keyed hash is matched)."""
+        ...
+
+    async def interaction(self, interaction_id: int) -> JSON | None:
+        """Everything about one interaction (``InteractionDetail``); None when none."""
+        ...
+
+    async def retention(self, *, days: int | None, dry_run: bool) -> JSON:
+        """Run retention now (*days*: the setting's when None); what it did or would do."""
+        ...
 
     async def report(self, *, since: datetime, until: datetime) -> Report: ...
 

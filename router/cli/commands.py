@@ -28,9 +28,10 @@ import yaml
 from router.cli import lean
 from router.cli.backend import Backend, Cutover, Refused, Rollback
 from router.cli.local import load_or_refuse, local_backend
-from router.core.contact import Category, Channel
+from router.core.contact import Category, Channel, searched_customer_key
 from router.core.document import DocumentInvalid, load_document
 from router.core.durations import parse_since
+from router.core.lifecycle import Outcome
 from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
 from router.core.report import DEFAULT_SINCE, render_text
 from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
@@ -306,20 +307,71 @@ def moment_option(text: str, now: datetime, hint: str) -> datetime:
         raise click.BadParameter(str(exc), param_hint=hint) from exc
 
 
-@cli.command()
+def customer_option(context: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """``--customer``: normalised like the channel parsers do (its hash is what is matched)."""
+    if text is None:
+        return None
+    try:
+        return searched_customer_key(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@cli.group(invoke_without_command=True)
 @click.option("--since", default=None, help="ISO 8601 time or a duration back from now (24h).")
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), default=None)
+@click.option(
+    "--customer",
+    default=None,
+    callback=customer_option,
+    help="A phone number (+420…), email address or chat customer id; matched by its keyed "
+    "hash, never stored.",
+)
+@click.option("--provider-id", default=None, help="CallSid, Message-ID or chat message id.")
+@click.option("--destination", default=None, help="Where the contact went (partner, hotline…).")
+@click.option("--category", type=click.Choice([c.value for c in Category]), default=None)
+@click.option("--outcome", type=click.Choice([o.value for o in Outcome]), default=None)
+@click.option(
+    "--before",
+    type=click.IntRange(min=1, max=NO_CAP),
+    default=None,
+    metavar="ID",
+    help="Only ids below ID: the next page after one that ended at ID.",
+)
 @click.option(
     "--limit", type=click.IntRange(min=1, max=NO_CAP, clamp=True), default=100, show_default=True
 )
 @FORMAT
-def interactions(since: str | None, channel: str | None, limit: int, output_format: str) -> None:
-    """What was routed where, and why (newest first)."""
-    since_at = since_option(since, datetime.now(UTC))
-    chosen = None if channel is None else Channel(channel)
-    records = on_backend(
-        lambda backend: backend.interactions(since=since_at, channel=chosen, limit=limit)
+@click.pass_context
+def interactions(
+    ctx: click.Context,
+    since: str | None,
+    channel: str | None,
+    customer: str | None,
+    provider_id: str | None,
+    destination: str | None,
+    category: str | None,
+    outcome: str | None,
+    before: int | None,
+    limit: int,
+    output_format: str,
+) -> None:
+    """What was routed where, and why (newest first); `interactions show ID` for one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from router.service.records import InteractionSearch
+
+    search = InteractionSearch(
+        since=since_option(since, datetime.now(UTC)),
+        channel=channel,
+        provider_id=provider_id,
+        destination=destination,
+        category=category,
+        outcome=outcome,
+        before=before,
+        limit=limit,
     )
+    records = on_backend(lambda backend: backend.interactions(search, customer=customer))
     if output_format == "json":
         emit_json(records)
         return
@@ -332,6 +384,24 @@ def interactions(since: str | None, channel: str | None, limit: int, output_form
             f"{record['category']:8} {record['side']:9} -> {record['destination']:10} "
             f"{record['reason']:12} v{record['version']}  {record['outcome'] or ''}"
         )
+    if len(records) == limit:
+        click.echo(f"(more may follow: add --before {records[-1]['id']})", err=True)
+
+
+@interactions.command("show")
+@click.argument("interaction_id", metavar="ID", type=click.IntRange(min=1, max=NO_CAP))
+@FORMAT
+def interactions_show(interaction_id: int, output_format: str) -> None:
+    """Everything about one contact: decision, attempts, feedback, recordings, forward."""
+    from router.cli.archive import render_detail
+
+    detail = on_backend(lambda backend: backend.interaction(interaction_id))
+    if detail is None:
+        raise click.ClickException(f"there is no interaction {interaction_id}")
+    if output_format == "json":
+        emit_json(detail)
+    else:
+        click.echo(render_detail(detail))
 
 
 #: ``--until`` of the commands that cover a period (``--since`` has a default of each's own)
@@ -836,6 +906,40 @@ def outbox_retry(row_id: int) -> None:
     if not on_backend(lambda backend: backend.retry_forward(row_id)):
         raise click.ClickException(f"there is no failed or pending forward #{row_id}")
     click.echo(f"forward #{row_id} will be tried again now")
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+@cli.group()
+def retention() -> None:
+    """Personal data of old contacts (SWITCHBOARD_RETENTION_DAYS)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Change nothing; count what would be emptied.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=36_500),
+    default=None,
+    help="Contacts older than this many days [default: $SWITCHBOARD_RETENTION_DAYS].",
+)
+@FORMAT
+def retention_run(dry_run: bool, days: int | None, output_format: str) -> None:
+    """Empty bodies, recording links, comments and delivery errors of old contacts now.
+
+    The contacts themselves stay, and every count of them: reports over old periods do
+    not change. The service does this once a day by itself when the setting is on."""
+    counts = on_backend(lambda backend: backend.retention(days=days, dry_run=dry_run))
+    if output_format == "json":
+        emit_json(counts)
+        return
+    verb = "would empty" if dry_run else "emptied"
+    click.echo(
+        f"contacts received before {counts['cutoff']} ({counts['days']} days): {verb} "
+        f"{counts['payloads']} forward bodies, {counts['recordings']} recording links, "
+        f"{counts['comments']} partner comments, {counts['errors']} delivery errors"
+    )
 
 
 # -- tokens ---------------------------------------------------------------------------------

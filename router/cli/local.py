@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from router.cli.backend import JSON, Classified, Cutover, Diff, Refused, Rollback
-from router.core.contact import Channel
 from router.core.document import (
     DocumentInvalid,
     RoutingDocument,
@@ -34,13 +33,12 @@ from router.service.tokens import Role, TokenError, create_token
 from router.service.views import (
     change_json,
     classification_json,
-    interaction_json,
     iso,
     outbox_json,
     step_json,
     version_json,
 )
-from router.settings import Settings
+from router.settings import Settings, customer_key_secret
 from router.store import Store, create_engine, migrate
 from router.store.uow import database_errors
 
@@ -48,6 +46,7 @@ if TYPE_CHECKING:
     from router.core.classify import Classifier
     from router.core.report import Report
     from router.core.staffing import Staffing, Target
+    from router.service.records import InteractionSearch
 
 # The read models (router.service.queries), the scheduler and the classifier are imported
 # by the methods that use them: a rollback at 3 a.m. should not wait for their imports.
@@ -110,13 +109,40 @@ class LocalBackend:
 
         return await queries.routing_status(await self.store(), now(), conversations=conversations)
 
-    async def interactions(
-        self, *, since: datetime | None, channel: Channel | None, limit: int
-    ) -> list[JSON]:
-        rows = await (await self.store()).interactions(
-            since=since, channel=None if channel is None else channel.value, limit=limit
+    async def interactions(self, search: InteractionSearch, *, customer: str | None) -> list[JSON]:
+        from router.service.archive import find_interactions
+
+        secret = customer_key_secret(self.settings) if customer is not None else b""
+        return await find_interactions(
+            await self.store(), search, customer_key=customer, secret=secret
         )
-        return [interaction_json(row) for row in rows]
+
+    async def retention(self, *, days: int | None, dry_run: bool) -> JSON:
+        from router.service.retention import apply_retention, cutoff_of, retention_due
+
+        days = days or self.settings.retention_days
+        if days is None:
+            raise Refused(
+                "retention is off: set SWITCHBOARD_RETENTION_DAYS or give --days (nothing done)"
+            )
+        store, moment = await self.store(), now()
+        if dry_run:
+            counts = await retention_due(store, moment, days)
+        else:  # by hand: not today's scheduled run, which still runs (and finds less)
+            done = await apply_retention(store, moment, days, claim=False)
+            assert done is not None
+            counts = done
+        return {
+            "days": days,
+            "cutoff": iso(cutoff_of(moment, days)),
+            "dry_run": dry_run,
+            **counts.as_json(),
+        }
+
+    async def interaction(self, interaction_id: int) -> JSON | None:
+        from router.service.archive import interaction_detail
+
+        return await interaction_detail(await self.store(), interaction_id)
 
     async def report(self, *, since: datetime, until: datetime) -> Report:
         from router.service import queries

@@ -19,12 +19,12 @@ from multidict import CIMultiDict
 
 from router.cli.backend import JSON, Classified, Cutover, Diff, Refused, Rollback
 from router.core.classify import Classifier
-from router.core.contact import Channel
 from router.core.document import RoutingDocument, document_data
 from router.core.durations import format_duration
 from router.core.migration import PlanStep
 from router.core.report import Report
 from router.core.staffing import Staffing, Target
+from router.service.records import InteractionSearch
 from router.service.views import STATUS_CONVERSATIONS
 
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -101,16 +101,30 @@ class RemoteBackend:
         answer: JSON = await self.remote.get("/api/status", params)
         return answer
 
-    async def interactions(
-        self, *, since: datetime | None, channel: Channel | None, limit: int
-    ) -> list[JSON]:
-        params = {"limit": str(limit)}
-        if since is not None:
-            params["since"] = since.isoformat()
-        if channel is not None:
-            params["channel"] = channel.value
+    async def interactions(self, search: InteractionSearch, *, customer: str | None) -> list[JSON]:
+        params = {"limit": str(search.limit)} if search.limit is not None else {}
+        if search.since is not None:
+            params["since"] = search.since.isoformat()
+        if customer is not None:  # hashed by the service, with its own secret
+            params["customer"] = customer
+        for name in ("channel", "provider_id", "destination", "category", "outcome", "before"):
+            value = getattr(search, name)
+            if value is not None:
+                params[name] = str(value)
         answer: list[JSON] = await self.remote.get("/api/interactions", params)
         return answer
+
+    async def interaction(self, interaction_id: int) -> JSON | None:
+        try:
+            answer: JSON = await self.remote.get(f"/api/interactions/{interaction_id}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return answer
+
+    async def retention(self, *, days: int | None, dry_run: bool) -> JSON:
+        raise _database_only("retention run")
 
     async def report(self, *, since: datetime, until: datetime) -> Report:
         # resolved by the command, like interactions --since: "7d" means 7 days before it

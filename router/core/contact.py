@@ -88,3 +88,34 @@ def phone_customer_key(number: str) -> str:
     if number.lower().startswith("sip:"):
         return number.lower()
     return ""
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s\-().]")
+
+
+def searched_customer_key(text: str) -> str:
+    """The customer key an operator means by *text*, normalised as the channel parsers
+    normalise it, so its keyed hash matches the stored one; ValueError saying why not.
+
+    ``+…`` or ``00…`` is a phone number (spaces, dashes, dots and brackets dropped; E.164
+    or refused); ``sip:…`` a SIP URI; anything with ``@`` an email address (lower-cased);
+    anything else a chat customer id, as the chat webhook keeps it (trimmed)."""
+    value = text.strip()
+    if not value:
+        raise ValueError("give a phone number, an email address or a chat customer id")
+    if value.lower().startswith("sip:"):
+        return value.lower()
+    if "@" in value:
+        local, _, domain = value.rpartition("@")
+        if not local or "." not in domain or any(c.isspace() or c in "<>," for c in value):
+            raise ValueError(f"{value!r} is not an email address (name@example.com)")
+        return value.lower()
+    compact = _PHONE_PUNCTUATION.sub("", value)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if compact.startswith("+"):
+        key = phone_customer_key(compact)
+        if not key:
+            raise ValueError(f"{value!r} is not a phone number in E.164 form (+420601234567)")
+        return key
+    return value

@@ -251,6 +251,9 @@ class Destination(_Model):
     email: Annotated[str, Field(strict=True), AfterValidator(_email)] | None = None
     chat: Annotated[str, Field(strict=True), AfterValidator(_chat_url)] | None = None
     hours: Any = "always"  # "always" or a mapping, see router.core.hours; kept for the round trip
+    # record the calls dialled to it (from answer, both parties); absent means false, and
+    # stays absent, so documents written before it keep their canonical JSON (and ETags)
+    record: Annotated[bool, Field(strict=True)] | None = None
     _opening_hours: OpeningHours = PrivateAttr(default=ALWAYS)
 
     @field_validator("hours", mode="before")
@@ -277,6 +280,10 @@ class Destination(_Model):
     @property
     def is_external(self) -> bool:
         return self.kind == "external"
+
+    @property
+    def records_calls(self) -> bool:
+        return self.record is True
 
     def address(self, channel: Channel) -> str | None:
         address: str | None = getattr(self, channel.value)

@@ -23,7 +23,14 @@ from router.core.lifecycle import OUTCOME_MOVES, Outcome
 from router.service.contacts import customer_hash, target
 from router.service.ports import ContactUnitOfWork, DatabaseUnavailable
 from router.service.recording import recorded
-from router.service.records import NewForward, NewInteraction, Reply, new_forward
+from router.service.records import (
+    AttemptKind,
+    NewAttempt,
+    NewForward,
+    NewInteraction,
+    Reply,
+    new_forward,
+)
 from router.service.routing import ActiveRouting
 
 log = structlog.get_logger(__name__)
@@ -64,6 +71,17 @@ async def call_dialled(
     if answered and talk_seconds is not None:
         progress = replace(progress, handle_seconds=talk_seconds)
     body = render(next_step, document)
+    dialled = NewAttempt(
+        at=now,
+        kind=AttemptKind.DIAL,
+        number=attempt,
+        destination=destination,
+        address=document.address(destination, Channel.PHONE)
+        if destination in document.destinations
+        else None,
+        status=status,
+        seconds=talk_seconds if answered else None,
+    )
     if isinstance(next_step, DialFallback):
         log.info(
             "call.fallback",
@@ -73,7 +91,7 @@ async def call_dialled(
             status=status,
         )
     try:
-        return await _progress(uow, call_sid, step, progress, body, now)
+        return await _progress(uow, call_sid, step, progress, body, now, attempts=[dialled])
     except DatabaseUnavailable as exc:
         log.error(
             "call.progress_unrecorded",
@@ -96,6 +114,7 @@ async def voicemail_left(
     recording_url: str | None,
     compose: Callable[[str], bytes],
     answer: str,
+    recording_seconds: int | None = None,
 ) -> tuple[str, bool]:
     """The caller's message was recorded (or they hung up before it): keep the recording's
     URL with the call and email the voicemail, composed by *compose* for the destination's
@@ -115,8 +134,19 @@ async def voicemail_left(
     if mailbox is not None:
         meta = {"generated": True, "reason": "unanswered", "sender": "switchboard@localhost"}
         forwards.append(new_forward(Channel.EMAIL, mailbox, compose(mailbox.address), meta, now))
+    left = NewAttempt(
+        at=now,
+        kind=AttemptKind.VOICEMAIL,
+        number=1,
+        destination=destination,
+        status="recorded" if recording_url else "hung_up",
+        seconds=recording_seconds,
+        url=recording_url,
+    )
     try:
-        body = await _progress(uow, call_sid, step, progress, answer, now, forwards)
+        body = await _progress(
+            uow, call_sid, step, progress, answer, now, forwards, attempts=[left]
+        )
     except DatabaseUnavailable as exc:
         log.error(
             "call.voicemail_unrecorded", call_sid=call_sid, **progress.changes(), error=str(exc)
@@ -124,6 +154,53 @@ async def voicemail_left(
         return answer, False
     log.info("call.voicemail", call_sid=call_sid, recorded=recording_url is not None)
     return body, bool(forwards)
+
+
+async def call_recorded(
+    uow: ContactUnitOfWork,
+    now: datetime,
+    *,
+    call_sid: str,
+    recording_ref: str,
+    url: str | None,
+    status: str,
+    seconds: int | None,
+    destination: str,
+    attempt: int,
+    answer: str,
+) -> bool:
+    """A recorded dial's recording is ready: keep its link with the call, as an attempt of
+    kind recording (a call may also have a voicemail, kept on the interaction). Once per
+    *recording_ref* (the provider's recording id), however often it is posted. False when
+    no call *call_sid* was recorded (its route was never stored: logged, nothing kept).
+    Raises :class:`DatabaseUnavailable` (the provider retries)."""
+    ready = NewAttempt(
+        at=now,
+        kind=AttemptKind.RECORDING,
+        number=attempt,
+        destination=destination,
+        status=status,
+        seconds=seconds,
+        url=url,
+        provider_ref=recording_ref,
+    )
+
+    async def record(uow: ContactUnitOfWork) -> bool:
+        current = await uow.contact(_PHONE, call_sid)
+        if current is None:
+            return False
+        if await uow.add_reply(Reply(call_sid, f"recording {recording_ref}", answer, now)):
+            await uow.add_attempt(current.interaction_id, ready)
+        return True
+
+    known = await recorded(uow, record)
+    if known:
+        log.info("call.recorded", call_sid=call_sid, recording=recording_ref, status=status)
+    else:
+        # Twilio retries a callback that is not answered 2xx, and a retry would find no call
+        # either: answered 200, logged with what finds the recording at Twilio
+        log.warning("call.recording_unknown", call_sid=call_sid, recording=recording_ref)
+    return known
 
 
 async def call_ended(
@@ -206,8 +283,11 @@ async def _progress(
     body: str,
     now: datetime,
     forwards: Sequence[NewForward] = (),
+    *,
+    attempts: Sequence[NewAttempt] = (),
 ) -> str:
-    """Record one step of a call with its answer; the earlier answer for a repeated step."""
+    """Record one step of a call with its answer and the attempts it logs; the earlier
+    answer for a repeated step."""
 
     async def record(uow: ContactUnitOfWork) -> str:
         if not await uow.add_reply(Reply(call_sid, step, body, now)):
@@ -235,6 +315,8 @@ async def _progress(
         await uow.update_interaction(current.interaction_id, change, now)
         for forward in forwards:
             await uow.add_forward(current.interaction_id, forward)
+        for attempt in attempts:
+            await uow.add_attempt(current.interaction_id, attempt)
         return body
 
     return await recorded(uow, record)

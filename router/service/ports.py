@@ -19,6 +19,7 @@ from router.core.contact import Category
 from router.service.records import (
     FailedAttempt,
     ForwardRecord,
+    NewAttempt,
     NewForward,
     NewInteraction,
     Reply,
@@ -170,6 +171,10 @@ class ContactUnitOfWork(Protocol):
         ...
 
     async def add_forward(self, interaction_id: int, forward: NewForward) -> None: ...
+
+    async def add_attempt(self, interaction_id: int, attempt: NewAttempt) -> None:
+        """Log a dial, voicemail or recording with the state change it records."""
+        ...
 
     async def add_reply(self, reply: Reply) -> bool:
         """False when this step was answered before (the first answer stands)."""

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from router.core.contact import Category, CategorySource, Channel, Reason, Side
@@ -174,6 +174,79 @@ class FailedAttempt:
     delivery_failed: bool | None = None  # the interaction's: the guard counts it a failure
 
 
+class AttemptKind(StrEnum):
+    """What an attempt row records (``attempts.kind``)."""
+
+    DIAL = "dial"  # a <Dial> ended: its DialCallStatus, and talk time when answered
+    DELIVERY = "delivery"  # an outbox send: delivered, or its error and what comes next
+    VOICEMAIL = "voicemail"  # the caller's message was recorded (or they hung up first)
+    RECORDING = "recording"  # a dialled call's recording is ready (destination record: true)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt(_Row):
+    """One dial, delivery, voicemail or recording (``attempts``), written in the
+    transaction of the state change it records; its interaction is named when it is added."""
+
+    at: datetime
+    kind: AttemptKind
+    number: int
+    destination: str
+    status: str
+    address: str | None = None
+    error: str | None = None
+    seconds: int | None = None
+    url: str | None = None
+    provider_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionSearch:
+    """What ``interactions`` and ``GET /api/interactions`` look for; None: any. Newest
+    (highest id) first, only ids below *before* (the previous page's last id)."""
+
+    since: datetime | None = None
+    channel: str | None = None
+    customer_hash: str | None = None
+    provider_id: str | None = None
+    destination: str | None = None
+    category: str | None = None
+    outcome: str | None = None
+    before: int | None = None
+    limit: int | None = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionCounts:
+    """What retention emptied (or, on a dry run, would empty) of the contacts older than
+    its window: forwards' bodies, recording links, partner comments, attempts' errors."""
+
+    payloads: int = 0
+    recordings: int = 0
+    comments: int = 0
+    errors: int = 0
+
+    def __add__(self, other: RetentionCounts) -> RetentionCounts:
+        return RetentionCounts(
+            self.payloads + other.payloads,
+            self.recordings + other.recordings,
+            self.comments + other.comments,
+            self.errors + other.errors,
+        )
+
+    @property
+    def total(self) -> int:
+        return self.payloads + self.recordings + self.comments + self.errors
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "payloads": self.payloads,
+            "recordings": self.recordings,
+            "comments": self.comments,
+            "errors": self.errors,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerFeedback(_Row):
     """The partner's report on an interaction; a repeated report replaces every field."""
@@ -252,6 +325,24 @@ class InteractionRecord:
     partner_comment: str | None
     feedback_at: datetime | None
     handle_seconds: int | None  # talk time of the answered <Dial> (DialCallDuration)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt (``attempts``) as it was read."""
+
+    id: int
+    interaction_id: int
+    at: datetime
+    kind: str
+    number: int
+    destination: str
+    address: str | None
+    status: str
+    error: str | None
+    seconds: int | None
+    url: str | None
+    provider_ref: str | None
 
 
 @dataclass(frozen=True, slots=True)

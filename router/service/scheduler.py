@@ -22,6 +22,7 @@ from router.core.migration import (
 )
 from router.service.ports import StaleVersion
 from router.service.records import NewPlanStep, PlanStepRecord, VersionRecord
+from router.service.retention import RetentionSchedule
 from router.service.versions import (
     GUARD_ACTOR,
     SCHEDULER_ACTOR,
@@ -83,11 +84,22 @@ async def run_plan_step(store: Store, step: PlanStepRecord, now: datetime) -> Ve
     return row
 
 
-async def run_due_work(store: Store, now: datetime) -> list[VersionRecord]:
-    """Everything due now: a timed rollback's return, plan steps, the guard.
+async def run_due_work(
+    store: Store, now: datetime, *, retention: RetentionSchedule | None = None
+) -> list[VersionRecord]:
+    """Everything due now: a timed rollback's return, plan steps, the guard, and with
+    *retention* (``SWITCHBOARD_RETENTION_DAYS``) the day's retention run. The routing
+    versions made are returned.
 
     Plan steps wait while a rollback is in force: a scheduled step must not undo an
     incident rollback behind the on-call person's back (status lists them as held)."""
+    made = await _routing_work(store, now)
+    if retention is not None:
+        await retention.run_if_due(store, now)
+    return made
+
+
+async def _routing_work(store: Store, now: datetime) -> list[VersionRecord]:
     made: list[VersionRecord] = []
     current = await store.current_version()
     if current is None:

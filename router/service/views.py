@@ -24,6 +24,7 @@ from router.core.migration import Impact as ReplayedImpact
 from router.core.problems import Problem as FoundProblem
 from router.core.traffic import Traffic as HourlyTraffic
 from router.service.records import (
+    AttemptRecord,
     ForwardRecord,
     HeldConversations,
     InteractionRecord,
@@ -471,6 +472,113 @@ def outbox_json(row: ForwardRecord) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "delivered_at": iso(row.delivered_at) if row.delivered_at else None,
     }
+
+
+# -- one interaction, everything about it ---------------------------------------------------
+
+
+class Attempt(Answer):
+    """One dial, delivery, voicemail or recording of a contact, in the order they happened."""
+
+    at: Timestamp
+    kind: Annotated[
+        str,
+        WithJsonSchema({"type": "string", "enum": ["dial", "delivery", "voicemail", "recording"]}),
+    ]
+    number: int = Field(description="a dial's 1 or 2 (fallback); a forward's attempt number")
+    destination: str
+    address: str | None
+    status: str = Field(
+        description="dial: DialCallStatus; delivery: delivered, pending (retried) or failed; "
+        "voicemail and recording: recorded/completed or absent"
+    )
+    error: str | None = Field(description="a failed delivery's error (emptied by retention)")
+    seconds: int | None = Field(description="talk time of an answered dial, a recording's length")
+    url: str | None = Field(description="a recording's URL (emptied by retention)")
+    provider_ref: str | None = Field(description="the provider's id of it (RecordingSid)")
+
+
+class Feedback(Answer):
+    """What the partner reported about the contact (``/webhooks/partner/feedback``)."""
+
+    outcome: str
+    rating: int | None
+    comment: str | None = Field(description="card numbers masked; emptied by retention")
+    at: Timestamp | None
+
+
+class Recording(Answer):
+    kind: Literal["voicemail", "call"]
+    url: str
+    at: Timestamp | None
+    seconds: int | None
+
+
+class ForwardState(Answer):
+    """The outbox forward of an email or chat contact: where it stands, never its body."""
+
+    id: int
+    kind: str
+    destination: str
+    address: str
+    stage: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
+
+
+class InteractionDetail(Answer):
+    """Everything about one contact (``interactions show ID``, ``GET
+    /api/interactions/{id}``): the recorded row with its decision and outcome, its attempts
+    in order, the partner's feedback, the recordings, and its forwards' state."""
+
+    interaction: RecordedInteraction
+    attempts: list[Attempt]
+    feedback: Feedback | None
+    recordings: list[Recording] = Field(
+        description="the voicemail and the dialled call's recordings, oldest first"
+    )
+    forwards: list[ForwardState]
+
+
+def interaction_detail_json(
+    row: InteractionRecord, attempts: Sequence[AttemptRecord], forwards: Sequence[ForwardRecord]
+) -> dict[str, Any]:
+    recordings = [
+        Recording(kind="call", url=item.url, at=item.at, seconds=item.seconds)
+        for item in attempts
+        if item.kind == "recording" and item.url
+    ]
+    if row.recording_url:
+        voicemail = next((item for item in attempts if item.kind == "voicemail"), None)
+        recordings.append(
+            Recording(
+                kind="voicemail",
+                url=row.recording_url,
+                at=voicemail.at if voicemail else None,
+                seconds=voicemail.seconds if voicemail else None,
+            )
+        )
+    recordings.sort(key=lambda item: (item.at is None, item.at))
+    feedback = (
+        None
+        if row.partner_outcome is None
+        else Feedback(
+            outcome=row.partner_outcome,
+            rating=row.partner_rating,
+            comment=row.partner_comment,
+            at=row.feedback_at,
+        )
+    )
+    return InteractionDetail(
+        interaction=RecordedInteraction.model_validate(row, from_attributes=True),
+        attempts=[Attempt.model_validate(item, from_attributes=True) for item in attempts],
+        feedback=feedback,
+        recordings=recordings,
+        forwards=[ForwardState.model_validate(item, from_attributes=True) for item in forwards],
+    ).as_json()
 
 
 # -- traffic -------------------------------------------------------------------------------

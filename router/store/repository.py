@@ -26,31 +26,38 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from router.core.contact import Channel
 from router.core.lifecycle import ForwardStatus, Outcome, outcomes_before, statuses_before
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.records import (
+    AttemptKind,
+    AttemptRecord,
     FailedAttempt,
     ForwardRecord,
     HeldConversations,
     HeldRecord,
     InteractionRecord,
+    InteractionSearch,
     NewPlanStep,
     NewToken,
     PartnerFeedback,
     PlanStepRecord,
+    RetentionCounts,
     TokenRecord,
     VersionRecord,
 )
 from router.store.group_commit import GroupCommit, Member
 from router.store.tables import (
     ApiToken,
+    AttemptRow,
     Interaction,
     OutboxRow,
     PlanStepRow,
     RoutingVersion,
+    ScheduledRun,
     UTCDateTime,
 )
-from router.store.uow import UnitOfWork, database_errors
+from router.store.uow import UnitOfWork, database_errors, insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -540,6 +547,12 @@ class Store:
                 await _mark_delivered(connection, [row.id for row in delivered], now)
             for row, attempt in failed:
                 await _record_failure(connection, row, attempt, now)
+            # the attempt log: one executemany for the whole batch
+            await connection.execute(
+                _attempt_insert(),
+                [_delivery_attempt(row, None, now) for row in delivered]
+                + [_delivery_attempt(row, attempt, now) for row, attempt in failed],
+            )
 
     async def outbox_rows(
         self, *, statuses: Sequence[str], limit: int | None = None
@@ -633,16 +646,230 @@ class Store:
         limit: int | None = 100,
     ) -> list[InteractionRecord]:
         """Newest first."""
+        return await self.search_interactions(
+            InteractionSearch(since=since, channel=channel, limit=limit)
+        )
+
+    async def search_interactions(self, search: InteractionSearch) -> list[InteractionRecord]:
+        """The interactions *search* names, newest (highest id) first: a page ends at
+        *search.limit* rows and the next one starts below its last id, so pages stay put
+        while new contacts arrive."""
+        table: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
+        columns = table.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if search.since is not None:
+            conditions.append(columns.received_at >= search.since)
+        if search.provider_id is not None:
+            # every channel named, so the unique (channel, provider_id) index answers it
+            channels = [search.channel] if search.channel else [c.value for c in Channel]
+            conditions.append(columns.channel.in_(channels))
+            conditions.append(columns.provider_id == search.provider_id)
+        elif search.channel is not None:
+            conditions.append(columns.channel == search.channel)
+        for name in ("customer_hash", "destination", "category", "outcome"):
+            wanted = getattr(search, name)
+            if wanted is not None:
+                conditions.append(columns[name] == wanted)
+        if search.before is not None:
+            conditions.append(columns.id < search.before)
+        query = sa.select(table).where(*conditions).order_by(columns.id.desc())
+        if search.limit is not None:
+            query = query.limit(search.limit)
+        async with self.connected() as connection:
+            rows = (await connection.execute(query)).all()
+        return read_all(InteractionRecord, rows)
+
+    async def interaction(self, interaction_id: int) -> InteractionRecord | None:
+        async with self.connected() as connection:
+            table: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
+            row = (
+                await connection.execute(sa.select(table).where(table.c.id == interaction_id))
+            ).first()
+        return None if row is None else read_as(InteractionRecord, row)
+
+    async def attempts_of(self, interaction_id: int) -> list[AttemptRecord]:
+        """Every attempt on one interaction, in the order they happened."""
+        table: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
+        query = (
+            sa.select(table)
+            .where(table.c.interaction_id == interaction_id)
+            .order_by(table.c.at, table.c.id)
+        )
+        async with self.connected() as connection:
+            return read_all(AttemptRecord, (await connection.execute(query)).all())
+
+    async def forwards_of(self, interaction_id: int) -> list[ForwardRecord]:
+        """The forwards (outbox rows) of one interaction, oldest first."""
         async with self.reading() as session:
-            query = select(Interaction)
-            if since is not None:
-                query = query.where(Interaction.received_at >= since)
-            if channel is not None:
-                query = query.where(Interaction.channel == channel)
-            query = query.order_by(col(Interaction.received_at).desc(), col(Interaction.id).desc())
-            if limit is not None:
-                query = query.limit(limit)
-            return read_all(InteractionRecord, (await session.exec(query)).all())
+            query = (
+                select(OutboxRow)
+                .where(OutboxRow.interaction_id == interaction_id)
+                .order_by(col(OutboxRow.id))
+            )
+            return read_all(ForwardRecord, (await session.exec(query)).all())
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def has_run(self, job: str, period: str) -> bool:
+        """True when *job* was claimed for *period* (by any replica)."""
+        runs: sa.Table = ScheduledRun.__table__  # type: ignore[attr-defined]
+        query = sa.select(runs.c.job).where(runs.c.job == job, runs.c.period == period)
+        async with self.connected() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def retention_batch(
+        self,
+        *,
+        cutoff: datetime,
+        now: datetime,
+        batch: int,
+        note: str,
+        claim: tuple[str, str] | None = None,
+    ) -> RetentionCounts | None:
+        """Empty, in one transaction, up to *batch* rows of each kind of personal data kept
+        for contacts received before *cutoff*: forwards' bodies (a forward still pending
+        fails with *note* as its error: it cannot be sent without one), recording links,
+        partner comments, attempts' errors. With *claim* (job, period) the transaction first
+        claims that run; None when another replica already has (nothing is done). Rows and
+        their outcomes stay: reports over old periods do not change."""
+        async with self.transaction() as connection:
+            if claim is not None and not await _claim_run(connection, *claim, now):
+                return None
+            return await _empty_batch(connection, cutoff, now, batch, note)
+
+    async def retention_due(self, *, cutoff: datetime, now: datetime) -> RetentionCounts:
+        """What :meth:`retention_batch` would empty, counted (a dry run)."""
+        statements = _retention_statements()
+        parameters = {"cutoff": cutoff, "now": now, "batch": _EVERY_ROW}
+        async with self.connected() as connection:
+            found = {
+                name: (await connection.execute(query, parameters)).all()
+                for name, query in statements.selects.items()
+            }
+        return _counted(found)
+
+    async def finish_run(self, job: str, period: str, now: datetime, counts: str) -> None:
+        runs: sa.Table = ScheduledRun.__table__  # type: ignore[attr-defined]
+        async with self.transaction() as connection:
+            await connection.execute(
+                sa.update(runs)
+                .where(runs.c.job == job, runs.c.period == period)
+                .values(finished_at=now, counts=counts)
+            )
+
+
+async def _claim_run(connection: AsyncConnection, job: str, period: str, now: datetime) -> bool:
+    runs: sa.Table = ScheduledRun.__table__  # type: ignore[attr-defined]
+    insert = insert_ignoring_duplicates(connection.dialect.name, runs, ("job", "period"))
+    result = await connection.execute(insert, {"job": job, "period": period, "started_at": now})
+    return bool(result.rowcount)
+
+
+#: LIMIT of a dry run's count: every row (PostgreSQL refuses SQLite's "no limit", -1)
+_EVERY_ROW = 2**62
+
+
+class _Retention(NamedTuple):
+    #: what to empty, per table: (id, then a flag per count) of rows older than the cutoff
+    selects: dict[str, sa.Select[Any]]
+
+
+@cache
+def _retention_statements() -> _Retention:
+    interactions: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
+    attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
+    outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+    cutoff = sa.bindparam("cutoff", type_=UTCDateTime())
+    now = sa.bindparam("now", type_=UTCDateTime())
+    limit = sa.bindparam("batch", type_=sa.Integer())
+    old = interactions.c.received_at < cutoff
+    contacts = (
+        sa.select(
+            interactions.c.id,
+            interactions.c.recording_url.is_not(None),
+            interactions.c.partner_comment.is_not(None),
+        )
+        .where(
+            old,
+            sa.or_(
+                interactions.c.recording_url.is_not(None),
+                interactions.c.partner_comment.is_not(None),
+            ),
+        )
+        .limit(limit)
+    )
+    their_attempts = (
+        sa.select(attempts.c.id, attempts.c.url.is_not(None), attempts.c.error.is_not(None))
+        .join(interactions, interactions.c.id == attempts.c.interaction_id)
+        .where(old, sa.or_(attempts.c.url.is_not(None), attempts.c.error.is_not(None)))
+        .limit(limit)
+    )
+    forwards = (
+        sa.select(outbox.c.id)
+        .join(interactions, interactions.c.id == outbox.c.interaction_id)
+        .where(
+            old,
+            outbox.c.payload.is_not(None),
+            # never a forward a worker is sending right now
+            sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        )
+        .limit(limit)
+    )
+    return _Retention({"interactions": contacts, "attempts": their_attempts, "outbox": forwards})
+
+
+def _counted(found: dict[str, Sequence[Any]]) -> RetentionCounts:
+    return RetentionCounts(
+        payloads=len(found["outbox"]),
+        recordings=sum(bool(row[1]) for row in found["interactions"])
+        + sum(bool(row[1]) for row in found["attempts"]),
+        comments=sum(bool(row[2]) for row in found["interactions"]),
+        errors=sum(bool(row[2]) for row in found["attempts"]),
+    )
+
+
+async def _empty_batch(
+    connection: AsyncConnection, cutoff: datetime, now: datetime, batch: int, note: str
+) -> RetentionCounts:
+    interactions: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
+    attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
+    outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+    parameters = {"cutoff": cutoff, "now": now, "batch": batch}
+    statements = _retention_statements()
+    found = {
+        name: (await connection.execute(query, parameters)).all()
+        for name, query in statements.selects.items()
+    }
+    if found["interactions"]:
+        ids = [row[0] for row in found["interactions"]]
+        await connection.execute(
+            sa.update(interactions)
+            .where(interactions.c.id.in_(ids))
+            .values(recording_url=None, partner_comment=None)
+        )
+    if found["attempts"]:
+        ids = [row[0] for row in found["attempts"]]
+        await connection.execute(
+            sa.update(attempts).where(attempts.c.id.in_(ids)).values(url=None, error=None)
+        )
+    if found["outbox"]:
+        ids = [row[0] for row in found["outbox"]]
+        pending = ForwardStatus.PENDING.value
+        await connection.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(ids))
+            .values(
+                payload=None,
+                meta="{}",
+                last_error=note,  # the one it had may quote an address
+                status=sa.case(
+                    (outbox.c.status == pending, ForwardStatus.FAILED.value),
+                    else_=outbox.c.status,
+                ),
+                updated_at=now,
+            )
+        )
+    return _counted(found)
 
 
 def _aware(moment: datetime | str) -> datetime:
@@ -684,6 +911,31 @@ async def _record_failure(
             allowed = outcomes_before(attempt.outcome)
             update = update.where(col(Interaction.outcome).in_(allowed))
         await connection.execute(update.values(**interaction_changes, updated_at=now))
+
+
+@cache
+def _attempt_insert() -> sa.Insert:
+    attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
+    return sa.insert(attempts)
+
+
+def _delivery_attempt(
+    row: ForwardRecord, failure: FailedAttempt | None, now: datetime
+) -> dict[str, Any]:
+    """The attempt row of one send of *row* (delivered when *failure* is None)."""
+    return {
+        "interaction_id": row.interaction_id,
+        "at": now,
+        "kind": AttemptKind.DELIVERY.value,
+        "number": row.attempts + 1,
+        "destination": row.destination,
+        "address": row.address,
+        "status": ForwardStatus.DELIVERED.value if failure is None else failure.status.value,
+        "error": None if failure is None else failure.last_error,
+        "seconds": None,
+        "url": None,
+        "provider_ref": None,
+    }
 
 
 def forward_changes(attempt: FailedAttempt) -> dict[str, Any]:

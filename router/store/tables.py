@@ -58,6 +58,9 @@ class Interaction(SQLModel, table=True):
         ),
         # status: each conversation's last contact in a window; a chat's thread look-up
         sa.Index("ix_interactions_conversation_id_received_at", "conversation_id", "received_at"),
+        # the archive's searches, newest (highest id) first: one customer, one destination
+        sa.Index("ix_interactions_customer_hash_id", "customer_hash", "id"),
+        sa.Index("ix_interactions_destination_id", "destination", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -176,6 +179,39 @@ class WebhookReply(SQLModel, table=True):
     step: str = Field(primary_key=True)
     body: str
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AttemptRow(SQLModel, table=True):
+    """One thing that happened to a contact after routing: a dial, a delivery attempt, a
+    voicemail, a call recording; written with the state change it records (0007)."""
+
+    __tablename__ = "attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: int = Field(foreign_key="interactions.id", index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    kind: str  # dial | delivery | voicemail | recording
+    number: int  # the attempt's number (a dial's 1 or 2, a forward's attempts so far + 1)
+    destination: str
+    address: str | None = None
+    status: str  # DialCallStatus, delivered/pending/failed, RecordingStatus
+    error: str | None = None  # a failed delivery's error; emptied by retention
+    seconds: int | None = None  # DialCallDuration, RecordingDuration
+    url: str | None = None  # a recording's URL; emptied by retention
+    provider_ref: str | None = None  # RecordingSid: a repeated callback is recognised
+
+
+class ScheduledRun(SQLModel, table=True):
+    """A job's run for one period (``retention`` per UTC day): inserted, with ON CONFLICT DO
+    NOTHING, in the transaction that does the work, so only one replica does it (0007)."""
+
+    __tablename__ = "scheduled_runs"
+
+    job: str = Field(primary_key=True)
+    period: str = Field(primary_key=True)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    counts: str | None = None  # JSON: what the run did
 
 
 def metadata() -> sa.MetaData:

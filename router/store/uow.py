@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from router.core.contact import Category
 from router.core.lifecycle import Outcome
 from router.service.ports import DatabaseUnavailable
-from router.service.records import NewForward, NewInteraction, Reply, StoredContact
-from router.store.tables import Interaction, OutboxRow, SeenToken, WebhookReply
+from router.service.records import NewAttempt, NewForward, NewInteraction, Reply, StoredContact
+from router.store.tables import AttemptRow, Interaction, OutboxRow, SeenToken, WebhookReply
 
 if TYPE_CHECKING:
     from router.core.calls import CallProgress
@@ -53,6 +53,7 @@ _INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
 _OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
 _REPLIES: sa.Table = WebhookReply.__table__  # type: ignore[attr-defined]
 _TOKENS: sa.Table = SeenToken.__table__  # type: ignore[attr-defined]
+_ATTEMPTS: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
 
 
 @asynccontextmanager
@@ -92,7 +93,7 @@ def _pool_exhausted(exc: PoolTimeout) -> None:
     _pool_logged_at, _pool_unlogged = now, 0
 
 
-def _insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
+def insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: Sequence[str]) -> Any:
     # only the dialect in use is imported: PostgreSQL's costs a SQLite command 25 ms
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
@@ -111,6 +112,7 @@ class _Statements:
     add_reply: Any
     add_token: Any
     add_forward: Any
+    add_attempt: Any
     #: The new interaction's id comes back by RETURNING (PostgreSQL), else as the cursor's
     #: lastrowid (SQLite: no result rows to fetch, which would cost one more trip to
     #: aiosqlite's thread on every call)
@@ -119,17 +121,16 @@ class _Statements:
 
 @cache
 def _statements(dialect: str) -> _Statements:
-    add_interaction = _insert_ignoring_duplicates(
-        dialect, _INTERACTIONS, ("channel", "provider_id")
-    )
+    add_interaction = insert_ignoring_duplicates(dialect, _INTERACTIONS, ("channel", "provider_id"))
     returns_id = dialect != "sqlite"
     return _Statements(
         add_interaction=(
             add_interaction.returning(_INTERACTIONS.c.id) if returns_id else add_interaction
         ),
-        add_reply=_insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
-        add_token=_insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
+        add_reply=insert_ignoring_duplicates(dialect, _REPLIES, ("provider_id", "step")),
+        add_token=insert_ignoring_duplicates(dialect, _TOKENS, ("provider", "token")),
         add_forward=sa.insert(_OUTBOX),
+        add_attempt=sa.insert(_ATTEMPTS),
         returns_id=returns_id,
     )
 
@@ -204,6 +205,11 @@ class UnitOfWork:
     async def add_forward(self, interaction_id: int, forward: NewForward) -> None:
         await self._write(
             self._sql.add_forward, {**forward.values(), "interaction_id": interaction_id}
+        )
+
+    async def add_attempt(self, interaction_id: int, attempt: NewAttempt) -> None:
+        await self._write(
+            self._sql.add_attempt, {**attempt.values(), "interaction_id": interaction_id}
         )
 
     async def add_reply(self, reply: Reply) -> bool:

@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from router.core.classify import classify
-from router.core.contact import Category, Channel
+from router.core.contact import Category, Channel, searched_customer_key
 from router.core.document import (
     DocumentInvalid,
     RoutingDocument,
@@ -45,6 +45,7 @@ from router.core.document import (
 )
 from router.core.durations import parse_duration, parse_since
 from router.core.jsondata import parse_json
+from router.core.lifecycle import Outcome
 from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
 from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE, Report
@@ -58,6 +59,7 @@ from router.core.staffing import (
     render_csv,
 )
 from router.core.traffic import MAX_HOURS
+from router.service.archive import find_interactions, interaction_detail
 from router.service.ports import DatabaseUnavailable, StaleVersion
 from router.service.queries import (
     contacts_per_hour,
@@ -66,7 +68,12 @@ from router.service.queries import (
     routing_status,
 )
 from router.service.queries import cutover_preview as service_cutover_preview
-from router.service.records import MAX_ROW_INTEGER, TokenRecord, VersionRecord
+from router.service.records import (
+    MAX_ROW_INTEGER,
+    InteractionSearch,
+    TokenRecord,
+    VersionRecord,
+)
 from router.service.scheduler import schedule_plan
 from router.service.tokens import Role, authenticate
 from router.service.versions import (
@@ -85,6 +92,7 @@ from router.service.views import (
     Classification,
     Diff,
     Impact,
+    InteractionDetail,
     PlanCancelled,
     PlanScheduled,
     RecordedInteraction,
@@ -96,13 +104,12 @@ from router.service.views import (
     classification_json,
     diff_json,
     error_json,
-    interaction_json,
     step_json,
     traffic_json,
     version_json,
 )
 from router.store import Store
-from router.web.appkeys import clock_key, routing_key, store_key, wake_key
+from router.web.appkeys import clock_key, customer_secret_key, routing_key, store_key, wake_key
 from router.web.bodies import body_bytes
 from router.web.openapi import OpenApi, Operation, openapi_document
 
@@ -412,12 +419,50 @@ class DiffQuery(Body):
     to: int = Field(ge=1, le=MAX_INT, description="A version number.")
 
 
+def _customer(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a phone number, an email address or a chat customer id")
+    return searched_customer_key(value)
+
+
+Customer = Annotated[
+    str,
+    PlainValidator(_customer),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A phone number (+420601234567), an email address or a chat "
+            "customer id: matched by its keyed hash, never stored or logged.",
+            "examples": ["+420601234567", "jana@example.com"],
+        }
+    ),
+]
+
+
 class InteractionsQuery(Body):
     since: Since | None = None
     channel: Channel | None = None
+    customer: Customer | None = None
+    provider_id: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="CallSid, Message-ID, …"
+    )
+    destination: str | None = Field(default=None, min_length=1, max_length=200)
+    category: Category | None = None
+    outcome: Outcome | None = None
+    before: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="Only ids below this one: the next page starts below the last id "
+        "(the Link header's rel=next names it).",
+    )
     limit: int = Field(
         default=100, ge=1, le=MAX_INT, description="No upper cap (but the database's integer)."
     )
+
+
+class InteractionPath(Body):
+    id: int = Field(ge=1, le=MAX_INT, description="The interaction's id.")
 
 
 class TrafficQuery(Body):
@@ -676,12 +721,35 @@ async def post_classify(request: web.Request, token: TokenRecord) -> web.Respons
 async def get_interactions(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, InteractionsQuery)
     since = parse_since(query.since, now_of(request)) if query.since is not None else None
-    rows = await request.app[store_key].interactions(
+    search = InteractionSearch(
         since=since,
         channel=query.channel.value if query.channel is not None else None,
+        provider_id=query.provider_id,
+        destination=query.destination,
+        category=query.category.value if query.category is not None else None,
+        outcome=query.outcome.value if query.outcome is not None else None,
+        before=query.before,
         limit=query.limit,
     )
-    return web.json_response([interaction_json(row) for row in rows])
+    rows = await find_interactions(
+        request.app[store_key],
+        search,
+        customer_key=query.customer,
+        secret=request.app[customer_secret_key],
+    )
+    headers = {}
+    if len(rows) == query.limit:  # maybe more: the next page starts below the last id
+        following = request.rel_url.update_query(before=str(rows[-1]["id"]))
+        headers["Link"] = f'<{following}>; rel="next"'
+    return web.json_response(rows, headers=headers)
+
+
+async def get_interaction(request: web.Request, token: TokenRecord) -> web.Response:
+    number = validated(InteractionPath, dict(request.match_info), "path").id
+    detail = await interaction_detail(request.app[store_key], number)
+    if detail is None:
+        raise ApiError(404, f"there is no interaction {number}")
+    return web.json_response(detail)
 
 
 async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
@@ -904,8 +972,23 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             list[RecordedInteraction],
             Role.VIEWER,
             query=InteractionsQuery,
+            description="Filters combine; newest (highest id) first. A full page carries "
+            '`Link: <…&before=ID>; rel="next"`: the next page, stable while contacts arrive.',
+            link=True,
         ),
         get_interactions,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/interactions/{id}",
+            "Everything about one contact: decision, attempts, feedback, recordings, forwards",
+            InteractionDetail,
+            Role.VIEWER,
+            path_params=InteractionPath,
+            errors=(404,),
+        ),
+        get_interaction,
     ),
     (
         Operation(

@@ -30,6 +30,7 @@ from router.service.outbox import OutboxWorker
 from router.service.ports import DatabaseUnavailable, Sender
 from router.service.readiness import Readiness
 from router.service.recording import settled
+from router.service.retention import RetentionSchedule
 from router.service.routing import ActiveRouting, RoutingState, last_known, remember
 from router.service.scheduler import run_due_work
 from router.service.versions import ensure_initial_routing
@@ -137,6 +138,8 @@ async def follow_routing(app: web.Application) -> None:
     state = app[routing_key]
     wake = app[wake_key]
     listener = PostgresListener(app[settings_key].database_url, wake)
+    days = app[settings_key].retention_days
+    retention = RetentionSchedule(days) if days else None
     healthy = state.from_database
     loop = asyncio.get_running_loop()
     due_work_at = loop.time()
@@ -153,7 +156,8 @@ async def follow_routing(app: web.Application) -> None:
                 await refresh_routing(app)
                 if loop.time() >= due_work_at:
                     due_work_at = loop.time() + DUE_WORK_SECONDS
-                    if await run_due_work(app[store_key], app[clock_key]()):
+                    made = await run_due_work(app[store_key], app[clock_key](), retention=retention)
+                    if made:
                         await refresh_routing(app)
                 if not healthy:
                     log.info("database.available")
@@ -166,6 +170,8 @@ async def follow_routing(app: web.Application) -> None:
                 log.exception("routing.refresh_failed")
     finally:
         await listener.close()
+        if retention is not None:
+            await retention.close()
 
 
 class PostgresListener:

@@ -43,12 +43,14 @@ class Operation:
     role: Role | None = None  # the least role; None: no token needed
     body: Any = None  # what the request body validates as, like answer; None: no body
     query: type[BaseModel] | None = None
+    path_params: type[BaseModel] | None = None  # the {names} in the path
     errors: tuple[int, ...] = ()  # statuses beyond the ones every guarded operation has
     if_match: bool = False  # needs If-Match (428 without)
     etag: bool = False  # the answer carries the current version's ETag
     description: str = ""
     #: other media types the 200 may have, as text (``text/csv`` with ``format=csv``)
     text_answers: tuple[str, ...] = ()
+    link: bool = False  # a full page's answer carries Link: <…>; rel="next"
 
 
 def ref(name: str) -> dict[str, str]:
@@ -169,6 +171,13 @@ def operation_id(operation: Operation) -> str:
 
 def parameters(operation: Operation) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
+    if operation.path_params is not None:
+        schema = operation.path_params.model_json_schema(by_alias=True)
+        for name, prop in schema.get("properties", {}).items():
+            parameter = {"name": name, "in": "path", "required": True, "schema": prop}
+            if "description" in prop:
+                parameter["description"] = prop["description"]
+            found.append(parameter)
     if operation.query is not None:
         schema = operation.query.model_json_schema(by_alias=True, ref_template=SCHEMAS + "{model}")
         required = set(schema.get("required", []))
@@ -201,6 +210,13 @@ def responses(operation: Operation, answer: dict[str, Any]) -> dict[str, Any]:
                 "schema": {"type": "string"},
             }
         }
+    if operation.link:
+        ok["headers"] = {
+            "Link": {
+                "description": 'On a full page: `<the same query with before=ID>; rel="next"`.',
+                "schema": {"type": "string"},
+            }
+        }
     answers: dict[str, Any] = {"200": ok}
     for status in error_statuses(operation):
         answers[str(status)] = {"$ref": f"#/components/responses/{status}"}
@@ -213,7 +229,7 @@ def error_statuses(operation: Operation) -> list[int]:
         statuses |= {401, 503}
         if operation.role is not Role.VIEWER:
             statuses.add(403)
-    if operation.body is not None or operation.query is not None:
+    if operation.body is not None or operation.query is not None or operation.path_params:
         statuses.add(422)
     if operation.body is not None:
         statuses |= {400, 408, 413}  # router/web/bodies.py: unreadable, too slow, too large
@@ -228,7 +244,7 @@ _ERROR_TEXT = {
     401: "No token, or an unknown or revoked one (answered with `WWW-Authenticate: Bearer`).",
     403: "The token's role is too weak for this operation.",
     400: "The body cannot be read (a broken chunked or compressed stream).",
-    404: "No such routing version.",
+    404: "No such routing version or interaction.",
     408: "The body did not arrive within SWITCHBOARD_BODY_TIMEOUT.",
     413: "The body is larger than this operation's limit (SWITCHBOARD_MAX_JSON_BYTES, or "
     "SWITCHBOARD_MAX_DOCUMENT_BYTES for a routing document or a plan).",

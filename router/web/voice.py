@@ -17,7 +17,7 @@ from aiohttp import web
 
 from integrations import twilio_voice as tv
 from integrations.smtp import voicemail_message
-from router.service.calls import call_dialled, call_ended, voicemail_left
+from router.service.calls import call_dialled, call_ended, call_recorded, voicemail_left
 from router.service.contacts import Answer, route_contact
 from router.service.ports import DatabaseUnavailable
 from router.web.appkeys import (
@@ -163,9 +163,43 @@ async def voicemail_recorded(request: web.Request) -> web.Response:
         recording_url=recording,
         compose=compose,
         answer=tv.render_goodbye(message=active.document.goodbye(language), language=language),
+        recording_seconds=duration,
     )
     if queued:
         wake_outbox(app, "email")
+    return twiml(body)
+
+
+async def recording_ready(request: web.Request) -> web.Response:
+    """A recorded dial's recording is ready (destination ``record: true``): keep its link
+    with the call. 200 also for a call never recorded (logged): a retry would not find it
+    either; 503 while the database is down, so Twilio tries again."""
+    form = await verified_form(request)
+    try:
+        ready = tv.parse_recording(form)
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from exc
+    attempt = request.query.get("attempt", "1")
+    if attempt not in ("1", "2"):
+        raise _bad_request(f"attempt {attempt!r} is not 1 or 2")
+    app = request.app
+    body = tv.render_empty()
+    try:
+        await call_recorded(
+            app[store_key].unit_of_work(),
+            app[clock_key](),
+            call_sid=ready.call_sid,
+            recording_ref=ready.recording_sid,
+            url=ready.url,
+            status=ready.status,
+            seconds=ready.seconds,
+            destination=_query(request, "destination") or "",
+            attempt=int(attempt),
+            answer=body,
+        )
+    except DatabaseUnavailable as exc:
+        log.error("call.recording_unrecorded", call_sid=ready.call_sid, error=str(exc))
+        raise database_unavailable() from exc
     return twiml(body)
 
 
@@ -203,3 +237,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(tv.DIAL_STATUS_PATH, dial_finished)
     app.router.add_post(tv.RECORDED_PATH, voicemail_recorded)
     app.router.add_post(tv.STATUS_PATH, call_status)
+    app.router.add_post(tv.RECORDING_PATH, recording_ready)
