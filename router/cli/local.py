@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from router.core.classify import Classifier
     from router.core.report import Report
     from router.core.staffing import Staffing, Target
+    from router.core.statement import Month, Statement
 
 # The read models (router.service.queries), the scheduler and the classifier are imported
 # by the methods that use them: a rollback at 3 a.m. should not wait for their imports.
@@ -122,6 +123,11 @@ class LocalBackend:
         from router.service import queries
 
         return await queries.contacts_report(await self.store(), since=since, until=until)
+
+    async def statement(self, month: Month | None) -> Statement:
+        from router.service import queries
+
+        return await queries.month_statement(await self.store(), month=month, now=now())
 
     async def staffing(
         self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None

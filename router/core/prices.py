@@ -27,7 +27,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
@@ -111,7 +111,7 @@ def local_days(since: datetime, until: datetime, zone: tzinfo) -> list[date]:
 def day_starts(days: Sequence[date], zone: tzinfo) -> list[datetime]:
     """The moment each of *days* begins (local midnight; on a day whose midnight does not
     exist, the first moment after it), and after them the end of the last day: one more
-    moment than days. The store counts contacts between these."""
+    moment than days, in UTC. The store counts contacts between these."""
     moments = [*days, days[-1] + timedelta(days=1)] if days else []
     return [_midnight(day, zone) for day in moments]
 
@@ -119,7 +119,9 @@ def day_starts(days: Sequence[date], zone: tzinfo) -> list[datetime]:
 def _midnight(day: date, zone: tzinfo) -> datetime:
     # where clocks jump at midnight, zoneinfo reads the missing 00:00 with the offset before
     # the jump: the moment of the jump, which is the day's first moment all the same
-    return datetime.combine(day, time(0), tzinfo=zone)
+    # in UTC: Python subtracts and compares two times of one zone by their wall clocks,
+    # which on a 25-hour day is an hour off
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def in_force_by_day(
@@ -167,9 +169,7 @@ def price_runs(
         unit, currency, _ = price_of(span[0])
         count = sum(handled.get(day, 0) for day in span)
         versions = sorted({v for v in (price_of(day)[2] for day in span) if v is not None})
-        amount = Decimal(0) if count == 0 else None if unit is None else money(unit * count)
-        runs.append(
-            PriceRun(span[0], span[-1], unit, currency, tuple(versions), count, amount)
-        )
+        amount = money(Decimal(0)) if count == 0 else None if unit is None else money(unit * count)
+        runs.append(PriceRun(span[0], span[-1], unit, currency, tuple(versions), count, amount))
         start = index
     return runs

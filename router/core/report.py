@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from functools import partial
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,8 +53,8 @@ from router.core.contact import Category, Channel
 from router.core.prices import Kind, PriceList, PriceRun, kind_of, price_runs, unit_prices
 
 __all__ = [
-    "DAYS_CSV_COLUMNS",
     "CSV_COLUMNS",
+    "DAYS_CSV_COLUMNS",
     "DEFAULT_SINCE",
     "HANDLED_OUTCOME",
     "CostComparison",
@@ -63,8 +63,8 @@ __all__ = [
     "DestinationFigures",
     "PricePeriod",
     "Report",
-    "admin_share",
     "ReportSection",
+    "admin_share",
     "build_report",
     "csv_filename",
     "is_handled",
@@ -245,6 +245,13 @@ class _Pricing:
             return None, prices.costs.currency, prices.version
         return prices.unit_price(kind, channel), self.currency, prices.version
 
+    def at_destination(
+        self, day: date, *, name: str, channel: str
+    ) -> tuple[Decimal | None, str | None, int | None]:
+        """:meth:`price` at destination *name*, of its kind on *day*."""
+        today = self.lists.get(day)
+        return self.price(day, today.kind(name) if today else "unknown", channel)
+
 
 def build_report(
     counts: Iterable[Count],
@@ -384,13 +391,7 @@ def _section(
         unit: Decimal | None = None
         if pricing.priced:
             lists = pricing.lists
-
-            def price(
-                day: date, name: str = name
-            ) -> tuple[Decimal | None, str | None, int | None]:
-                today = lists.get(day)
-                return pricing.price(day, today.kind(name) if today else kind, channel)
-
+            price = partial(pricing.at_destination, name=name, channel=channel)
             runs = price_runs(pricing.days, tally.handled_on, price)
             cost = _runs_cost(runs)
             unit = _line_unit(runs, channel, name, notes)

@@ -22,6 +22,7 @@ from router.core.migration import (
 from router.core.prices import PriceList, day_starts, in_force_by_day, local_days
 from router.core.report import Count, Report, build_report
 from router.core.staffing import RecordedCall, Staffing, Target, build_staffing, whole_hours
+from router.core.statement import DayHandled, Month, Statement, build_statement, previous_month
 from router.core.traffic import Traffic, hourly, window
 from router.service.records import VersionRecord
 from router.service.versions import NoRouting, current_or_raise, stored_document
@@ -119,6 +120,31 @@ async def contacts_report(store: Store, *, since: datetime, until: datetime) -> 
         timezone=document.timezone,
         since=since,
         until=until,
+    )
+
+
+async def month_statement(store: Store, *, month: Month | None, now: datetime) -> Statement:
+    """What the external destinations are owed for *month* (default: the last whole month in
+    the routing timezone at *now*): ``switchboard statement``, ``GET /api/statement``.
+    Each day is priced by the routing version in force that day (router/core/prices.py)."""
+    document = stored_document(await current_or_raise(store))
+    zone = document.zone
+    chosen = month if month is not None else previous_month(now, zone)
+    days = chosen.days()
+    starts = day_starts(days, zone)
+    rows = [
+        DayHandled(days[number], channel, destination, outcome, contacts, voicemails)
+        for number, channel, destination, outcome, contacts, voicemails in (
+            await store.handled_per_day(starts[0], starts[-1], starts[1:-1])
+        )
+    ]
+    return build_statement(
+        rows,
+        month=chosen,
+        prices=await prices_by_day(store, days, zone),
+        timezone=document.timezone,
+        since=starts[0],
+        until=starts[-1],
     )
 
 

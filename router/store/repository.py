@@ -435,9 +435,7 @@ class Store:
         at *start* and every one created after it, before *end* (what prices each day)."""
         created = col(RoutingVersion.created_at)
         current_at_start = (
-            select(sa.func.max(RoutingVersion.version))
-            .where(created < start)
-            .scalar_subquery()
+            select(sa.func.max(RoutingVersion.version)).where(created < start).scalar_subquery()
         )
         async with self.reading() as session:
             query = (
@@ -478,9 +476,7 @@ class Store:
         query = sa.select(*grouped, sa.func.count()).group_by(*grouped)
         async with self.connected() as connection:
             rows = (await connection.execute(query)).all()
-        return [
-            (int(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6])) for row in rows
-        ]
+        return [(int(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6])) for row in rows]
 
     async def handled_per_day(
         self, since: datetime, until: datetime, day_starts: Sequence[datetime]
@@ -489,23 +485,7 @@ class Store:
         received in [*since*, *until*): what a month's statement bills, aggregated in the
         database (read through the index on received_at). *day* as in
         :meth:`report_counts`; a voicemail is a call with a recording."""
-        day = _day_number(col(Interaction.received_at), day_starts).label("day")
-        voicemail = sa.case((col(Interaction.recording_url).is_not(None), 1), else_=0)
-        received = (
-            sa.select(
-                day,
-                col(Interaction.channel),
-                col(Interaction.destination),
-                col(Interaction.outcome),
-                voicemail.label("voicemail"),
-            )
-            .where(col(Interaction.received_at) >= since, col(Interaction.received_at) < until)
-            .subquery()
-        )
-        grouped = [received.c.day, received.c.channel, received.c.destination, received.c.outcome]
-        query = sa.select(
-            *grouped, sa.func.count(), sa.func.sum(received.c.voicemail)
-        ).group_by(*grouped)
+        query = handled_per_day_query(since, until, day_starts)
         async with self.connected() as connection:
             rows = (await connection.execute(query)).all()
         return [
@@ -699,6 +679,30 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return read_all(InteractionRecord, (await session.exec(query)).all())
+
+
+def handled_per_day_query(
+    since: datetime, until: datetime, day_starts: Sequence[datetime]
+) -> sa.Select[Any]:
+    """:meth:`Store.handled_per_day`'s statement: a range on the received_at index, then
+    grouped (tests/test_statement.py checks the plan)."""
+    day = _day_number(col(Interaction.received_at), day_starts).label("day")
+    voicemail = sa.case((col(Interaction.recording_url).is_not(None), 1), else_=0)
+    received = (
+        sa.select(
+            day,
+            col(Interaction.channel),
+            col(Interaction.destination),
+            col(Interaction.outcome),
+            voicemail.label("voicemail"),
+        )
+        .where(col(Interaction.received_at) >= since, col(Interaction.received_at) < until)
+        .subquery()
+    )
+    grouped = [received.c.day, received.c.channel, received.c.destination, received.c.outcome]
+    return sa.select(*grouped, sa.func.count(), sa.func.sum(received.c.voicemail)).group_by(
+        *grouped
+    )
 
 
 def _day_number(column: Any, starts: Sequence[datetime]) -> sa.ColumnElement[int]:
