@@ -662,7 +662,7 @@ def test_the_report_prices_each_day_with_its_version(env: dict[str, str]) -> Non
     )
     assert (partner_phone["handled"], partner_phone["cost"], partner_phone["unit_cost"]) == (
         "7",
-        "8.3",
+        "8.30",
         "",
     )
     total = next(r for r in figures if (r["channel"], r["destination"]) == ("total", "(all)"))
@@ -697,7 +697,7 @@ def test_the_report_prices_each_day_with_its_version(env: dict[str, str]) -> Non
 
     text = invoke(env, "report", "--since", SINCE, "--until", UNTIL)
     assert "2026-11-01 to 2026-11-14 (version 1), in EUR" in text.stdout
-    assert "2026-11-10                  1       2       0         33 %" in text.stdout
+    assert "  2026-11-10       1       2       0         33 %" in text.stdout
 
 
 @pytest.mark.parametrize(

@@ -651,14 +651,13 @@ def render_text(report: Report) -> str:
     lines.append("")
     lines.extend(_section_text("total", report.total, report.currency))
     lines.append("")
-    lines.append(
-        f"per day ({report.timezone}):  {'admin':>7} {'product':>7} {'unknown':>7}  admin share"
-    )
+    lines.append(f"per day ({report.timezone}; admin share = admin / (admin + product)):")
+    lines.append(f"  {'day':10} {'admin':>7} {'product':>7} {'unknown':>7} {'admin share':>12}")
     for day in report.days:
         share = admin_share(day)
         shown = "-" if share is None else f"{100 * share:.0f} %"
         lines.append(
-            f"  {day.date}{'':12}{day.admin:>7} {day.product:>7} {day.unknown:>7}  {shown:>11}"
+            f"  {day.date:10} {day.admin:>7} {day.product:>7} {day.unknown:>7} {shown:>12}"
         )
     if report.notes:
         lines.append("")
@@ -691,6 +690,10 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
+def _cents(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def render_csv(report: Report) -> str:
     """The per-destination figures, one table (RFC 4180; empty cells for null)."""
     out = io.StringIO()
@@ -708,7 +711,7 @@ def render_csv(report: Report) -> str:
                     line.redirected_in,
                     line.redirected_out,
                     _cell(line.unit_cost),
-                    _cell(line.cost),
+                    _cents(line.cost),
                     "",
                     "",
                     _cell(report.currency),
@@ -724,9 +727,9 @@ def render_csv(report: Report) -> str:
                 "",
                 "",
                 "",
-                _cell(section.cost.actual),
-                _cell(section.cost.all_in_house),
-                _cell(section.cost.difference),
+                _cents(section.cost.actual),
+                _cents(section.cost.all_in_house),
+                _cents(section.cost.difference),
                 _cell(report.currency),
             ]
         )
