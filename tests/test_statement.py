@@ -145,6 +145,10 @@ def test_months_are_parsed_and_the_default_is_the_last_whole_month() -> None:
     for bad in ("2026-13", "2026-00", "26-11", "2026-11-01", "November", ""):
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(bad)
+    for far in ("0001-01", "9999-12"):  # their midnights in UTC would leave the calendar
+        with pytest.raises(ValueError, match="between 1970 and 9998"):
+            parse_month(far)
+    assert Month(9998, 12).period(PRAGUE)[1].year == 9998
     assert previous_month(local(2026, 12, 1, 0, 30), PRAGUE) == NOVEMBER
     # 23:30 UTC on 30 November is already 1 December in Prague
     assert previous_month(datetime(2026, 11, 30, 23, 30, tzinfo=UTC), PRAGUE) == NOVEMBER
@@ -718,6 +722,23 @@ def test_bad_statement_options_are_usage_errors(
     assert result.stdout == ""
 
 
+def test_a_report_of_ten_years_is_counted_day_by_day_and_more_is_refused(
+    env: dict[str, str],
+) -> None:
+    """3660 days are ten statements of a year of days each (the same SQL, cached)."""
+    seed_database(env["SWITCHBOARD_DATABASE_URL"])
+    result = invoke(env, "report", "--since", "3660d", "--format", "json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert len(body["days"]) in (3660, 3661)  # the first day may be cut by the period
+    assert sum(day["admin"] + day["product"] + day["unknown"] for day in body["days"]) == 17
+    longer = invoke(env, "report", "--since", "3700d")
+    assert longer.exit_code == 1
+    assert "at most 3660" in longer.stderr
+    early = invoke(env, "report", "--since", "0001-01-01T00:00:00Z", "--until", "0001-02-01T00:00Z")
+    assert early.exit_code == 0, early.output  # midnights before the calendar: no crash
+
+
 def test_per_day_is_only_for_csv(env: dict[str, str]) -> None:
     seed_database(env["SWITCHBOARD_DATABASE_URL"])
     result = invoke(env, "report", "--per-day")
@@ -779,9 +800,29 @@ async def test_the_api_serves_the_statement_as_json_and_as_a_file(
 @pytest.mark.parametrize(
     ("query", "paths"),
     [
+        ("per_day=true", ["per_day"]),  # the JSON always carries the days
+        ("since=3661d", ["since"]),  # more than ten years of days
+        ("since=0001-01-01T00:00:00%2B01:00&until=0001-01-02T00:00:00Z", ["since"]),
+        ("format=csv&per_day=perhaps", ["per_day"]),
+        ("format=xml", ["format"]),
+    ],
+)
+async def test_bad_report_formats_are_422(
+    november: Store, client: Client, clock: Clock, query: str, paths: list[str]
+) -> None:
+    token = await create_token(november, "vera", Role.VIEWER, clock())
+    answer = await api(client, "GET", f"/api/report?{query}", token)
+    assert answer.status == 422, answer.body
+    assert [problem["path"] for problem in answer.body["problems"]] == paths
+
+
+@pytest.mark.parametrize(
+    ("query", "paths"),
+    [
         ("month=2026-13", ["month"]),
         ("month=11&format=pdf", ["month", "format"]),
         ("month=2026-11&colour=red", ["colour"]),
+        ("month=9999-12", ["month"]),
     ],
 )
 async def test_bad_statement_parameters_are_422_with_every_problem(

@@ -120,9 +120,13 @@ class LocalBackend:
         return [interaction_json(row) for row in rows]
 
     async def report(self, *, since: datetime, until: datetime) -> Report:
+        from router.core.prices import TooManyDays
         from router.service import queries
 
-        return await queries.contacts_report(await self.store(), since=since, until=until)
+        try:
+            return await queries.contacts_report(await self.store(), since=since, until=until)
+        except TooManyDays as exc:
+            raise Refused(str(exc)) from exc
 
     async def statement(self, month: Month | None) -> Statement:
         from router.service import queries

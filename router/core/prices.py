@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -36,9 +36,11 @@ from router.core.document import Costs
 
 __all__ = [
     "CENT",
+    "MAX_DAYS",
     "Kind",
     "PriceList",
     "PriceRun",
+    "TooManyDays",
     "day_starts",
     "in_force_by_day",
     "kind_of",
@@ -66,15 +68,19 @@ class PriceList:
     created_at: datetime
     costs: Costs | None
     kinds: Mapping[str, str]
+    # computed once: a long report asks for them day after day
+    units: Mapping[str, Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        units = {} if self.costs is None else unit_prices(self.costs)
+        object.__setattr__(self, "units", units)
 
     def kind(self, destination: str) -> Kind:
         return kind_of(destination, self.kinds)
 
     def unit_price(self, kind: str, channel: str) -> Decimal | None:
         """The price of one handled contact of *channel* at a destination of *kind*."""
-        if self.costs is None:
-            return None
-        return unit_prices(self.costs).get(kind, {}).get(channel)
+        return self.units.get(kind, {}).get(channel)
 
 
 def kind_of(name: str, kinds: Mapping[str, str]) -> Kind:
@@ -101,11 +107,32 @@ def unit_prices(costs: Costs) -> dict[str, dict[str, Decimal]]:
     }
 
 
+#: The longest period counted day by day (ten years): what a report may cover.
+MAX_DAYS = 3660
+
+
+class TooManyDays(ValueError):
+    """A period longer than :data:`MAX_DAYS` days."""
+
+
 def local_days(since: datetime, until: datetime, zone: tzinfo) -> list[date]:
-    """Every calendar day of *zone* that [*since*, *until*) touches, in order."""
-    first = since.astimezone(zone).date()
-    last = (until - timedelta(microseconds=1)).astimezone(zone).date()
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    """Every calendar day of *zone* that [*since*, *until*) touches, in order;
+    :class:`TooManyDays` beyond :data:`MAX_DAYS`."""
+    first, last = _local_date(since, zone), _local_date(until - timedelta(microseconds=1), zone)
+    count = (last - first).days + 1
+    if count > MAX_DAYS + 1:  # a period of MAX_DAYS days mostly touches one day more
+        raise TooManyDays(
+            f"the period touches {count} calendar days of {zone}; at most {MAX_DAYS} days "
+            "(ten years) are counted day by day: ask for a shorter period"
+        )
+    return [first + timedelta(days=n) for n in range(count)]
+
+
+def _local_date(moment: datetime, zone: tzinfo) -> date:
+    try:
+        return moment.astimezone(zone).date()
+    except OverflowError:  # the first or last hours of the calendar, shifted out of it
+        return moment.astimezone(UTC).date()
 
 
 def day_starts(days: Sequence[date], zone: tzinfo) -> list[datetime]:
@@ -121,7 +148,12 @@ def _midnight(day: date, zone: tzinfo) -> datetime:
     # the jump: the moment of the jump, which is the day's first moment all the same
     # in UTC: Python subtracts and compares two times of one zone by their wall clocks,
     # which on a 25-hour day is an hour off
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    try:
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # a midnight of 1 January of the year 1 east of Greenwich
+        return (
+            datetime.min.replace(tzinfo=UTC) if day.year == 1 else datetime.max.replace(tzinfo=UTC)
+        )
 
 
 def in_force_by_day(
@@ -161,14 +193,15 @@ def price_runs(
     rounded to the cent on its own: an invoice's line. *price_of* gives a day's unit price,
     currency and version. A run without handled contacts costs 0, whatever its price."""
     runs: list[PriceRun] = []
+    prices = [price_of(day) for day in days]
     start = 0
     for index in range(1, len(days) + 1):
-        if index < len(days) and price_of(days[index])[:2] == price_of(days[start])[:2]:
+        if index < len(days) and prices[index][:2] == prices[start][:2]:
             continue
         span = days[start:index]
-        unit, currency, _ = price_of(span[0])
+        unit, currency, _ = prices[start]
         count = sum(handled.get(day, 0) for day in span)
-        versions = sorted({v for v in (price_of(day)[2] for day in span) if v is not None})
+        versions = sorted({v for _, _, v in prices[start:index] if v is not None})
         amount = money(Decimal(0)) if count == 0 else None if unit is None else money(unit * count)
         runs.append(PriceRun(span[0], span[-1], unit, currency, tuple(versions), count, amount))
         start = index

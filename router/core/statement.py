@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_FIRST_YEAR, _LAST_YEAR = 1970, 9998
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -88,9 +89,15 @@ class Month:
 def parse_month(text: str) -> Month:
     """``"2026-11"`` -> November 2026; ValueError naming the accepted form otherwise."""
     match = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+    if match is None or not 1 <= int(match.group(2)) <= 12:
         raise ValueError(f"invalid month {text!r}: expected YYYY-MM, such as 2026-11")
-    return Month(int(match.group(1)), int(match.group(2)))
+    year = int(match.group(1))
+    if not _FIRST_YEAR <= year <= _LAST_YEAR:
+        # beyond these a month's midnights in UTC leave the calendar Python can count
+        raise ValueError(
+            f"invalid month {text!r}: the year must be between {_FIRST_YEAR} and {_LAST_YEAR}"
+        )
+    return Month(year, int(match.group(2)))
 
 
 def previous_month(now: datetime, zone: tzinfo) -> Month:

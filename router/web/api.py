@@ -31,7 +31,9 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from router.core.classify import classify
@@ -46,6 +48,7 @@ from router.core.document import (
 from router.core.durations import parse_duration, parse_since
 from router.core.jsondata import parse_json
 from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
+from router.core.prices import TooManyDays
 from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE, Report
 from router.core.report import csv_filename as report_csv_filename
@@ -452,6 +455,16 @@ class ReportQuery(Body):
         "the routing timezone) instead of the per-destination figures.",
     )
 
+    @field_validator("per_day")
+    @classmethod
+    def _per_day_is_a_csv_table(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("format_") != "csv":
+            raise ValueError(
+                "per_day chooses the CSV table: give format=csv too (the JSON "
+                "always carries the days)"
+            )
+        return value
+
 
 def _month(value: object) -> str:
     if not isinstance(value, str):
@@ -744,7 +757,12 @@ async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
 async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, ReportQuery)
     since, until = _period(query.since, query.until, now_of(request))
-    report = await contacts_report(request.app[store_key], since=since, until=until)
+    try:
+        report = await contacts_report(request.app[store_key], since=since, until=until)
+    except TooManyDays as exc:
+        raise ApiError(
+            422, "invalid query parameters", problems=[Problem("since", str(exc))]
+        ) from exc
     if query.format_ == "csv":
         return _csv_download(
             render_report_days_csv(report) if query.per_day else render_report_csv(report),
