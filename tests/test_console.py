@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from router.service.tokens import Role, create_token
 from router.service.versions import rollback
 from router.store import Store
 
-from .conftest import Clock, post_twilio
+from .conftest import PRAGUE, Clock, post_twilio
 from .conftest_pg import ci_requires_postgres
 from .test_api import call_goes_to as call
 
@@ -415,4 +415,66 @@ async def test_the_hotline_staffing_is_shown_per_hour_with_calls(
     )
     await expect(page.locator("#staffing-note")).to_contain_text(
         "80 % of calls answered within 20 s (Erlang C): 1 agent-hours a week now"
+    )
+
+
+async def test_the_admin_share_per_day_is_drawn_against_the_80_20_rule(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    """Contacts on known days of the last week (Prague): Wednesday 18 November 3 admin and
+    1 product (75 %), Friday the 20th 4 admin and 2 unknown (100 %: unknown left out), and
+    one product email at 00:30 on Sunday the 22nd (23:30 UTC on the 21st: the 22nd's)."""
+    from .test_store import an_email
+
+    seeded = [
+        *[("A18", 18, 10, Category.ADMIN)] * 3,
+        ("P18", 18, 11, Category.PRODUCT),
+        *[("A20", 20, 9, Category.ADMIN)] * 4,
+        *[("U20", 20, 9, Category.UNKNOWN)] * 2,
+        ("P22", 22, 0, Category.PRODUCT),
+    ]
+    async with store.unit_of_work() as uow:
+        for number, (name, day, hour, category) in enumerate(seeded):
+            at = datetime(2026, 11, day, hour, 30, tzinfo=PRAGUE)
+            row = dataclasses.replace(
+                an_email(f"{name}-{number}"),
+                category=category,
+                received_at=at,
+                decided_at=at,
+                updated_at=at,
+            )
+            assert await uow.add_interaction(row) is not None
+    await open_console(page, client, tokens["vera"])
+    days = page.locator("#split-svg g.day")
+    await expect(days).to_have_count(8)  # 16 November 09:30 to 23 November 09:30
+    dates = [await days.nth(n).get_attribute("data-date") for n in range(8)]
+    assert dates == [f"2026-11-{day}" for day in range(16, 24)]
+
+    wednesday = page.locator('#split-svg g.day[data-date="2026-11-18"]')
+    assert await wednesday.get_attribute("data-admin") == "3"
+    assert await wednesday.get_attribute("data-product") == "1"
+    assert await wednesday.get_attribute("data-admin-share") == "0.7500"
+    await expect(wednesday.locator("title")).to_have_text(
+        "2026-11-18: admin 3 (75.0%), product 1 (25.0%), unknown 0"
+    )
+    friday = page.locator('#split-svg g.day[data-date="2026-11-20"]')
+    assert await friday.get_attribute("data-admin-share") == "1.0000"
+    assert await friday.get_attribute("data-unknown") == "2"
+    sunday = page.locator('#split-svg g.day[data-date="2026-11-22"]')
+    assert await sunday.get_attribute("data-admin-share") == "0.0000"
+    quiet = page.locator('#split-svg g.day[data-date="2026-11-17"]')
+    assert await quiet.get_attribute("data-admin-share") is None
+    await expect(quiet.locator("rect.empty")).to_have_count(1)
+
+    # the bars' heights are the shares: admin 3/4 of the plot on Wednesday
+    admin = float(await wednesday.locator("rect.admin").get_attribute("height") or "0")
+    product = float(await wednesday.locator("rect.product").get_attribute("height") or "0")
+    assert admin == pytest.approx(3 * product)
+    rule = page.locator("#split-svg line.rule")
+    assert await rule.get_attribute("data-share") == "0.8"
+    top = float(await wednesday.locator("rect.product").get_attribute("y") or "0")
+    line_y = float(await rule.get_attribute("y1") or "0")
+    assert line_y == pytest.approx(top + (admin + product) * 0.2)
+    await expect(page.locator("#split-note")).to_contain_text(
+        "Admin 77.8% of the 9 contacts placed by category"  # 7 admin, 2 product
     )

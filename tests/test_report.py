@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from router.core.document import Costs, document_data, shipped_document
+from router.core.prices import PriceList
 from router.core.report import (
     HANDLED_OUTCOME,
     Count,
@@ -41,6 +42,7 @@ from .test_rollback import switchboard
 from .test_voice import dialled
 
 KINDS = {"partner": "external", "hotline": "in_house"}
+DAY = date(2026, 11, 20)
 SINCE = datetime(2026, 11, 16, 8, 30, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 SHIPPED_COSTS = {
@@ -55,11 +57,14 @@ def costs(**changes: Any) -> Costs:
 
 
 def report(rows: list[Count], priced: Costs | None = None, **kinds: str) -> Report:
+    """*rows* of one day, priced by one version (3): the arithmetic without the calendar."""
+    prices = PriceList(3, SINCE, priced if priced is not None else costs(), kinds or KINDS)
     return build_report(
         rows,
-        kinds=kinds or KINDS,
-        costs=priced if priced is not None else costs(),
-        prices_version=3,
+        current=prices,
+        prices={DAY: prices},
+        days=[DAY],
+        timezone="Europe/Prague",
         since=SINCE,
         until=UNTIL,
     )
@@ -99,13 +104,13 @@ def test_only_an_answered_call_or_a_delivered_forward_is_billable(
 def test_handled_contacts_are_priced_by_kind_and_compared_with_all_in_house() -> None:
     result = report(
         [
-            Count("phone", "partner", "partner", "admin", "answered", 6),
-            Count("phone", "partner", "partner", "admin", "voicemail_offered", 1),
-            Count("phone", "hotline", "partner", "admin", "answered", 2),  # partner unanswered
-            Count("phone", "hotline", "hotline", "product", "answered", 3),
-            Count("phone", "", "", "unknown", "abandoned", 1),
-            Count("email", "partner", "partner", "admin", "delivered", 10),
-            Count("email", "hotline", "hotline", "product", "queued", 1),
+            Count(DAY, "phone", "partner", "partner", "admin", "answered", 6),
+            Count(DAY, "phone", "partner", "partner", "admin", "voicemail_offered", 1),
+            Count(DAY, "phone", "hotline", "partner", "admin", "answered", 2),  # partner unanswered
+            Count(DAY, "phone", "hotline", "hotline", "product", "answered", 3),
+            Count(DAY, "phone", "", "", "unknown", "abandoned", 1),
+            Count(DAY, "email", "partner", "partner", "admin", "delivered", 10),
+            Count(DAY, "email", "hotline", "hotline", "product", "queued", 1),
         ]
     )
     phone = result.channels["phone"]
@@ -156,9 +161,9 @@ def test_handled_contacts_are_priced_by_kind_and_compared_with_all_in_house() ->
 def test_a_forward_moved_to_the_fallback_is_billed_where_it_was_delivered() -> None:
     result = report(
         [
-            Count("email", "hotline", "partner", "admin", "delivered", 4),
-            Count("email", "hotline", "partner", "admin", "failed", 1),
-            Count("chat", "partner", "partner", "admin", "failed", 2),
+            Count(DAY, "email", "hotline", "partner", "admin", "delivered", 4),
+            Count(DAY, "email", "hotline", "partner", "admin", "failed", 1),
+            Count(DAY, "chat", "partner", "partner", "admin", "failed", 2),
         ]
     )
     email = result.channels["email"]
@@ -173,9 +178,9 @@ def test_a_forward_moved_to_the_fallback_is_billed_where_it_was_delivered() -> N
 
 def test_totals_add_up_from_the_rounded_figures() -> None:
     rows = [
-        Count("email", "hotline", "hotline", "product", "delivered", 1),
-        Count("chat", "hotline", "hotline", "product", "delivered", 1),
-        Count("phone", "partner", "partner", "admin", "answered", 3),
+        Count(DAY, "email", "hotline", "hotline", "product", "delivered", 1),
+        Count(DAY, "chat", "hotline", "hotline", "product", "delivered", 1),
+        Count(DAY, "phone", "partner", "partner", "admin", "answered", 3),
     ]
     result = report(rows, costs(in_house={"hourly": 1.0, "per_hour": {"email": 3, "chat": 3}}))
     channels = result.channels.values()
@@ -188,11 +193,13 @@ def test_totals_add_up_from_the_rounded_figures() -> None:
 
 
 def test_without_a_costs_section_the_report_counts_and_every_cost_is_null() -> None:
+    unpriced = PriceList(7, SINCE, None, KINDS)
     result = build_report(
-        [Count("phone", "partner", "partner", "admin", "answered", 2)],
-        kinds=KINDS,
-        costs=None,
-        prices_version=7,
+        [Count(DAY, "phone", "partner", "partner", "admin", "answered", 2)],
+        current=unpriced,
+        prices={DAY: unpriced},
+        days=[DAY],
+        timezone="Europe/Prague",
         since=SINCE,
         until=UNTIL,
     )
@@ -209,9 +216,9 @@ def test_without_a_costs_section_the_report_counts_and_every_cost_is_null() -> N
 
 def test_a_channel_without_a_partner_price_has_null_costs_and_a_note() -> None:
     rows = [
-        Count("phone", "partner", "partner", "admin", "answered", 2),
-        Count("email", "partner", "partner", "admin", "delivered", 3),
-        Count("email", "hotline", "hotline", "product", "delivered", 1),
+        Count(DAY, "phone", "partner", "partner", "admin", "answered", 2),
+        Count(DAY, "email", "partner", "partner", "admin", "delivered", 3),
+        Count(DAY, "email", "hotline", "hotline", "product", "delivered", 1),
     ]
     result = report(rows, costs(partner={"phone": 1.10}))
     email = result.channels["email"]
@@ -229,8 +236,8 @@ def test_a_channel_without_a_partner_price_has_null_costs_and_a_note() -> None:
 
 def test_a_missing_price_matters_only_when_something_needs_it() -> None:
     rows = [
-        Count("phone", "partner", "partner", "admin", "answered", 2),
-        Count("chat", "partner", "partner", "admin", "failed", 1),  # nothing handled
+        Count(DAY, "phone", "partner", "partner", "admin", "answered", 2),
+        Count(DAY, "chat", "partner", "partner", "admin", "failed", 1),  # nothing handled
     ]
     result = report(rows, costs(partner={"phone": 1.10}))
     assert result.channels["chat"].cost.actual == 0
@@ -239,7 +246,7 @@ def test_a_missing_price_matters_only_when_something_needs_it() -> None:
 
 
 def test_a_channel_without_an_in_house_rate_has_no_comparison() -> None:
-    rows = [Count("chat", "partner", "partner", "admin", "delivered", 5)]
+    rows = [Count(DAY, "chat", "partner", "partner", "admin", "delivered", 5)]
     result = report(rows, costs(in_house={"hourly": 22.0, "per_hour": {"phone": 8}}))
     chat = result.channels["chat"]
     assert chat.cost.actual == pytest.approx(3.00)
@@ -249,7 +256,7 @@ def test_a_channel_without_an_in_house_rate_has_no_comparison() -> None:
 
 
 def test_a_destination_no_longer_in_the_document_is_counted_but_not_priced() -> None:
-    rows = [Count("phone", "callcenter", "callcenter", "admin", "answered", 2)]
+    rows = [Count(DAY, "phone", "callcenter", "callcenter", "admin", "answered", 2)]
     result = report(rows)
     old = line(result.channels["phone"], "callcenter")
     assert (old["kind"], old["handled"], old["cost"]) == ("unknown", 2, None)
@@ -276,14 +283,14 @@ def test_a_period_without_contacts_is_all_zeros() -> None:
 def test_the_json_reads_back_into_the_same_report_and_renders_as_text() -> None:
     result = report(
         [
-            Count("phone", "partner", "partner", "admin", "answered", 6),
-            Count("phone", "hotline", "partner", "admin", "answered", 2),
+            Count(DAY, "phone", "partner", "partner", "admin", "answered", 6),
+            Count(DAY, "phone", "hotline", "partner", "admin", "answered", 2),
         ]
     )
     data = json.loads(json.dumps(result.model_dump(mode="json")))
     assert Report.model_validate(data) == result
     text = render_text(result)
-    assert "prices from the current routing version (3), in EUR" in text
+    assert "on the last day routing version 3, in EUR" in text
     assert "phone: 8 contact(s), 8 handled" in text
     assert "2 redirected away" in text and "2 redirected here" in text
     assert "outsourcing saves 9.90 EUR" in text  # 6 × (2.75 − 1.10)
@@ -486,7 +493,7 @@ async def test_the_cli_on_the_database_and_through_the_api_agree_with_the_api(
 
     text = await switchboard(settings, "report", *args)
     assert text.returncode == 0, text.stderr
-    assert "prices from the current routing version (1), in EUR" in text.stdout
+    assert "on the last day routing version 1, in EUR" in text.stdout
     assert "phone: 5 contact(s), 3 handled" in text.stdout
     assert "total: 8 contact(s), 6 handled" in text.stdout
     assert "outsourcing saves 2.78 EUR" in text.stdout
@@ -585,8 +592,8 @@ async def test_the_store_aggregates_the_same_way_on_postgres(
             await call(client, "CA-4", "1", "completed")  # after the period
         counts = await store.report_counts(START, END)
         assert sorted(counts) == [
-            ("phone", "hotline", "partner", "admin", "answered", 1),
-            ("phone", "partner", "partner", "admin", "answered", 2),
+            (0, "phone", "hotline", "partner", "admin", "answered", 1),
+            (0, "phone", "partner", "partner", "admin", "answered", 2),
         ]
         result = await contacts_report(store, since=START, until=END)
     finally:

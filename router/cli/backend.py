@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for annotations only: the on-call person's rollback imports
     from router.core.migration import PlanStep
     from router.core.report import Report
     from router.core.staffing import Staffing, Target
+    from router.core.statement import Month, Statement
     from router.service.records import InteractionSearch
 
 JSON = dict[str, Any]
@@ -83,6 +84,10 @@ class Backend(Protocol):
         ...
 
     async def report(self, *, since: datetime, until: datetime) -> Report: ...
+
+    async def statement(self, month: Month | None) -> Statement:
+        """*month* None: the previous month in the routing timezone."""
+        ...
 
     async def staffing(
         self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None

@@ -433,18 +433,75 @@ def period_options(since: str, until: str | None) -> tuple[datetime, datetime]:
     help="Start of the period: ISO 8601 time or a duration back from now (24h, 7d).",
 )
 @UNTIL
-@FORMAT
-def report_command(since: str, until: str | None, output_format: str) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "table", "json", "csv"]),
+    default="text",
+    show_default=True,
+    help="text (or table) for people, json, or csv: the per-destination figures.",
+)
+@click.option(
+    "--per-day",
+    is_flag=True,
+    help="With --format csv: the per-day series (contacts by category) instead.",
+)
+def report_command(since: str, until: str | None, output_format: str, per_day: bool) -> None:
     """What contacts went where over a period, and what that cost.
 
-    Counts per channel, destination and category; costs from the current routing version's
-    costs section: a call is billable when answered, an email or chat when delivered."""
+    Counts per channel, destination and category, and per day; each handled contact priced
+    by the costs of the routing version in force on its day: a call is billable when
+    answered, an email or chat when delivered (a voicemail is not)."""
+    from router.core.report import render_csv, render_days_csv
+
+    if per_day and output_format != "csv":
+        raise click.BadParameter(
+            "--per-day chooses the CSV table; the text and the JSON always show the days",
+            param_hint="--per-day",
+        )
     since_at, until_at = period_options(since, until)
     result = on_backend(lambda backend: backend.report(since=since_at, until=until_at))
     if output_format == "json":
         emit_json(result.model_dump(mode="json"))
+    elif output_format == "csv":
+        click.echo(render_days_csv(result) if per_day else render_csv(result), nl=False)
     else:
         click.echo(render_text(result))
+
+
+@cli.command("statement")
+@click.option(
+    "--month",
+    default=None,
+    help="YYYY-MM, a month of the routing timezone  [default: the previous month].",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="csv: one row per line, to hold against the invoice.",
+)
+def statement_command(month: str | None, output_format: str) -> None:
+    """A month's handled contacts at external destinations, priced line by line.
+
+    Per destination and channel, the days at one price (the routing version in force on
+    each day), handled contacts, the unit price and the amount; voicemails counted apart,
+    not billed. Checks the partner's monthly invoice."""
+    from router.core.statement import parse_month, render_csv, render_table
+
+    try:
+        chosen = None if month is None else parse_month(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from exc
+    result = on_backend(lambda backend: backend.statement(chosen))
+    if output_format == "json":
+        emit_json(result.model_dump(mode="json"))
+    elif output_format == "csv":
+        click.echo(render_csv(result), nl=False)
+    else:
+        click.echo(render_table(result))
 
 
 @cli.command("staffing")

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from router.core.classify import Classifier
     from router.core.report import Report
     from router.core.staffing import Staffing, Target
+    from router.core.statement import Month, Statement
     from router.service.records import InteractionSearch
 
 # The read models (router.service.queries), the scheduler and the classifier are imported
@@ -145,9 +146,18 @@ class LocalBackend:
         return await interaction_detail(await self.store(), interaction_id)
 
     async def report(self, *, since: datetime, until: datetime) -> Report:
+        from router.core.prices import TooManyDays
         from router.service import queries
 
-        return await queries.contacts_report(await self.store(), since=since, until=until)
+        try:
+            return await queries.contacts_report(await self.store(), since=since, until=until)
+        except TooManyDays as exc:
+            raise Refused(str(exc)) from exc
+
+    async def statement(self, month: Month | None) -> Statement:
+        from router.service import queries
+
+        return await queries.month_statement(await self.store(), month=month, now=now())
 
     async def staffing(
         self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None

@@ -24,6 +24,7 @@ from router.core.durations import format_duration
 from router.core.migration import PlanStep
 from router.core.report import Report
 from router.core.staffing import Staffing, Target
+from router.core.statement import Month, Statement
 from router.service.records import InteractionSearch
 from router.service.views import STATUS_CONVERSATIONS
 
@@ -134,6 +135,15 @@ class RemoteBackend:
             return Report.model_validate(answer)
         except ValueError as exc:
             raise Refused(f"the service answered an unexpected report: {exc}") from exc
+
+    async def statement(self, month: Month | None) -> Statement:
+        # without a month the service picks the previous one in its routing timezone
+        params = {} if month is None else {"month": month.text}
+        answer = await self.remote.get("/api/statement", params)
+        try:
+            return Statement.model_validate(answer)
+        except ValueError as exc:
+            raise Refused(f"the service answered an unexpected statement: {exc}") from exc
 
     async def staffing(
         self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None

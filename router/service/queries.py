@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import structlog
@@ -18,9 +19,12 @@ from router.core.migration import (
     rollback_in_force,
     shares_of,
 )
+from router.core.prices import PriceList, day_starts, in_force_by_day, local_days
 from router.core.report import Count, Report, build_report
 from router.core.staffing import RecordedCall, Staffing, Target, build_staffing, whole_hours
+from router.core.statement import DayHandled, Month, Statement, build_statement, previous_month
 from router.core.traffic import Traffic, hourly, window
+from router.service.records import VersionRecord
 from router.service.versions import NoRouting, current_or_raise, stored_document
 from router.service.views import STATUS_CONVERSATIONS, impact_json, status_json
 from router.store import Store
@@ -69,27 +73,78 @@ async def contacts_per_hour(store: Store, now: datetime, hours: int) -> Traffic:
     return hourly(await store.contacts_per_hour(since, until), document, since, until)
 
 
-async def contacts_report(store: Store, *, since: datetime, until: datetime) -> Report:
-    """What contacts received in [*since*, *until*) went where and what that cost
-    (``switchboard report``, ``GET /api/report``).
-
-    Priced with the *current* version's ``costs`` and destination kinds, whatever version
-    routed each contact: the report answers "what does this traffic cost at today's
-    prices", and one price list keeps the figures comparable across periods."""
-    current = await current_or_raise(store)
-    document = stored_document(current)
+def price_list(row: VersionRecord) -> PriceList:
+    """What routing version *row* says about money."""
+    document = stored_document(row)
     kinds = {
         name: "external" if document.is_external(name) else "in_house"
         for name in document.destinations
     }
-    counts = [Count(*row) for row in await store.report_counts(since, until)]
+    return PriceList(row.version, row.created_at, document.costs, kinds)
+
+
+async def prices_by_day(
+    store: Store, days: Sequence[date], zone: tzinfo
+) -> dict[date, PriceList | None]:
+    """The price list in force on each of *days* (router/core/prices.py says which)."""
+    if not days:
+        return {}
+    starts = day_starts(days, zone)
+    rows = await store.versions_in_force(starts[0], starts[-1])
+    return in_force_by_day([price_list(row) for row in rows], days, zone)
+
+
+async def contacts_report(store: Store, *, since: datetime, until: datetime) -> Report:
+    """What contacts received in [*since*, *until*) went where and what that cost
+    (``switchboard report``, ``GET /api/report``).
+
+    Each contact is priced with the ``costs`` of the routing version in force on its day in
+    the current document's timezone (router/core/prices.py); destinations are listed with
+    their kinds in the current version."""
+    current = await current_or_raise(store)
+    document = stored_document(current)
+    zone = document.zone
+    days = local_days(since, until, zone)
+    starts = day_starts(days, zone)[1:-1]  # the midnights inside the period
+    counts = [
+        Count(days[number], channel, destination, first, category, outcome, contacts)
+        for number, channel, destination, first, category, outcome, contacts in (
+            await store.report_counts(since, until, starts)
+        )
+    ]
     return build_report(
         counts,
-        kinds=kinds,
-        costs=document.costs,
-        prices_version=current.version,
+        current=price_list(current),
+        prices=await prices_by_day(store, days, zone),
+        days=days,
+        timezone=document.timezone,
         since=since,
         until=until,
+    )
+
+
+async def month_statement(store: Store, *, month: Month | None, now: datetime) -> Statement:
+    """What the external destinations are owed for *month* (default: the last whole month in
+    the routing timezone at *now*): ``switchboard statement``, ``GET /api/statement``.
+    Each day is priced by the routing version in force that day (router/core/prices.py)."""
+    document = stored_document(await current_or_raise(store))
+    zone = document.zone
+    chosen = month if month is not None else previous_month(now, zone)
+    days = chosen.days()
+    starts = day_starts(days, zone)
+    rows = [
+        DayHandled(days[number], channel, destination, outcome, contacts, voicemails)
+        for number, channel, destination, outcome, contacts, voicemails in (
+            await store.handled_per_day(starts[0], starts[-1], starts[1:-1])
+        )
+    ]
+    return build_statement(
+        rows,
+        month=chosen,
+        prices=await prices_by_day(store, days, zone),
+        timezone=document.timezone,
+        since=starts[0],
+        until=starts[-1],
     )
 
 

@@ -31,7 +31,9 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from router.core.classify import classify
@@ -47,8 +49,12 @@ from router.core.durations import parse_duration, parse_since
 from router.core.jsondata import parse_json
 from router.core.lifecycle import Outcome
 from router.core.migration import MigrationError, Plan, PlanInvalid, parse_plan
+from router.core.prices import TooManyDays
 from router.core.problems import Problem, problems_of
 from router.core.report import DEFAULT_SINCE, Report
+from router.core.report import csv_filename as report_csv_filename
+from router.core.report import render_csv as render_report_csv
+from router.core.report import render_days_csv as render_report_days_csv
 from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
 from router.core.staffing import (
     DEFAULT_TARGET,
@@ -58,6 +64,9 @@ from router.core.staffing import (
     parse_target,
     render_csv,
 )
+from router.core.statement import Statement, parse_month
+from router.core.statement import csv_filename as statement_csv_filename
+from router.core.statement import render_csv as render_statement_csv
 from router.core.traffic import MAX_HOURS
 from router.service.archive import find_interactions, interaction_detail
 from router.service.ports import DatabaseUnavailable, StaleVersion
@@ -65,6 +74,7 @@ from router.service.queries import (
     contacts_per_hour,
     contacts_report,
     hotline_staffing,
+    month_statement,
     routing_status,
 )
 from router.service.queries import cutover_preview as service_cutover_preview
@@ -478,6 +488,60 @@ class ReportQuery(Body):
         default=None,
         description="End of the period (exclusive), written like since [default: now].",
     )
+    format_: Literal["json", "csv"] = Field(
+        default="json",
+        alias="format",
+        description="csv: a file download, the per-destination figures (or, with "
+        "per_day=true, the per-day series).",
+    )
+    per_day: bool = Field(
+        default=False,
+        description="With format=csv: the per-day series (contacts by category per day of "
+        "the routing timezone) instead of the per-destination figures.",
+    )
+
+    @field_validator("per_day")
+    @classmethod
+    def _per_day_is_a_csv_table(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("format_") != "csv":
+            raise ValueError(
+                "per_day chooses the CSV table: give format=csv too (the JSON "
+                "always carries the days)"
+            )
+        return value
+
+
+def _month(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a month is a string such as 2026-11")
+    parse_month(value)  # checked here, parsed by the handler
+    return value
+
+
+MonthText = Annotated[
+    str,
+    PlainValidator(_month),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]{4}-[0-9]{2}$",
+            "description": "YYYY-MM, a month of the routing timezone.",
+            "examples": ["2026-11"],
+        }
+    ),
+]
+
+
+class StatementQuery(Body):
+    month: MonthText | None = Field(
+        default=None,
+        description="The month (YYYY-MM) [default: the previous month in the routing timezone].",
+    )
+    format_: Literal["json", "csv"] = Field(
+        default="json",
+        alias="format",
+        description="csv: the lines as a file download (one row per line).",
+    )
 
 
 def _target(value: object) -> str:
@@ -761,8 +825,36 @@ async def get_traffic(request: web.Request, token: TokenRecord) -> web.Response:
 async def get_report(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, ReportQuery)
     since, until = _period(query.since, query.until, now_of(request))
-    report = await contacts_report(request.app[store_key], since=since, until=until)
+    try:
+        report = await contacts_report(request.app[store_key], since=since, until=until)
+    except TooManyDays as exc:
+        raise ApiError(
+            422, "invalid query parameters", problems=[Problem("since", str(exc))]
+        ) from exc
+    if query.format_ == "csv":
+        return _csv_download(
+            render_report_days_csv(report) if query.per_day else render_report_csv(report),
+            report_csv_filename(report, per_day=query.per_day),
+        )
     return web.json_response(report.model_dump(mode="json"))
+
+
+def _csv_download(text: str, filename: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def get_statement(request: web.Request, token: TokenRecord) -> web.Response:
+    query = query_of(request, StatementQuery)
+    month = None if query.month is None else parse_month(query.month)
+    statement = await month_statement(request.app[store_key], month=month, now=now_of(request))
+    if query.format_ == "csv":
+        return _csv_download(render_statement_csv(statement), statement_csv_filename(statement))
+    return web.json_response(statement.model_dump(mode="json"))
 
 
 def _period(since_text: str, until_text: str | None, now: datetime) -> tuple[datetime, datetime]:
@@ -800,12 +892,7 @@ async def get_staffing(request: web.Request, token: TokenRecord) -> web.Response
             422, "invalid query parameters", problems=[Problem("since", str(exc))]
         ) from exc
     if query.format_ == "csv":
-        return web.Response(
-            text=render_csv(staffing),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{csv_filename(staffing)}"'},
-        )
+        return _csv_download(render_csv(staffing), csv_filename(staffing))
     return web.json_response(staffing.model_dump(mode="json"))
 
 
@@ -1010,10 +1097,31 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             Role.VIEWER,
             query=ReportQuery,
             errors=(409,),
-            description="Priced with the current routing version's `costs`; a contact is "
-            "billable (handled) when a call was answered or an email or chat delivered.",
+            description="Each handled contact is priced with the `costs` of the routing "
+            "version in force on its day (routing timezone); a contact is billable (handled) "
+            "when a call was answered or an email or chat delivered (a voicemail is not). "
+            "`format=csv` answers `text/csv` as a file download: the per-destination "
+            "figures, or with `per_day=true` the per-day series.",
+            text_answers=("text/csv",),
         ),
         get_report,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/statement",
+            "A month's handled contacts at external destinations, priced line by line",
+            Statement,
+            Role.VIEWER,
+            query=StatementQuery,
+            errors=(409,),
+            description="Per external destination and channel, the days at one price "
+            "(the routing version in force on each day of the routing timezone), handled "
+            "contacts, unit price and amount rounded to the cent; voicemails counted apart "
+            "(not billed). `format=csv` answers `text/csv` as a file download.",
+            text_answers=("text/csv",),
+        ),
+        get_statement,
     ),
     (
         Operation("GET", "/api/plan", "Pending plan steps", list[ScheduledStep], Role.VIEWER),
