@@ -129,12 +129,14 @@ def remember(active: ActiveRouting, var_dir: Path) -> None:
 
 
 def _sync_directory(directory: Path) -> None:
-    # the rename itself survives a power cut only once the directory is on disk
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    # The rename survives a power cut only once the directory is on disk. Some file systems
+    # refuse to sync a directory: the copy is in place all the same, so that is no failure.
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def last_known(var_dir: Path) -> ActiveRouting:
