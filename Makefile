@@ -7,6 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 LOCKS  := requirements/dev.lock requirements/runtime.lock requirements/build.lock
 LOCK_VENV := .venv-lock
+HADOLINT_VENV := .venv-hadolint
 PIP_TOOLS_VERSION := 7.6.2
 LINT_PATHS := router integrations tests train $(wildcard bench/*.py) requirements/audit.py
 
@@ -64,12 +65,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-## lint: ruff, mypy, and known vulnerabilities in the runtime lock (pip-audit)
-lint: $(STAMP)
+## lint: ruff, mypy, hadolint on the Dockerfile, and known vulnerabilities in the runtime
+## lock (pip-audit). The Kubernetes manifests are checked by tests/test_deploy.py (kubeconform
+## is in neither PyPI nor Debian, and needs its schemas from the network).
+lint: $(STAMP) $(HADOLINT_VENV)/.installed
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy $(LINT_PATHS)
+	$(HADOLINT_VENV)/bin/hadolint deploy/Dockerfile
 	$(MAKE) --no-print-directory audit
+
+# hadolint lives in a venv of its own, pinned by hash (requirements/hadolint.txt)
+$(HADOLINT_VENV)/.installed: requirements/hadolint.txt
+	$(PYTHON) -m venv --clear $(HADOLINT_VENV)
+	$(HADOLINT_VENV)/bin/pip install --quiet --require-hashes -r requirements/hadolint.txt
+	touch $@
 
 ## audit: pip-audit over requirements/runtime.lock; fails on a finding not accepted in
 ## requirements/AUDIT.md, says NOT AUDITED (and passes) when the vulnerability data is unreachable
@@ -101,4 +111,4 @@ train-classifier: $(STAMP)
 		--out config/classifier/model.json.gz --report data/classifier/REPORT.md
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) $(HADOLINT_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,10 +15,13 @@ from pathlib import Path
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
+#: Where var/ is; the container image sets it, since an installed package has no checkout.
+VAR_DIR_VARIABLE = "SWITCHBOARD_VAR_DIR"
+
 
 def default_var_dir(environ: Mapping[str, str]) -> Path:
-    if environ.get("SWITCHBOARD_VAR_DIR"):
-        return Path(environ["SWITCHBOARD_VAR_DIR"]).expanduser().resolve()
+    if environ.get(VAR_DIR_VARIABLE):
+        return Path(environ[VAR_DIR_VARIABLE]).expanduser().resolve()
     if (_SOURCE_ROOT / "pyproject.toml").is_file() and os.access(_SOURCE_ROOT, os.W_OK):
         return _SOURCE_ROOT / "var"
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

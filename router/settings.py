@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError
 
 from router.core.delivery import send_deadline
 from router.core.problems import Problem, problems_of
-from router.paths import default_database_url, default_var_dir
+from router.paths import VAR_DIR_VARIABLE, default_database_url, default_var_dir
 
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -282,6 +282,10 @@ class _Variables(EnvSettingsSource):
 
 
 _VARIABLES = [str(field.validation_alias) for field in _Environment.model_fields.values()]
+
+#: Every environment variable the service reads: the settings and where var/ is
+#: (tests/test_deploy.py holds the deployment files to these names).
+SERVICE_VARIABLES = frozenset([*_VARIABLES, VAR_DIR_VARIABLE])
 
 
 def _read(environ: Mapping[str, str]) -> tuple[_Environment, list[Problem]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from router.core.document import validate_document
+from router.service.routing import cache_path
 from router.service.versions import apply_document
 from router.settings import Settings
 from router.web.app import READY_FRESH_SECONDS
@@ -343,3 +345,35 @@ async def test_a_postgresql_server_stopped_and_started_again(
     )
     number, _ = dialled(await route.text())
     assert number == HOTLINE  # the change made after the outage is the one in force
+
+
+async def test_a_replica_started_while_postgresql_is_stopped_routes_by_the_cached_version(
+    own_postgres: PostgresServer, pg_settings: Settings, clock: Clock, started_apps: Any
+) -> None:
+    """Issue #18: a replica starting during an outage routes by the version the replicas
+    last saw (cached in the var dir they share), and /metrics says which one."""
+    settings = replace(pg_settings, db_timeout_seconds=1.0)
+    first = await started_apps(settings)
+    version = await cut_over_admin_calls(settings, first, clock)
+    assert version == 2  # the shipped document was version 1
+    cached = json.loads(cache_path(settings.var_dir).read_text(encoding="utf-8"))
+    assert cached["version"] == 2
+
+    await asyncio.to_thread(own_postgres.halt)
+    try:
+        replica: Client = await started_apps(settings)
+        ready = await replica.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["version"] == 2
+        scraped = await (await replica.get("/metrics")).text()
+        assert "switchboard_routing_version 2.0" in scraped.splitlines()
+        # version 2 sends admin calls to the partner; the shipped document, to the hotline
+        route = await post_twilio(
+            replica,
+            "/webhooks/twilio/voice/route",
+            {"CallSid": "CA-cold-start", "From": CALLER, "Digits": "1"},
+        )
+        assert route.status == 200
+        assert dialled(await route.text())[0] == PARTNER
+    finally:
+        await asyncio.to_thread(own_postgres.restart)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -52,12 +52,20 @@ class Service(NamedTuple):
 
 
 @contextlib.contextmanager
-def serve_process(env: dict[str, str], port: int, log_path: Path, cwd: Path) -> Iterator[Popen]:
-    """`switchboard serve` with *env*, once it listens on *port*; stopped (SIGTERM, then
-    SIGKILL) after, unless the test killed it already. Its output is appended to *log_path*."""
-    command = str(Path(sys.executable).with_name("switchboard"))
+def serve_process(
+    env: dict[str, str],
+    port: int,
+    log_path: Path,
+    cwd: Path,
+    command: Sequence[str] | None = None,
+) -> Iterator[Popen]:
+    """`switchboard serve` with *env* (or *command*, which execs it), once it listens on
+    *port*; stopped (SIGTERM, then SIGKILL) after, unless the test killed it already. Its
+    output is appended to *log_path*."""
+    if command is None:
+        command = [str(Path(sys.executable).with_name("switchboard")), "serve"]
     with log_path.open("a") as log:
-        process = subprocess.Popen([command, "serve"], env=env, stderr=log, stdout=log, cwd=cwd)
+        process = subprocess.Popen(list(command), env=env, stderr=log, stdout=log, cwd=cwd)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -4,13 +4,19 @@ A running service keeps the current version in memory (deciding a contact needs 
 and polls the newest version number every 100 ms, so a change committed by anyone — the
 CLI on the database, the API, another replica — is in force here well within a second.
 The last version seen is also cached on disk: if the database is down when the service
-starts, calls still get a safe ``<Dial>`` to the last-known route (SPEC §7).
+starts, calls still get a safe ``<Dial>`` to the last-known route (SPEC §7). Replicas may
+share that file (one var dir on a shared volume): each writes it under a temporary name of
+its own and renames it into place, so a reader sees one whole version or the one before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,17 +57,30 @@ class ActiveRouting:
 
 
 class RoutingState:
-    """The routing this process uses now; swapped as a whole, never edited."""
+    """The routing this process uses now; swapped as a whole, never edited.
 
-    def __init__(self, active: ActiveRouting, *, from_database: bool) -> None:
+    *observe* is told the version in use at once and after every swap (the
+    ``switchboard_routing_version`` gauge), so what is reported is what routes, the
+    last-known copy (version 0 for the shipped document) included."""
+
+    def __init__(
+        self,
+        active: ActiveRouting,
+        *,
+        from_database: bool,
+        observe: Callable[[int], None] = lambda version: None,
+    ) -> None:
         self.active = active
         self.from_database = from_database
+        self._observe = observe
         self._changed = asyncio.Event()
+        observe(active.version)
 
     def use(self, active: ActiveRouting) -> None:
         previous = self.active.version
         self.active = active
         self.from_database = True
+        self._observe(active.version)
         if active.version != previous:
             log.info("routing.loaded", version=active.version, previous=previous)
             # wake everyone waiting, and give later waiters a fresh event
@@ -79,18 +98,45 @@ def cache_path(var_dir: Path) -> Path:
 
 
 def remember(active: ActiveRouting, var_dir: Path) -> None:
-    """Keep the version on disk for a start while the database is down; best effort."""
+    """Keep the version on disk for a start while the database is down; best effort.
+
+    Written whole under a name no other process uses, flushed to the disk, then renamed
+    over the cache: replicas sharing the var dir never collide on a temporary file, and a
+    reader (or a start after a crash) finds the previous version or this one, never part
+    of either. A crash leaves at most a stray ``.last_routing.*.tmp``, which nothing reads.
+    """
     path = cache_path(var_dir)
+    payload = json.dumps({"version": active.version, "document": document_json(active.document)})
+    draft: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"version": active.version, "document": document_json(active.document)}),
-            encoding="utf-8",
-        )
-        temporary.replace(path)
+        var_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=var_dir, prefix=".last_routing.", suffix=".tmp", delete=False
+        ) as handle:
+            draft = Path(handle.name)
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(draft, path)
+        draft = None
+        _sync_directory(var_dir)
     except OSError as exc:
         log.warning("routing.cache_not_written", path=str(path), error=str(exc))
+    finally:
+        if draft is not None:
+            with contextlib.suppress(OSError):
+                draft.unlink()
+
+
+def _sync_directory(directory: Path) -> None:
+    # The rename survives a power cut only once the directory is on disk. Some file systems
+    # refuse to sync a directory: the copy is in place all the same, so that is no failure.
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def last_known(var_dir: Path) -> ActiveRouting:

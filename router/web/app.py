@@ -109,7 +109,6 @@ async def prepare_database(app: web.Application) -> bool:
         log.error("database.unavailable", error=str(exc))
         return False
     app[routing_key].use(active)
-    app[metrics_key].routing_version.set(active.version)
     remember(active, app[settings_key].var_dir)
     return True
 
@@ -125,7 +124,6 @@ async def refresh_routing(app: web.Application) -> None:
         return
     active = ActiveRouting.from_row(row)
     state.use(active)
-    app[metrics_key].routing_version.set(active.version)
     remember(active, app[settings_key].var_dir)
 
 
@@ -236,7 +234,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         fresh_seconds=READY_FRESH_SECONDS,
         observe=lambda ok: writable.set(1 if ok else 0),
     )
-    app[routing_key] = RoutingState(last_known(settings.var_dir), from_database=False)
+    app[routing_key] = RoutingState(
+        last_known(settings.var_dir),
+        from_database=False,
+        observe=app[metrics_key].routing_version.set,
+    )
     if not await prepare_database(app):
         log.warning(
             "routing.last_known_in_use",
