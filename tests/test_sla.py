@@ -720,3 +720,19 @@ async def test_a_fallback_dial_is_timed_from_when_it_was_given(
         "no data",
         "no data",
     )
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+async def test_the_worked_example_on_postgres(postgres_database_url: str) -> None:
+    """The store's aggregates (dials, forwards joined to their contacts, feedback, the
+    answer times) give the same figures on PostgreSQL."""
+    from router.service.queries import partner_sla
+
+    async with migrated_store(postgres_database_url) as store:
+        await seed(store)
+        result = await partner_sla(store, since=SINCE, until=UNTIL)
+        current = await store.current_version()
+    assert current is not None
+    assert result.model_dump(mode="json") == expected_sla(version=current.version)
