@@ -100,6 +100,7 @@ async def test_every_route_answers_what_its_published_model_declares(
     await check("GET", "/api/report?since=30d", tokens.viewer)
     await check("GET", "/api/staffing?since=7d", tokens.viewer)
     await check("GET", "/api/statement?month=2026-11", tokens.viewer)
+    await check("GET", "/api/sla?since=30d", tokens.viewer)
     await check("GET", "/api/plan", tokens.viewer)
     await check("DELETE", "/api/plan", tokens.admin)
     await check("GET", "/api/openapi.json", None)

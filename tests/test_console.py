@@ -478,3 +478,86 @@ async def test_the_admin_share_per_day_is_drawn_against_the_80_20_rule(
     await expect(page.locator("#split-note")).to_contain_text(
         "Admin 77.8% of the 9 contacts placed by category"  # 7 admin, 2 product
     )
+
+
+async def test_the_partners_service_levels_show_each_target_met_or_missed(
+    page: Page, client: Client, tokens: dict[str, str], store: Store, clock: Clock
+) -> None:
+    """Three calls dialled to the partner in the last 30 days, two answered there (12 s and
+    18 s of ringing), one that rang out and went to the hotline: 2 of 3 answered is 66.7 %
+    against 90 % (missed); the p80 of two times is the one at rank ceil(0.8 x 2) = 2, 18 s,
+    within 20 s (met). Two email reports, one resolved: 50 %, exactly the target (met). No
+    chat at all: no data."""
+    from router.core.calls import CallProgress
+    from router.core.document import document_data, shipped_document, validate_document
+    from router.service.records import PartnerFeedback
+    from router.service.versions import apply_document
+
+    from .test_store import an_email
+
+    targets = {
+        "phone": {"answer_rate": 0.9, "time_to_answer_p80": "20s"},
+        "email": {"resolution_rate": 0.5},
+        "chat": {"answer_rate": 0.95},
+    }
+    document = validate_document({**document_data(shipped_document()), "sla": {"partner": targets}})
+    await apply_document(store, document, actor="test", reason="the contract", now=clock())
+    at = clock() - timedelta(days=3)
+    calls = [
+        ("partner", "completed", None, 12.0),
+        ("partner", "completed", None, 18.0),
+        ("hotline", "no-answer", "completed", 4.0),  # answered by the hotline, its fallback
+    ]
+    email_ids = []
+    async with store.unit_of_work() as uow:
+        for number, (final, first_status, fallback_status, ringing) in enumerate(calls):
+            row = dataclasses.replace(
+                an_email(f"CA-sla-{number}"),
+                channel=Channel.PHONE,
+                destination=final,
+                first_destination="partner",
+                received_at=at,
+                decided_at=at,
+                updated_at=at,
+                outcome=Outcome.ANSWERED,
+            )
+            interaction_id = await uow.add_interaction(row)
+            assert interaction_id is not None
+            progress = CallProgress(
+                dial_status=first_status, fallback_status=fallback_status, answer_seconds=ringing
+            )
+            await uow.update_interaction(interaction_id, progress, at)
+        for number in range(2):
+            email = dataclasses.replace(an_email(f"<sla-{number}@shop.example>"), received_at=at)
+            interaction_id = await uow.add_interaction(email)
+            assert interaction_id is not None
+            email_ids.append(interaction_id)
+    for interaction_id, outcome in zip(email_ids, ["resolved", "unresolved"], strict=True):
+        said = PartnerFeedback(
+            partner_outcome=outcome, partner_rating=None, partner_comment=None, feedback_at=at
+        )
+        assert await store.record_feedback(interaction_id, said)
+
+    await open_console(page, client, tokens["vera"])
+    rows = page.locator("#sla-table tbody tr")
+    await expect(rows).to_have_count(4)
+    expected = [
+        ["partner", "phone", "answer rate", "90.0%", "66.7%", "3 dials", "missed"],
+        ["partner", "phone", "time to answer p80", "20 s", "18 s", "2 answered dials", "met"],
+        ["partner", "email", "resolution rate", "50.0%", "50.0%", "2 reports", "met"],
+        ["partner", "chat", "answer rate", "95.0%", "—", "0 forwards", "no data"],
+    ]
+    for index, cells in enumerate(expected):
+        await expect(rows.nth(index).locator("th, td")).to_have_text(cells)
+    verdicts = rows.locator("td:last-child")
+    for index, name in enumerate(["missed", "met", "met", "no-data"]):
+        await expect(verdicts.nth(index)).to_have_class(name)
+    await expect(page.locator("#sla-note")).to_contain_text("Targets of routing version 2")
+
+
+async def test_without_an_sla_section_the_console_says_there_is_nothing_to_assess(
+    page: Page, client: Client, tokens: dict[str, str]
+) -> None:
+    await open_console(page, client, tokens["vera"])
+    await expect(page.locator("#sla-note")).to_contain_text("has no sla section")
+    await expect(page.locator("#sla-table")).to_be_hidden()

@@ -116,6 +116,7 @@ def test_an_unanswered_first_dial_goes_to_the_open_fallback_once(status: str) ->
         destination="partner",
         reason=Reason.UNANSWERED,
         delivery_failed=True,
+        fallback_dialled_at=NOW,  # the fallback's time to answer runs from now (sla)
     )
 
 

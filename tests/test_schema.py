@@ -166,3 +166,70 @@ async def test_0006_adds_the_handle_time_to_the_calls_already_kept_and_takes_it_
             assert kept.all() == [("CA-old",)]
     finally:
         await engine.dispose()
+
+
+async def test_0008_adds_the_time_to_answer_to_the_calls_already_kept_and_takes_it_away(
+    tmp_path: Path,
+) -> None:
+    """Calls recorded before 0008 keep everything and have no time to answer (NULL): they
+    count in the partner's answer rate, not in its time to answer; a downgrade drops only
+    the two columns."""
+    from alembic import command
+    from alembic.config import Config
+
+    def to(revision: str, *, down: bool = False) -> Callable[[sa.Connection], None]:
+        def run(connection: sa.Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(SCRIPTS))
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+        return run
+
+    def columns(connection: sa.Connection) -> set[str]:
+        return {column["name"] for column in sa.inspect(connection).get_columns("interactions")}
+
+    added = {"answer_seconds", "fallback_dialled_at"}
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    row = {
+        "channel": "phone",
+        "provider_id": "CA-old",
+        "customer_hash": "h",
+        "category": "admin",
+        "category_source": "digit",
+        "side": "target",
+        "destination": "partner",
+        "first_destination": "partner",
+        "reason": "target",
+        "version": 1,
+        "bucket": 4.0,
+        "received_at": "2026-11-02 09:00:00",
+        "decided_at": "2026-11-02 09:00:00",
+        "updated_at": "2026-11-02 09:05:00",
+        "outcome": "answered",
+        "delivery_failed": False,
+        "dial_status": "completed",
+        "handle_seconds": 187,
+    }
+    insert = sa.text(
+        f"INSERT INTO interactions ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
+    )
+    read = sa.text(
+        "SELECT provider_id, handle_seconds, answer_seconds, fallback_dialled_at FROM interactions"
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(to("0006"))
+            assert not added & await connection.run_sync(columns)
+            await connection.execute(insert, row)
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            assert added <= await connection.run_sync(columns)
+            assert (await connection.execute(read)).all() == [("CA-old", 187, None, None)]
+        async with engine.begin() as connection:
+            await connection.run_sync(to("0006", down=True))
+            assert not added & await connection.run_sync(columns)
+            kept = await connection.execute(sa.text("SELECT handle_seconds FROM interactions"))
+            assert kept.all() == [(187,)]
+    finally:
+        await engine.dispose()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # for annotations only: the on-call person's rollback imports
     from router.core.document import RoutingDocument
     from router.core.migration import PlanStep
     from router.core.report import Report
+    from router.core.sla import Sla
     from router.core.staffing import Staffing, Target
     from router.core.statement import Month, Statement
     from router.service.records import InteractionSearch
@@ -92,6 +93,8 @@ class Backend(Protocol):
     async def staffing(
         self, *, since: datetime, until: datetime, target: Target, patience: timedelta | None
     ) -> Staffing: ...
+
+    async def sla(self, *, since: datetime, until: datetime) -> Sla: ...
 
     async def document(self, number: int | None) -> JSON: ...
 

@@ -34,6 +34,7 @@ from router.core.durations import parse_since
 from router.core.lifecycle import Outcome
 from router.core.migration import MigrationError, PlanInvalid, parse_for, parse_plan
 from router.core.report import DEFAULT_SINCE, render_text
+from router.core.sla import DEFAULT_SINCE as SLA_SINCE
 from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
 from router.core.staffing import DEFAULT_TARGET, parse_target
 from router.logging import configure_logging
@@ -555,6 +556,38 @@ def staffing_command(
             since=since_at, until=until_at, target=wanted, patience=mean_patience
         )
     )
+    if output_format == "json":
+        emit_json(result.model_dump(mode="json"))
+    elif output_format == "csv":
+        click.echo(render_csv(result), nl=False)
+    else:
+        click.echo(render_table(result))
+
+
+@cli.command("sla")
+@click.option(
+    "--since",
+    default=SLA_SINCE,
+    show_default=True,
+    help="Start of the period of contacts received: ISO 8601 time or a duration back from now.",
+)
+@UNTIL
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+def sla_command(since: str, until: str | None, output_format: str) -> None:
+    """Did the partner keep the contract? Service levels of the external destinations.
+
+    Answer rate, time to answer (p80), resolution rate and average rating per destination
+    and channel, against the sla: targets of the routing in force now."""
+    from router.core.sla import render_csv, render_table
+
+    since_at, until_at = period_options(since, until)
+    result = on_backend(lambda backend: backend.sla(since=since_at, until=until_at))
     if output_format == "json":
         emit_json(result.model_dump(mode="json"))
     elif output_format == "csv":

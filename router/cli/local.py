@@ -45,6 +45,7 @@ from router.store.uow import database_errors
 if TYPE_CHECKING:
     from router.core.classify import Classifier
     from router.core.report import Report
+    from router.core.sla import Sla
     from router.core.staffing import Staffing, Target
     from router.core.statement import Month, Statement
     from router.service.records import InteractionSearch
@@ -171,6 +172,11 @@ class LocalBackend:
             )
         except StaffingError as exc:
             raise Refused(str(exc)) from exc
+
+    async def sla(self, *, since: datetime, until: datetime) -> Sla:
+        from router.service import queries
+
+        return await queries.partner_sla(await self.store(), since=since, until=until)
 
     async def document(self, number: int | None) -> JSON:
         row = await (self._current() if number is None else self._version(number))

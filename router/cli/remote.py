@@ -23,6 +23,7 @@ from router.core.document import RoutingDocument, document_data
 from router.core.durations import format_duration
 from router.core.migration import PlanStep
 from router.core.report import Report
+from router.core.sla import Sla
 from router.core.staffing import Staffing, Target
 from router.core.statement import Month, Statement
 from router.service.records import InteractionSearch
@@ -157,6 +158,15 @@ class RemoteBackend:
             return Staffing.model_validate(answer)
         except ValueError as exc:
             raise Refused(f"the service answered an unexpected staffing: {exc}") from exc
+
+    async def sla(self, *, since: datetime, until: datetime) -> Sla:
+        # the period resolved by the command, as for report; the CSV is rendered here
+        params = {"since": since.isoformat(), "until": until.isoformat()}
+        answer = await self.remote.get("/api/sla", params)
+        try:
+            return Sla.model_validate(answer)
+        except ValueError as exc:
+            raise Refused(f"the service answered unexpected service levels: {exc}") from exc
 
     async def document(self, number: int | None) -> JSON:
         params = {} if number is None else {"version": str(number)}

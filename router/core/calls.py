@@ -56,6 +56,8 @@ class CallProgress:
     call_status: str | None = None
     duration_seconds: int | None = None
     handle_seconds: int | None = None  # the answered <Dial>'s talk time (staffing)
+    answer_seconds: float | None = None  # the answered <Dial>'s time to answer (sla)
+    fallback_dialled_at: datetime | None = None  # when the fallback <Dial> was given
 
     def changes(self) -> dict[str, object]:
         """Only the columns this step sets, enums as their stored text."""
@@ -94,6 +96,7 @@ def after_dial(
             destination=fallback,
             reason=Reason.UNANSWERED,
             delivery_failed=True,
+            fallback_dialled_at=now,  # its time to answer is measured from here
         )
         return step, progress
     # the voicemail is the decided destination's, even after its fallback failed too
@@ -102,3 +105,21 @@ def after_dial(
         heard, outcome=Outcome.VOICEMAIL_OFFERED, delivery_failed=True if first else None
     )
     return voicemail, progress
+
+
+def time_to_answer(
+    *, dialled_at: datetime | None, reported_at: datetime, talk_seconds: int | None
+) -> float | None:
+    """Seconds from a ``<Dial>`` being given to Twilio (*dialled_at*: the answer to the
+    route, or to the first dial's failure for the fallback's) to the agent answering.
+
+    Twilio reports an answered dial once it is over, with the time connected
+    (``DialCallDuration``, *talk_seconds*); what came before that, from the ``<Dial>`` to the
+    report, was ringing: (*reported_at* - *dialled_at*) - *talk_seconds*. Tenths of a second,
+    and never below zero: the duration is a whole number of seconds, and a call answered at
+    once may come out a fraction below. None when either time is unknown.
+    """
+    if dialled_at is None or talk_seconds is None:
+        return None
+    ringing = (reported_at - dialled_at).total_seconds() - talk_seconds
+    return max(0.0, round(ringing, 1))

@@ -60,13 +60,16 @@ __all__ = [
     "CutoverShares",
     "Destination",
     "DocumentInvalid",
+    "ForwardTargets",
     "Guard",
     "InHouseCosts",
     "Ivr",
+    "PhoneTargets",
     "Problem",
     "Routes",
     "RoutingDocument",
     "Share",
+    "SlaTargets",
     "diff_documents",
     "document_data",
     "document_json",
@@ -397,6 +400,42 @@ class Guard(_Model):
         return parse_duration(self.rollback_for)
 
 
+_Rating = Annotated[float, Field(strict=True, ge=1, le=5, allow_inf_nan=False)]
+
+
+class ForwardTargets(_Model):
+    """What an external destination promises for the email or chat contacts forwarded to
+    it (every target optional; router.core.sla measures them)."""
+
+    answer_rate: _Rate | None = None  # forwards delivered / forwards sent
+    resolution_rate: _Rate | None = None  # partner feedback "resolved" / feedback received
+    average_rating: _Rating | None = None  # mean of the partner's ratings, 1-5
+
+
+class PhoneTargets(ForwardTargets):
+    """The phone targets: those of a forward, and how fast a dialled call is answered."""
+
+    time_to_answer_p80: _Duration | None = None  # 80 % of answered dials within this
+
+    @property
+    def time_to_answer_seconds(self) -> float | None:
+        if self.time_to_answer_p80 is None:
+            return None
+        return parse_duration(self.time_to_answer_p80).total_seconds()
+
+
+class SlaTargets(_Model):
+    """The service levels agreed with one external destination, per channel."""
+
+    phone: PhoneTargets | None = None
+    email: ForwardTargets | None = None
+    chat: ForwardTargets | None = None
+
+    def targets(self, channel: Channel) -> ForwardTargets | None:
+        targets: ForwardTargets | None = getattr(self, channel.value)
+        return targets
+
+
 class RoutingDocument(_Model):
     """One version of the routing: validated, complete, immutable."""
 
@@ -415,6 +454,8 @@ class RoutingDocument(_Model):
     )
     costs: Costs | None = None
     guard: Guard | None = None  # None: no automatic rollback
+    # external destination -> its targets; None (or empty): no service levels to assess
+    sla: dict[_Name, SlaTargets] | None = None
     _zone: ZoneInfo = PrivateAttr(default_factory=lambda: ZoneInfo("UTC"))
 
     @model_validator(mode="after")
@@ -615,6 +656,8 @@ def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                     )
                 )
 
+    problems.extend(_sla_problems(data.get("sla"), destinations, known))
+
     ivr = data.get("ivr")
     if Channel.PHONE in routed and ivr is None:
         problems.append(Problem("ivr", "required: phone calls are routed, so they need a menu"))
@@ -640,6 +683,45 @@ def _reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                 for language in sorted(used - set(prompts)):
                     problems.append(
                         Problem(f"ivr.prompts.{language}", "required: ivr.languages uses it")
+                    )
+    return problems
+
+
+def _sla_problems(sla: object, destinations: Mapping[str, Any], known: str) -> list[Problem]:
+    """Service levels are the partner's contract: only an existing ``external`` destination
+    has them, and only on a channel it has an address for (nothing reaches it otherwise)."""
+    problems: list[Problem] = []
+    if not isinstance(sla, Mapping):
+        return problems
+    for name, per_channel in sla.items():
+        if not isinstance(name, str):
+            continue
+        entry = destinations.get(name)
+        if name not in destinations:
+            problems.append(
+                Problem(f"sla.{name}", f"unknown destination {name!r} (known: {known})")
+            )
+            continue
+        if not isinstance(entry, Mapping):
+            continue
+        if entry.get("kind") != "external":
+            problems.append(
+                Problem(
+                    f"sla.{name}",
+                    f"service levels are for external destinations; {name} is "
+                    f"{entry.get('kind')!r}",
+                )
+            )
+            continue
+        if isinstance(per_channel, Mapping):
+            for channel in Channel:
+                if per_channel.get(channel.value) is not None and entry.get(channel.value) is None:
+                    problems.append(
+                        Problem(
+                            f"sla.{name}.{channel.value}",
+                            f"{name} has no {channel.value} address: no {channel.value} "
+                            "contact reaches it",
+                        )
                     )
     return problems
 

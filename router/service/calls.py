@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from router.core.calls import CallProgress, CallStep, DialFallback, after_dial
+from router.core.calls import CallProgress, CallStep, DialFallback, after_dial, time_to_answer
 from router.core.contact import Category, CategorySource, Channel, Reason, Side
 from router.core.decide import bucket, stored_bucket
 from router.core.document import RoutingDocument
@@ -29,6 +29,7 @@ from router.service.records import (
     NewForward,
     NewInteraction,
     Reply,
+    StoredContact,
     new_forward,
 )
 from router.service.routing import ActiveRouting
@@ -56,7 +57,8 @@ async def call_dialled(
 ) -> str:
     """A ``<Dial>`` ended with *status*: hang up, dial the fallback once, or take a
     voicemail. Returns the answer; it is given even when the database is down. An answered
-    dial's *talk_seconds* (the time connected) is kept as the call's handle time."""
+    dial's *talk_seconds* (the time connected) is kept as the call's handle time, and with
+    *now* (when Twilio reported it) and the time that dial was given, its time to answer."""
     document = routing.document
     next_step, progress = after_dial(
         answered=answered,
@@ -90,8 +92,19 @@ async def call_dialled(
             to=next_step.destination,
             status=status,
         )
+    timed = None
+    if answered and talk_seconds is not None:
+
+        def timed(stored: StoredContact, progress: CallProgress) -> CallProgress:
+            seconds = time_to_answer(
+                dialled_at=stored.dialled_at(attempt), reported_at=now, talk_seconds=talk_seconds
+            )
+            return replace(progress, answer_seconds=seconds)
+
     try:
-        return await _progress(uow, call_sid, step, progress, body, now, attempts=[dialled])
+        return await _progress(
+            uow, call_sid, step, progress, body, now, attempts=[dialled], timed=timed
+        )
     except DatabaseUnavailable as exc:
         log.error(
             "call.progress_unrecorded",
@@ -285,9 +298,11 @@ async def _progress(
     forwards: Sequence[NewForward] = (),
     *,
     attempts: Sequence[NewAttempt] = (),
+    timed: Callable[[StoredContact, CallProgress], CallProgress] | None = None,
 ) -> str:
     """Record one step of a call with its answer and the attempts it logs; the earlier
-    answer for a repeated step."""
+    answer for a repeated step. *timed* completes the progress with what needs the call as
+    recorded (its dial times)."""
 
     async def record(uow: ContactUnitOfWork) -> str:
         if not await uow.add_reply(Reply(call_sid, step, body, now)):
@@ -297,7 +312,7 @@ async def _progress(
         if current is None:
             log.warning("call.unknown", provider_id=call_sid, step=step)
             return body
-        change = progress
+        change = progress if timed is None else timed(current, progress)
         moving_from = current.outcome
         if (
             change.outcome is not None

@@ -1,4 +1,4 @@
-"""Read models: status, traffic, the report, staffing and impact previews."""
+"""Read models: status, traffic, the report, staffing, service levels and impact previews."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from router.core.migration import (
 )
 from router.core.prices import PriceList, day_starts, in_force_by_day, local_days
 from router.core.report import Count, Report, build_report
+from router.core.sla import AnswerTime, DialTally, FeedbackTally, ForwardTally, Sla, build_sla
 from router.core.staffing import RecordedCall, Staffing, Target, build_staffing, whole_hours
 from router.core.statement import DayHandled, Month, Statement, build_statement, previous_month
 from router.core.traffic import Traffic, hourly, window
@@ -213,4 +214,21 @@ async def hotline_staffing(
         until=end,
         target=target,
         patience=None if patience is None else patience.total_seconds(),
+    )
+
+
+async def partner_sla(store: Store, *, since: datetime, until: datetime) -> Sla:
+    """The external destinations' service levels over the contacts received in [*since*,
+    *until*), against the targets (``sla:``) of the routing in force now, whatever version
+    routed each contact: the contract is today's (``switchboard sla``, ``GET /api/sla``)."""
+    current = await current_or_raise(store)
+    return build_sla(
+        stored_document(current),
+        version=current.version,
+        since=since,
+        until=until,
+        dials=[DialTally(*row) for row in await store.sla_dials(since, until)],
+        answer_times=[AnswerTime(*row) for row in await store.sla_answer_times(since, until)],
+        forwards=[ForwardTally(*row) for row in await store.sla_forwards(since, until)],
+        feedback=[FeedbackTally(*row) for row in await store.sla_feedback(since, until)],
     )

@@ -271,6 +271,13 @@ class StoredContact:
     conversation_id: str | None
     provider_id: str
     outcome: Outcome | None
+    # when the <Dial> that may be ringing now was given: a call's time to answer runs from it
+    decided_at: datetime | None = None  # the first dial's, with the route's answer
+    fallback_dialled_at: datetime | None = None  # the fallback's, after the first failed
+
+    def dialled_at(self, attempt: int) -> datetime | None:
+        """When dial *attempt* (1: the first, 2: the fallback) was given to Twilio."""
+        return self.decided_at if attempt == 1 else self.fallback_dialled_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +332,8 @@ class InteractionRecord:
     partner_comment: str | None
     feedback_at: datetime | None
     handle_seconds: int | None  # talk time of the answered <Dial> (DialCallDuration)
+    answer_seconds: float | None  # from the answered <Dial> to the agent answering (0008)
+    fallback_dialled_at: datetime | None  # when the fallback <Dial> was given (0008)
 
 
 @dataclass(frozen=True, slots=True)

@@ -414,6 +414,14 @@ class RecordedInteraction(Answer):
         description="a call's time connected to the destination that answered "
         "(DialCallDuration), the handle time staffing uses",
     )
+    answer_seconds: float | None = Field(
+        default=None,
+        description="a call's time from the answered <Dial> being given to the agent "
+        "answering, the time to answer sla uses",
+    )
+    fallback_dialled_at: Timestamp | None = Field(
+        default=None, description="when the fallback <Dial> was given, after the first failed"
+    )
 
 
 def interaction_json(row: InteractionRecord) -> dict[str, Any]:

@@ -531,6 +531,105 @@ class Store:
             for category, bucket, received_at, outcome, handle, duration in rows
         ]
 
+    # -- service levels (router/core/sla.py) ---------------------------------------------
+    # Each aggregated in the database: a month of traffic is a few dozen groups, except the
+    # answered dials' times, which a percentile needs one by one (a float a call).
+
+    def _period(self, since: datetime, until: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(col(Interaction.received_at) >= since, col(Interaction.received_at) < until)
+
+    async def _grouped(self, *columns: Any, where: sa.ColumnElement[bool]) -> list[Any]:
+        query = sa.select(*columns, sa.func.count()).where(where).group_by(*columns)
+        async with self.connected() as connection:
+            return list((await connection.execute(query)).all())
+
+    async def sla_dials(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str | None, str | None, str | None, int]]:
+        """(first destination, destination, first dial's status, fallback dial's status,
+        outcome, calls) of the calls received in [*since*, *until*) that left the IVR menu."""
+        rows = await self._grouped(
+            col(Interaction.first_destination),
+            col(Interaction.destination),
+            col(Interaction.dial_status),
+            col(Interaction.fallback_status),
+            col(Interaction.outcome),
+            where=sa.and_(
+                col(Interaction.channel) == "phone",
+                col(Interaction.reason) != "abandoned",  # hung up in the menu: never dialled
+                self._period(since, until),
+            ),
+        )
+        return [
+            (first, destination, dial, fallback, outcome, int(count))
+            for first, destination, dial, fallback, outcome, count in rows
+        ]
+
+    async def sla_answer_times(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, bool, float]]:
+        """(first destination, destination, answered by the fallback dial, seconds) of each
+        call received in [*since*, *until*) whose answered dial has a time to answer."""
+        query = sa.select(
+            col(Interaction.first_destination),
+            col(Interaction.destination),
+            col(Interaction.fallback_status).is_not(None),
+            col(Interaction.answer_seconds),
+        ).where(
+            col(Interaction.channel) == "phone",
+            col(Interaction.answer_seconds).is_not(None),
+            self._period(since, until),
+        )
+        async with self.connected() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            (first, destination, bool(by_fallback), float(seconds))
+            for first, destination, by_fallback, seconds in rows
+            if seconds is not None  # the query's own condition; said again for the types
+        ]
+
+    async def sla_forwards(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str, str, str, int]]:
+        """(channel, first destination, forward's destination now, stage, status, forwards)
+        of the forwards of the email and chat contacts received in [*since*, *until*) (not
+        a call's voicemail: that is a call's)."""
+        rows = await self._grouped(
+            col(Interaction.channel),
+            col(Interaction.first_destination),
+            col(OutboxRow.destination),
+            col(OutboxRow.stage),
+            col(OutboxRow.status),
+            where=sa.and_(
+                col(OutboxRow.interaction_id) == col(Interaction.id),
+                col(Interaction.channel).in_(["email", "chat"]),
+                self._period(since, until),
+            ),
+        )
+        return [
+            (channel, first, destination, stage, status, int(count))
+            for channel, first, destination, stage, status, count in rows
+        ]
+
+    async def sla_feedback(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str, int | None, int]]:
+        """(channel, final destination, partner's outcome, rating, reports) of the partner
+        feedback on the contacts received in [*since*, *until*)."""
+        rows = await self._grouped(
+            col(Interaction.channel),
+            col(Interaction.destination),
+            col(Interaction.partner_outcome),
+            col(Interaction.partner_rating),
+            where=sa.and_(
+                col(Interaction.partner_outcome).is_not(None), self._period(since, until)
+            ),
+        )
+        return [
+            (channel, destination, outcome, rating, int(count))
+            for channel, destination, outcome, rating, count in rows
+        ]
+
     # -- webhook replies and interactions ---------------------------------------------
 
     # -- the outbox ------------------------------------------------------------------------

@@ -95,6 +95,10 @@ class Interaction(SQLModel, table=True):
     feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # DialCallDuration of the answered <Dial>: the caller's time with an agent (0006)
     handle_seconds: int | None = None
+    # a call's time to answer: from the answered <Dial> being given to the agent answering
+    # (0008), and when the fallback <Dial> was given, from which a fallback's is measured
+    answer_seconds: float | None = None
+    fallback_dialled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OutboxRow(SQLModel, table=True):

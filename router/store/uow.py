@@ -247,11 +247,13 @@ class UnitOfWork:
             columns.conversation_id,
             columns.provider_id,
             columns.outcome,
+            columns.decided_at,
+            columns.fallback_dialled_at,
         ).where(columns.channel == channel, columns.provider_id == provider_id)
         row = (await self.connection.execute(query)).first()
         if row is None:
             return None
-        interaction_id, category, destination, reason, conversation, provider, outcome = row
+        interaction_id, category, destination, reason, conversation, provider, outcome = row[:7]
         return StoredContact(
             interaction_id,
             category,
@@ -260,6 +262,8 @@ class UnitOfWork:
             conversation,
             provider,
             Outcome(outcome) if outcome else None,
+            decided_at=row.decided_at,
+            fallback_dialled_at=row.fallback_dialled_at,
         )
 
     async def reply(self, provider_id: str, step: str) -> str | None:

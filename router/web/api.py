@@ -55,6 +55,10 @@ from router.core.report import DEFAULT_SINCE, Report
 from router.core.report import csv_filename as report_csv_filename
 from router.core.report import render_csv as render_report_csv
 from router.core.report import render_days_csv as render_report_days_csv
+from router.core.sla import DEFAULT_SINCE as SLA_SINCE
+from router.core.sla import Sla
+from router.core.sla import csv_filename as sla_csv_filename
+from router.core.sla import render_csv as render_sla_csv
 from router.core.staffing import DEFAULT_SINCE as STAFFING_SINCE
 from router.core.staffing import (
     DEFAULT_TARGET,
@@ -75,6 +79,7 @@ from router.service.queries import (
     contacts_report,
     hotline_staffing,
     month_statement,
+    partner_sla,
     routing_status,
 )
 from router.service.queries import cutover_preview as service_cutover_preview
@@ -544,6 +549,24 @@ class StatementQuery(Body):
     )
 
 
+class SlaQuery(Body):
+    since: Since = Field(
+        default=SLA_SINCE,
+        description="Start of the period of contacts received: an ISO 8601 time or a "
+        "duration back from now.",
+    )
+    until: Since | None = Field(
+        default=None,
+        description="End of the period (exclusive), written like since [default: now].",
+    )
+    format_: Literal["json", "csv"] = Field(
+        default="json",
+        alias="format",
+        description="csv: the rows as a file download (one line per destination, channel "
+        "and target).",
+    )
+
+
 def _target(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("a target is a string such as 80/20")
@@ -896,6 +919,20 @@ async def get_staffing(request: web.Request, token: TokenRecord) -> web.Response
     return web.json_response(staffing.model_dump(mode="json"))
 
 
+async def get_sla(request: web.Request, token: TokenRecord) -> web.Response:
+    query = query_of(request, SlaQuery)
+    since, until = _period(query.since, query.until, now_of(request))
+    sla = await partner_sla(request.app[store_key], since=since, until=until)
+    if query.format_ == "csv":
+        return web.Response(
+            text=render_sla_csv(sla),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{sla_csv_filename(sla)}"'},
+        )
+    return web.json_response(sla.model_dump(mode="json"))
+
+
 async def get_plan(request: web.Request, token: TokenRecord) -> web.Response:
     steps = await request.app[store_key].plan_steps()
     return web.json_response([step_json(step) for step in steps])
@@ -1157,6 +1194,24 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             text_answers=("text/csv",),
         ),
         get_staffing,
+    ),
+    (
+        Operation(
+            "GET",
+            "/api/sla",
+            "The partner's service levels against the routing's sla: targets",
+            Sla,
+            Role.VIEWER,
+            query=SlaQuery,
+            errors=(409,),
+            description="Answer rate, time to answer (p80), resolution rate and average "
+            "rating per external destination and channel over the contacts received in the "
+            "period, against the targets of the routing in force now; a figure without data "
+            "is null with the verdict `no data`. Without an sla section the rows are empty "
+            "and a note says so. `format=csv` answers `text/csv` as a file download.",
+            text_answers=("text/csv",),
+        ),
+        get_sla,
     ),
 ]
 

@@ -77,7 +77,8 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "description": (
                 "Routing status, routing documents (versioned, with ETags), cut-over, "
                 "rollback, resume, plans, the classifier, recorded interactions, the "
-                "contacts-and-costs report and the hotline's staffing. "
+                "contacts-and-costs report, the hotline's staffing and the partner's "
+                "service levels. "
                 "Bearer tokens (`switchboard token create`) with roles "
                 "viewer < operator < admin; every change is recorded with the token's name "
                 "as actor."

@@ -19,6 +19,8 @@ let refreshFailed = false; // the notice says a refresh failed: cleared by the n
 // minutes, not with every 5-second refresh.
 const STAFFING_MS = 5 * 60 * 1000;
 let staffingAt = 0;
+// The partner's service levels read a month of contacts: on the same slow cadence.
+let slaAt = 0;
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -160,6 +162,15 @@ async function refresh() {
         .catch((error) => {
           staffingAt = 0; // asked again with the next refresh
           $("staffing-note").textContent = `Staffing unavailable: ${error.message}`;
+        });
+    }
+    if (Date.now() - slaAt > STAFFING_MS) {
+      slaAt = Date.now();
+      api("GET", "api/sla?since=30d")
+        .then(showSla)
+        .catch((error) => {
+          slaAt = 0; // asked again with the next refresh
+          $("sla-note").textContent = `Service levels unavailable: ${error.message}`;
         });
     }
     if (refreshFailed) {
@@ -403,6 +414,51 @@ function showStaffing(staffing) {
     `${now.agent_hours ?? "—"} agent-hours a week now, ` +
     `${before.agent_hours ?? "—"} all in-house; peak ${now.peak_agents ?? "—"} agents now.` +
     (staffing.notes.length ? ` ${staffing.notes.join(" ")}` : "");
+}
+
+// -- the partner's service levels: each target, what was measured, met or missed ------------
+
+const SLA_METRICS = {
+  answer_rate: "answer rate",
+  time_to_answer_p80: "time to answer p80",
+  resolution_rate: "resolution rate",
+  average_rating: "average rating",
+};
+
+function slaFigure(metric, value) {
+  if (value === null || value === undefined) {
+    return null;
+  }
+  if (metric === "answer_rate" || metric === "resolution_rate") {
+    return percent(value);
+  }
+  return metric === "time_to_answer_p80" ? `${value} s` : value.toFixed(2);
+}
+
+function showSla(sla) {
+  fillTable(
+    $("sla-table"),
+    sla.rows.map((row) => [
+      row.destination,
+      row.channel,
+      SLA_METRICS[row.metric] || row.metric,
+      slaFigure(row.metric, row.target),
+      slaFigure(row.metric, row.measured),
+      `${row.count} ${row.basis}`,
+      row.verdict,
+    ]),
+  );
+  // the verdict cell is coloured by what it says (the class is one of three fixed names)
+  $("sla-table")
+    .querySelectorAll("tbody tr")
+    .forEach((line, index) => {
+      const verdict = sla.rows[index].verdict;
+      line.lastElementChild.className = verdict === "no data" ? "no-data" : verdict;
+    });
+  $("sla-table").hidden = sla.rows.length === 0;
+  $("sla-note").textContent =
+    `Targets of routing version ${sla.version}, contacts received in the last 30 days.` +
+    (sla.notes.length ? ` ${sla.notes.join(" ")}` : "");
 }
 
 // -- the traffic chart: stacked bars per hour, one colour per destination ------------------
