@@ -9,9 +9,9 @@ LOCKS  := requirements/dev.lock requirements/runtime.lock requirements/build.loc
 LOCK_VENV := .venv-lock
 HADOLINT_VENV := .venv-hadolint
 PIP_TOOLS_VERSION := 7.6.2
-LINT_PATHS := router integrations tests train $(wildcard bench/*.py) requirements/audit.py
+LINT_PATHS := router integrations tests train $(wildcard bench/*.py) docs/screenshots.py requirements/audit.py
 
-.PHONY: run test lint audit lock bench soak clean train-classifier
+.PHONY: run test lint audit lock bench soak clean train-classifier screenshots
 
 # The venv holds exactly requirements/dev.lock (rebuilt from empty when a lock or
 # pyproject.toml changes), then the project itself, editable, built by the locked hatchling.
@@ -89,6 +89,11 @@ audit: $(STAMP)
 ## bench: measured side by side, ratios printed; see bench/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## screenshots: the README's pictures of the console panels (docs/img/), taken by Debian's
+## chromium from the real service on a generated database (docs/screenshots.py)
+screenshots: $(STAMP)
+	PYTHONPATH=. $(BIN)/python docs/screenshots.py
 
 ## soak: one service process under 10 minutes of mixed load; its memory curve and issue #14
 ## goal 5 (not part of test or bench: it takes the whole 10 minutes); e.g. SOAK_ARGS="--minutes 1".
