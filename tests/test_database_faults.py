@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from .pg_server import PostgresServer
 from .smtp_sink import SmtpSink
 from .test_chat import CHAT_SECRET
 from .test_email import email_settings, interactions
+from .test_rollback import eventually
 from .test_voice import closed_port, dialled
 from .test_webhook_checks import post_chat_signed_at, post_mime_signed_at
 
@@ -348,7 +350,11 @@ async def test_a_postgresql_server_stopped_and_started_again(
 
 
 async def test_a_replica_started_while_postgresql_is_stopped_routes_by_the_cached_version(
-    own_postgres: PostgresServer, pg_settings: Settings, clock: Clock, started_apps: Any
+    own_postgres: PostgresServer,
+    pg_settings: Settings,
+    clock: Clock,
+    started_apps: Any,
+    log_output: Callable[[str], io.StringIO],
 ) -> None:
     """Issue #18: a replica starting during an outage routes by the version the replicas
     last saw (cached in the var dir they share), and /metrics says which one."""
@@ -375,5 +381,16 @@ async def test_a_replica_started_while_postgresql_is_stopped_routes_by_the_cache
         )
         assert route.status == 200
         assert dialled(await route.text())[0] == PARTNER
+        logs = log_output("json")
+        await asyncio.sleep(1.0)  # ten tries of the routing follower
     finally:
         await asyncio.to_thread(own_postgres.restart)
+
+    async def back() -> bool:
+        return (await replica.get("/readyz")).status == 200
+
+    await eventually(back, within=10)
+    events = [json.loads(line)["event"] for line in logs.getvalue().splitlines() if line]
+    # said once at the start (before the capture), not every 100 ms; its return said once
+    assert events.count("database.unavailable") == 0, events
+    assert events.count("database.available") == 1, events

@@ -97,8 +97,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         structlog.contextvars.clear_contextvars()
 
 
-async def prepare_database(app: web.Application) -> bool:
-    """Migrate, make sure a routing version exists and load it; False on an outage."""
+async def prepare_database(app: web.Application, *, report: bool = True) -> bool:
+    """Migrate, make sure a routing version exists and load it; False on an outage (logged
+    when *report*: the routing follower tries every 100 ms and says it once)."""
     store = app[store_key]
     try:
         async with database_errors(None):
@@ -106,7 +107,8 @@ async def prepare_database(app: web.Application) -> bool:
         row = await ensure_initial_routing(store, app[clock_key]())
         active = ActiveRouting.from_row(row)
     except DatabaseUnavailable as exc:
-        log.error("database.unavailable", error=str(exc))
+        if report:
+            log.error("database.unavailable", error=str(exc))
         return False
     app[routing_key].use(active)
     remember(active, app[settings_key].var_dir)
@@ -148,7 +150,11 @@ async def follow_routing(app: web.Application) -> None:
             wake.clear()
             try:
                 if not state.from_database:
-                    healthy = await prepare_database(app)
+                    # started on the last-known routing: the start has said the database
+                    # is unavailable; say when it is back, not every 100 ms that it is not
+                    if await prepare_database(app, report=False):
+                        log.info("database.available")
+                        healthy = True
                     continue
                 await listener.ensure()
                 await refresh_routing(app)
