@@ -326,16 +326,23 @@ class PostgresServer:
         from it before (a promoted standby naming itself would wait for ever)."""
         if self.settings.get("synchronous_commit") != "on":
             raise PostgresStartError("start the primary with synchronous_commit=on")
-        self.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{standby.application_name}'")
+        self._synchronous_standby(standby.application_name, "sync")
+
+    def make_asynchronous(self, standby: PostgresServer) -> None:
+        """Commits here stop waiting for *standby*, which streams on asynchronously."""
+        self._synchronous_standby("", "async", standby.application_name)
+
+    def _synchronous_standby(self, names: str, state: str, watched: str = "") -> None:
+        self.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
         self.psql("SELECT pg_reload_conf()")
         deadline = time.monotonic() + READY_TIMEOUT
         query = (
             "SELECT sync_state FROM pg_stat_replication "
-            f"WHERE application_name = '{standby.application_name}'"
+            f"WHERE application_name = '{watched or names}'"
         )
-        while self.psql(query).strip() != "sync":
+        while self.psql(query).strip() != state:
             if time.monotonic() > deadline:
-                raise PostgresStartError(f"{standby.application_name} did not become sync")
+                raise PostgresStartError(f"{watched or names} did not become {state}")
             time.sleep(0.05)
 
     def promote(self) -> None:
