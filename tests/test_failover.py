@@ -246,7 +246,7 @@ async def test_the_cli_and_db_upgrade_work_on_the_multi_host_url(tmp_path: Path)
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert f"127.0.0.1%3A{second.port}" in done.stdout, done.stdout  # SQLAlchemy quotes
+        assert f"host=127.0.0.1:{second.port}" in done.stdout, done.stdout
         [(revision,)] = await rows(second.url_for("cli"), "SELECT version_num FROM alembic_version")
         assert revision == HEAD
         tables = first.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", "cli")
