@@ -20,9 +20,10 @@ is deleted) is idempotent and is also registered with :mod:`atexit` as a safety 
 Replication, for the failover tests: :meth:`PostgresServer.start_standby` makes a streaming
 standby of a running server (``pg_basebackup -R -X stream``, started on a port of its own,
 returned once the primary sees it streaming), :meth:`PostgresServer.make_synchronous` has the
-primary wait for that standby's flush before a commit returns, and :meth:`PostgresServer.promote`
-turns a standby into a primary. The test cluster's defaults (fsync and synchronous_commit off)
-can be replaced per server with ``start(settings={...})``.
+primary wait for that standby's flush before a commit returns (``make_asynchronous`` stops
+that), and :meth:`PostgresServer.promote` turns a standby into a primary. The test
+cluster's defaults (fsync and synchronous_commit off) can be replaced per server with
+``start(settings={...})``.
 """
 
 from __future__ import annotations
@@ -279,6 +280,8 @@ class PostgresServer:
         primary reports it ``streaming``. initdb's pg_hba.conf already trusts replication
         from 127.0.0.1, and wal_level=replica and max_wal_senders=10 are the defaults."""
         self._require_running()
+        if not (self.bindir / "pg_basebackup").is_file():
+            raise PostgresUnavailable(f"{self.bindir / 'pg_basebackup'} is missing")
         base_dir = self._make_base_dir(self._owner)
         standby = type(self)(
             self.bindir,
