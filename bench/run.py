@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, email, rollback, scaling, soak, webhook
+from bench import classify, email, rollback, scaling, soak, sync_commit, webhook
 from bench.harness import (
     LoadOptions,
     Section,
@@ -74,6 +74,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "/api/traffic at 10k and 1M stored interactions (--scaling-sizes); flat and <= 1 s",
             scaling.scaling,
             goals="6",
+        ),
+        Benchmark(
+            "sync-commit",
+            "signed Twilio Gathers -> real service on PostgreSQL with a streaming standby, "
+            "synchronous vs asynchronous in alternating rounds; and one connection's commits",
+            sync_commit.sync_commit,
         ),
         Benchmark(
             "soak",

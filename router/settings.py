@@ -16,13 +16,14 @@ service.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import (
@@ -151,15 +152,62 @@ def _public_url(value: str) -> str | None:
     return url
 
 
+# scheme://[user[:password]@]hosts[/database][?query]: the hosts part, however many
+_AUTHORITY = re.compile(r"^(?P<head>[\w+.-]+://(?:[^@/?#]*@)?)(?P<hosts>[^/?#]*)(?P<tail>.*)$")
+_DEFAULT_PG_PORT = 5432
+#: what a multi-host URL must ask for, or a replica may connect to a standby and fail writes
+_WRITABLE_TARGETS = ("read-write", "primary")
+
+
 def _database_url(value: str) -> str:
+    value = _hosts_as_parameters(value)
     try:
         url = make_url(value)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ValueError(f"not a database URL ({exc})") from None
     if url.drivername not in _SUPPORTED_DRIVERS:
         supported = ", ".join(_SUPPORTED_DRIVERS)
         raise ValueError(f"driver {url.drivername!r} is not supported; use one of {supported}")
+    hosts = url.query.get("host", ())
+    several = not isinstance(hosts, str) and len(hosts) > 1
+    for host in hosts if several else ():
+        if _host_and_port(host) != host:  # asyncpg's dialect wants every port written
+            raise ValueError(f"?host={host} needs its port (host:port) in a list of hosts")
+    if several and url.query.get("target_session_attrs") not in _WRITABLE_TARGETS:
+        # after a failover a replica could connect to the standby and fail every write
+        raise ValueError(
+            "several hosts need target_session_attrs=read-write (or primary), so that every "
+            "connection goes to the one that takes writes"
+        )
     return value
+
+
+def _hosts_as_parameters(value: str) -> str:
+    """libpq's multi-host form, ``postgresql+asyncpg://u:p@h1:5433,h2:5434/db?…``, as the
+    form SQLAlchemy documents for asyncpg, ``postgresql+asyncpg://u:p@/db?…&host=h1:5433&
+    host=h2:5434`` (every port given: a host without one gets 5432). SQLAlchemy's parser
+    reads one host and port only, so the libpq form would fail on its port; any other URL is
+    returned as it came."""
+    parts = _AUTHORITY.match(value)
+    if not value.startswith("postgresql") or parts is None or "," not in parts["hosts"]:
+        return value
+    path, _, query = parts["tail"].partition("?")
+    parameters = parse_qsl(query, keep_blank_values=True)
+    if any(name == "host" for name, _ in parameters):
+        raise ValueError("give the hosts either before the database name or as ?host=, not both")
+    hosts = [("host", _host_and_port(host)) for host in parts["hosts"].split(",")]
+    return f"{parts['head']}{path or '/'}?{urlencode([*parameters, *hosts], safe=':')}"
+
+
+def _host_and_port(text: str) -> str:
+    if text.startswith("["):
+        # SQLAlchemy's asyncpg dialect cuts host:port at the first colon
+        raise ValueError(f"{text!r}: in a list of hosts give a name or an IPv4 address")
+    host, _, port = text.partition(":")
+    port = port or str(_DEFAULT_PG_PORT)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host[:port] in the list of hosts")
+    return f"{host}:{port}"
 
 
 _Whole = Annotated[int, BeforeValidator(_whole_number)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -45,11 +45,11 @@ def postgres_unavailable(reason: str) -> NoReturn:
 
 
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server, stopped when the block ends; the test is skipped (or
-    failed under CI) when none can be started."""
+def running_postgres(settings: Mapping[str, str] | None = None) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (*settings* replacing the test defaults), stopped when
+    the block ends; the test is skipped (or failed under CI) when none can be started."""
     try:
-        server = start_postgres()
+        server = start_postgres(settings=settings)
     except PostgresUnavailable as exc:
         postgres_unavailable(str(exc))
     try:

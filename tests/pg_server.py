@@ -16,6 +16,14 @@ off. PostgreSQL refuses to run as root, so when the current uid is 0 the server 
 as the ``postgres`` system user (``runuser``, else ``setpriv``) and the directory is handed
 to that user. :meth:`PostgresServer.stop` (``pg_ctl stop -m immediate``, then the directory
 is deleted) is idempotent and is also registered with :mod:`atexit` as a safety net.
+
+Replication, for the failover tests: :meth:`PostgresServer.start_standby` makes a streaming
+standby of a running server (``pg_basebackup -R -X stream``, started on a port of its own,
+returned once the primary sees it streaming), :meth:`PostgresServer.make_synchronous` has the
+primary wait for that standby's flush before a commit returns (``make_asynchronous`` stops
+that), and :meth:`PostgresServer.promote` turns a standby into a primary. The test
+cluster's defaults (fsync and synchronous_commit off) can be replaced per server with
+``start(settings={...})``.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -114,8 +123,17 @@ def _traversable_by_others(directory: Path) -> bool:
 class PostgresServer:
     """One throwaway PostgreSQL cluster. Use :meth:`start` (or :func:`start_postgres`)."""
 
-    def __init__(self, bindir: Path, base_dir: Path, port: int, dbname: str) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        base_dir: Path,
+        port: int,
+        dbname: str,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.bindir = bindir
+        #: the server's ``-c`` options: the defaults above, replaced where *settings* says
+        self.settings = {**_SERVER_SETTINGS, **(settings or {})}
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.socket_dir = base_dir / "socket"
@@ -134,9 +152,12 @@ class PostgresServer:
     # -- public API -------------------------------------------------------------------
 
     @classmethod
-    def start(cls, dbname: str = DEFAULT_DATABASE) -> PostgresServer:
+    def start(
+        cls, dbname: str = DEFAULT_DATABASE, settings: Mapping[str, str] | None = None
+    ) -> PostgresServer:
         """initdb + start a server and create ``dbname``; raises PostgresUnavailable or
-        PostgresStartError. The caller must call :meth:`stop` (or use ``with``)."""
+        PostgresStartError. The caller must call :meth:`stop` (or use ``with``). *settings*
+        replace the test defaults (``{"synchronous_commit": "on"}``)."""
         bindir = find_pg_bindir()
         if bindir is None:
             raise PostgresUnavailable(
@@ -148,7 +169,7 @@ class PostgresServer:
                 raise PostgresUnavailable(f"PostgreSQL is incomplete: {bindir / tool} is missing")
         run_as, owner = cls._privileges()
         base_dir = cls._make_base_dir(owner)
-        server = cls(bindir, base_dir, port=0, dbname=_safe_identifier(dbname))
+        server = cls(bindir, base_dir, port=0, dbname=_safe_identifier(dbname), settings=settings)
         server._run_as, server._owner = run_as, owner
         atexit.register(server.stop)
         try:
@@ -212,12 +233,13 @@ class PostgresServer:
 
     # -- outages, for the tests of what the service does while the database is away ----
 
-    def halt(self) -> None:
+    def halt(self, mode: str = "fast") -> None:
         """Stop the server as an operator would (``pg_ctl stop -m fast``: every connection
-        is closed), keeping its data and port for :meth:`restart`."""
+        is closed; ``immediate``: as a crash, without a shutdown checkpoint), keeping its data
+        and port for :meth:`restart`."""
         self._require_running()
         pg_ctl = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir)]
-        self._run([*pg_ctl, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT)])
+        self._run([*pg_ctl, "-m", mode, "-w", "-t", str(STOP_TIMEOUT)])
         self._running = False
 
     def restart(self) -> None:
@@ -225,12 +247,12 @@ class PostgresServer:
         if self._running or self._stopped:
             raise PostgresStartError(f"{self!r} is not halted")
         pg_ctl = [str(self.bindir / "pg_ctl"), "start", "-D", str(self.data_dir)]
-        options = " ".join(
-            [f"-p {self.port}", f"-k {self.socket_dir}"]
-            + [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
-        )
         self._run(
-            [*pg_ctl, "-l", str(self.log_file), "-o", options, "-w", "-t", str(READY_TIMEOUT)]
+            [
+                *pg_ctl,
+                *("-l", str(self.log_file), "-o", self._options()),
+                *("-w", "-t", str(READY_TIMEOUT)),
+            ]
         )
         self._running = True
 
@@ -248,6 +270,90 @@ class PostgresServer:
             if int(fields[1]) == postmaster:
                 children.append(int(stat_file.parent.name))
         return [postmaster, *children]
+
+    # -- replication, for the failover tests -----------------------------------------------
+
+    def start_standby(self, name: str = "standby") -> PostgresServer:
+        """A streaming standby of this server: ``pg_basebackup -R -X stream`` (the primary's
+        data, standby.signal and primary_conninfo), started on a port of its own with
+        ``cluster_name`` *name* (its application_name on the primary), returned once the
+        primary reports it ``streaming``. initdb's pg_hba.conf already trusts replication
+        from 127.0.0.1, and wal_level=replica and max_wal_senders=10 are the defaults."""
+        self._require_running()
+        if not (self.bindir / "pg_basebackup").is_file():
+            raise PostgresUnavailable(f"{self.bindir / 'pg_basebackup'} is missing")
+        base_dir = self._make_base_dir(self._owner)
+        standby = type(self)(
+            self.bindir,
+            base_dir,
+            port=0,
+            dbname=self.dbname,
+            settings={**self.settings, "cluster_name": _safe_identifier(name)},
+        )
+        standby._run_as, standby._owner = self._run_as, self._owner
+        standby._databases = set(self._databases)
+        atexit.register(standby.stop)
+        try:
+            connection = ["-h", self.host, "-p", str(self.port), "-U", self.user]
+            backup = [str(self.bindir / "pg_basebackup"), "-D", str(standby.data_dir)]
+            # a fast checkpoint: the default "spread" one can take minutes to begin the copy
+            standby._run([*backup, *connection, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            standby._start_server()
+            self.wait_streaming(standby.application_name)
+        except BaseException:
+            standby.stop()
+            raise
+        return standby
+
+    @property
+    def application_name(self) -> str:
+        """The name a standby streams under (its cluster_name), or "" for a primary."""
+        return self.settings.get("cluster_name", "")
+
+    def wait_streaming(self, application_name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Return once pg_stat_replication shows *application_name* streaming."""
+        deadline = time.monotonic() + timeout
+        query = (
+            "SELECT state FROM pg_stat_replication "
+            f"WHERE application_name = '{_safe_identifier(application_name)}'"
+        )
+        while self.psql(query).strip() != "streaming":
+            if time.monotonic() > deadline:
+                raise PostgresStartError(f"{application_name} not streaming within {timeout} s")
+            time.sleep(0.05)
+
+    def make_synchronous(self, standby: PostgresServer) -> None:
+        """A commit here returns only once *standby* has flushed it (synchronous_commit=on,
+        as this server must have been started with): ``ALTER SYSTEM`` + reload, so the
+        setting lives in this server's postgresql.auto.conf only, never in a standby copied
+        from it before (a promoted standby naming itself would wait for ever)."""
+        if self.settings.get("synchronous_commit") != "on":
+            raise PostgresStartError("start the primary with synchronous_commit=on")
+        self._synchronous_standby(standby.application_name, "sync")
+
+    def make_asynchronous(self, standby: PostgresServer) -> None:
+        """Commits here stop waiting for *standby*, which streams on asynchronously."""
+        self._synchronous_standby("", "async", standby.application_name)
+
+    def _synchronous_standby(self, names: str, state: str, watched: str = "") -> None:
+        self.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
+        self.psql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + READY_TIMEOUT
+        query = (
+            "SELECT sync_state FROM pg_stat_replication "
+            f"WHERE application_name = '{watched or names}'"
+        )
+        while self.psql(query).strip() != state:
+            if time.monotonic() > deadline:
+                raise PostgresStartError(f"{watched or names} did not become {state}")
+            time.sleep(0.05)
+
+    def promote(self) -> None:
+        """Make this standby a primary (``pg_ctl promote -w``: returns once it takes
+        writes). Fencing the old primary is the caller's part: halt it first."""
+        self._require_running()
+        pg_ctl = [str(self.bindir / "pg_ctl"), "promote", "-D", str(self.data_dir)]
+        self._run([*pg_ctl, "-w", "-t", str(READY_TIMEOUT)])
 
     def __enter__(self) -> PostgresServer:
         return self
@@ -343,12 +449,8 @@ class PostgresServer:
         last_error: PostgresStartError | None = None
         for _attempt in range(_START_ATTEMPTS):
             self.port = _free_port()
-            options = " ".join(
-                [f"-p {self.port}", f"-k {self.socket_dir}"]
-                + [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
-            )
             try:
-                self._run([*pg_ctl, "-l", str(self.log_file), "-o", options, *wait])
+                self._run([*pg_ctl, "-l", str(self.log_file), "-o", self._options(), *wait])
             except PostgresStartError as exc:
                 last_error = exc
                 self._pg_ctl_stop()  # leave no half-started postmaster behind before retrying
@@ -357,6 +459,12 @@ class PostgresServer:
             return
         assert last_error is not None
         raise last_error
+
+    def _options(self) -> str:
+        return " ".join(
+            [f"-p {self.port}", f"-k {self.socket_dir}"]
+            + [f"-c {key}={value}" for key, value in self.settings.items()]
+        )
 
     def _pg_ctl_stop(self) -> None:
         """``pg_ctl stop -m immediate``; SIGKILL the postmaster if it still runs after that."""
@@ -392,6 +500,8 @@ def _safe_identifier(name: str) -> str:
     return ident[:_MAX_IDENTIFIER]
 
 
-def start_postgres(dbname: str = DEFAULT_DATABASE) -> PostgresServer:
+def start_postgres(
+    dbname: str = DEFAULT_DATABASE, settings: Mapping[str, str] | None = None
+) -> PostgresServer:
     """Start a throwaway server; see :meth:`PostgresServer.start`."""
-    return PostgresServer.start(dbname)
+    return PostgresServer.start(dbname, settings)

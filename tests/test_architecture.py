@@ -153,7 +153,7 @@ def test_one_place_writes_contact_routed() -> None:
 
 
 def test_only_the_store_speaks_sqlalchemy() -> None:
-    allowed = {"router.web.app", "router.cli.local", "router.settings"}  # URL parsing only
+    allowed = {"router.cli.local", "router.settings"}  # URL parsing only
     for folder in ("router", "integrations"):
         for name, tree in modules(folder):
             if name.startswith("router.store") or name in allowed:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from router.settings import SettingsError, SmtpSettings, customer_key_secret, load_settings
+from router.store.engine import listen_parameters
 
 
 def test_defaults_need_nothing_but_a_place_for_data(tmp_path: Path) -> None:
@@ -183,3 +184,61 @@ def test_a_send_timeout_the_lease_does_not_leave_room_for_is_reported(tmp_path: 
     ]
     assert "15 s" in settings.warnings[0]
     assert settings.smtp is not None and settings.smtp.timeout_seconds == 100.0
+
+
+MULTI_HOST = (
+    "postgresql+asyncpg://u:p%40ss@10.0.0.1:5433,db-2.internal/shop"
+    "?target_session_attrs=read-write&ssl=disable"
+)
+
+
+def test_a_multi_host_url_reaches_asyncpg_with_every_host_and_port() -> None:
+    """libpq's `host1:port,host2` form, which SQLAlchemy cannot parse, becomes its documented
+    `?host=h:p&host=h:p` form; the engine's connections and the LISTEN connection get the
+    same asyncpg arguments from it (a host without a port gets 5432)."""
+    settings = load_settings({"SWITCHBOARD_DATABASE_URL": MULTI_HOST})
+    assert settings.database_url == (
+        "postgresql+asyncpg://u:p%40ss@/shop?target_session_attrs=read-write&ssl=disable"
+        "&host=10.0.0.1:5433&host=db-2.internal:5432"
+    )
+    assert listen_parameters(settings.database_url) == {
+        "host": ["10.0.0.1", "db-2.internal"],
+        "port": [5433, 5432],
+        "user": "u",
+        "password": "p@ss",
+        "database": "shop",
+        "target_session_attrs": "read-write",
+        "ssl": "disable",
+    }
+    # SQLAlchemy's own form is taken as it is
+    assert load_settings({"SWITCHBOARD_DATABASE_URL": settings.database_url}).database_url == (
+        settings.database_url
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql+asyncpg://u@h1:5433,h2:5434/db", "target_session_attrs=read-write"),
+        (
+            "postgresql+asyncpg://u@h1,h2/db?target_session_attrs=prefer-standby",
+            "target_session_attrs=read-write",
+        ),
+        ("postgresql+asyncpg://u@h1:99999,h2/db?target_session_attrs=read-write", "host[:port]"),
+        ("postgresql+asyncpg://u@h1,[::1]:5/db?target_session_attrs=read-write", "IPv4"),
+        ("postgresql+asyncpg://u@h1,,h2/db?target_session_attrs=read-write", "host[:port]"),
+        (
+            "postgresql+asyncpg://u@h1,h2/db?host=h3:1&target_session_attrs=read-write",
+            "not both",
+        ),
+        ("postgresql+asyncpg://u@/db?host=h1&host=h2:1&target_session_attrs=read-write", "port"),
+        ("postgresql+asyncpg://u@h1:5433x/db", "not a database URL"),
+    ],
+)
+def test_a_multi_host_url_that_could_reach_a_standby_or_is_malformed_is_refused(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"SWITCHBOARD_DATABASE_URL": url})
+    [line] = caught.value.problems
+    assert line.startswith("SWITCHBOARD_DATABASE_URL:") and problem in line, line

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 
@@ -60,7 +61,8 @@ NO_ROUTING = (
 
 
 def redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    # unquoted for people: SQLAlchemy writes a list of hosts as ?host=db-1%3A5432&…
+    return unquote(make_url(url).render_as_string(hide_password=True))
 
 
 def now() -> datetime:

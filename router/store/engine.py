@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so an answered
 webhook survives a crash, and write transactions start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the busy timeout instead of failing on a lock upgrade. PostgreSQL needs
-neither.
+neither; there a refused write on a read-only server counts as a lost connection, so that
+the pool reconnects, which with several hosts and ``target_session_attrs=read-write`` finds
+the one that takes writes (a failover).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def create_engine(
     ``database.pool_exhausted``."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(
+        engine = create_async_engine(
             database_url,
             pool_pre_ping=True,
             pool_size=pool_size,
@@ -39,6 +41,8 @@ def create_engine(
             pool_timeout=timeout_seconds * 0.8,
             connect_args={"timeout": timeout_seconds},
         )
+        event.listen(engine.sync_engine, "handle_error", _read_only_is_disconnect)
+        return engine
     if url.database and url.database != ":memory:":
         try:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -64,3 +68,27 @@ def create_engine(
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+#: read_only_sql_transaction: a write refused by a standby or default_transaction_read_only
+_READ_ONLY_SQLSTATE = "25006"
+
+
+def _read_only_is_disconnect(context: sa.engine.ExceptionContext) -> None:
+    """A server that refuses writes is, for a writer, as good as gone: SQLAlchemy then
+    invalidates this connection and every other one the pool holds (pool_pre_ping's
+    ``SELECT 1`` still succeeds on them), and the next connect chooses a writable host."""
+    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_SQLSTATE:
+        context.is_disconnect = True
+
+
+def listen_parameters(database_url: str) -> dict[str, Any] | None:
+    """The keyword arguments of ``asyncpg.connect`` for the LISTEN connection, read from
+    *database_url* as the engine's own connections read it (several hosts, ports and
+    target_session_attrs included: asyncpg's own URL parser keeps only the last ``host=``);
+    None when it is not PostgreSQL."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    _, parameters = url.get_dialect()().create_connect_args(url)
+    return dict(parameters)

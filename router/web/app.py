@@ -20,7 +20,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.engine import make_url
 
 from integrations.chat import ChatSender
 from integrations.smtp import SmtpSender
@@ -35,7 +34,7 @@ from router.service.routing import ActiveRouting, RoutingState, last_known, reme
 from router.service.scheduler import run_due_work
 from router.service.versions import ensure_initial_routing
 from router.settings import Settings, customer_key_secret
-from router.store import ROUTING_CHANNEL, Store, create_engine, migrate
+from router.store import ROUTING_CHANNEL, Store, create_engine, listen_parameters, migrate
 from router.store.uow import database_errors
 from router.web import api as web_api
 from router.web import chat as web_chat
@@ -181,34 +180,41 @@ async def follow_routing(app: web.Application) -> None:
 class PostgresListener:
     """LISTEN for new routing versions on PostgreSQL (a no-op on SQLite); after the server
     went away, listens again once it is back, trying at most every RETRY_SECONDS (polling
-    covers the gap meanwhile)."""
+    covers the gap meanwhile). It connects as the engine does (router/store/engine.py
+    ``listen_parameters``): with several hosts, to the one that takes writes, which after a
+    failover is the new primary, where the NOTIFYs of new versions are sent."""
 
     RETRY_SECONDS = 1.0
 
     def __init__(self, database_url: str, wake: asyncio.Event) -> None:
-        url = make_url(database_url)
-        self._dsn = (
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if url.get_backend_name() == "postgresql"
-            else None
-        )
+        self._parameters = listen_parameters(database_url)
         self._wake = wake
         self._connection: asyncpg.Connection | None = None
         self._next_attempt = 0.0
 
     async def ensure(self) -> None:
-        if self._dsn is None or (self._connection and not self._connection.is_closed()):
+        if self._parameters is None or (self._connection and not self._connection.is_closed()):
             return
         if time.monotonic() < self._next_attempt:
             return
         self._next_attempt = time.monotonic() + self.RETRY_SECONDS
+        connection: asyncpg.Connection | None = None
         try:
-            self._connection = await asyncpg.connect(self._dsn, timeout=5)
-            await self._connection.add_listener(ROUTING_CHANNEL, self._notified)
-            log.info("routing.listening", channel=ROUTING_CHANNEL)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            log.warning("routing.listen_failed", error=str(exc))
-            self._connection = None
+            connection = await asyncpg.connect(**self._parameters, timeout=5)
+            await connection.add_listener(ROUTING_CHANNEL, self._notified)
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,  # no host takes writes (TargetServerAttributeNotMatched)
+        ) as exc:
+            log.warning("routing.listen_failed", error=str(exc) or type(exc).__name__)
+            if connection is not None:
+                connection.terminate()
+            return
+        self._connection = connection
+        log.info("routing.listening", channel=ROUTING_CHANNEL)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
