@@ -127,14 +127,20 @@ class OutboxWorker:
         or ``poll_seconds`` pass. So *wake* found cleared after being set means a pass ended
         since; set and seen cleared twice, a whole pass ran after the first set (the tests'
         way to know, instead of sleeping). Sends go on in the background meanwhile."""
+        unavailable = False  # said once per outage, not on every pass
         try:
             while True:
                 self._settled.clear()
                 try:
                     ended = await self.claim_due()
                 except DatabaseUnavailable as exc:
-                    log.warning("outbox.unavailable", error=str(exc))
-                    ended = Pass.DONE
+                    if not unavailable:
+                        log.warning("outbox.unavailable", error=str(exc))
+                    unavailable, ended = True, Pass.DONE
+                else:
+                    if unavailable:
+                        log.info("outbox.available")
+                    unavailable = False
                 self.passes += 1
                 if ended is Pass.MORE:
                     continue  # more may be due right away
