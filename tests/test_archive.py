@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from router.core.contact import Category, CategorySource, Channel, Reason, Side
 from router.core.document import DocumentInvalid, shipped_document, validate_document
 from router.core.lifecycle import ForwardStatus, Outcome
+from router.core.statement import Month
 from router.service.contacts import customer_hash
-from router.service.queries import contacts_report
+from router.service.queries import contacts_report, month_statement
 from router.service.records import (
     AttemptKind,
     FailedAttempt,
@@ -27,10 +28,11 @@ from router.service.records import (
     NewAttempt,
     NewInteraction,
     PartnerFeedback,
+    RetentionCounts,
     Target,
     new_forward,
 )
-from router.service.retention import apply_retention
+from router.service.retention import apply_retention, retention_due
 from router.service.versions import apply_document
 from router.settings import load_settings
 from router.store import Store
@@ -393,20 +395,23 @@ RECENT = NOW - timedelta(days=1)
 
 
 async def seed_for_retention(store: Store) -> dict[str, int]:
-    """An old and a recent contact, each with a recording, a comment, a forward still
-    holding its body, and an attempt with an error and one with a recording link."""
+    """An old and a recent contact, each with a recording, a comment, two forwards still
+    holding their body (one failed, one pending), and an attempt with an error and one with
+    a recording link."""
     await apply_document(store, shipped_document(), actor="t", reason="t", now=OLD)
     ids: dict[str, int] = {}
     partner = Target("partner", "eshop@partner.example", external=True)
     for name, at in (("old", OLD), ("recent", RECENT)):
         [interaction_id] = await seed(
-            store, contact(f"CA-{name}", received_at=at, outcome=Outcome.VOICEMAIL)
+            store,
+            contact(f"CA-{name}", destination="partner", received_at=at, outcome=Outcome.VOICEMAIL),
         )
         ids[name] = interaction_id
         async with store.unit_of_work() as uow:
-            await uow.add_forward(
-                interaction_id, new_forward(Channel.EMAIL, partner, b"body", {}, at)
-            )
+            for _ in ("failed", "pending"):
+                await uow.add_forward(
+                    interaction_id, new_forward(Channel.EMAIL, partner, b"body", {}, at)
+                )
             await uow.add_attempt(
                 interaction_id,
                 NewAttempt(
@@ -434,6 +439,15 @@ async def seed_for_retention(store: Store) -> dict[str, int]:
                 sa.text("UPDATE interactions SET recording_url = :url WHERE id = :id"),
                 {"url": f"https://api.twilio.com/vm-{name}", "id": interaction_id},
             )
+            # the first forward failed for good (its body is personal data kept for
+            # nothing); the second is still owed: an SMTP outage longer than the retention
+            await connection.execute(
+                sa.text(
+                    "UPDATE outbox SET status = 'failed', last_error = '550 <jana@example.com>' "
+                    "WHERE id = (SELECT min(id) FROM outbox WHERE interaction_id = :id)"
+                ),
+                {"id": interaction_id},
+            )
         await store.record_feedback(
             interaction_id, PartnerFeedback("resolved", 4, "called back", at)
         )
@@ -443,14 +457,13 @@ async def seed_for_retention(store: Store) -> dict[str, int]:
 async def kept(store: Store, interaction_id: int) -> dict[str, Any]:
     row = await store.interaction(interaction_id)
     assert row is not None
-    [forward] = await store.forwards_of(interaction_id)
+    forwards = await store.forwards_of(interaction_id)
     return {
         "recording_url": row.recording_url,
         "comment": row.partner_comment,
         "rating": row.partner_rating,
         "outcome": row.outcome,
-        "payload": forward.payload,
-        "forward": (forward.status, forward.last_error),
+        "forwards": [(f.status, f.payload, f.last_error) for f in forwards],
         "attempts": [(a.kind, a.error, a.url) for a in await store.attempts_of(interaction_id)],
     }
 
@@ -459,7 +472,11 @@ async def check_retention(store: Store) -> None:
     ids = await seed_for_retention(store)
     period = {"since": OLD - timedelta(days=1), "until": OLD + timedelta(days=1)}
     before = (await contacts_report(store, **period)).model_dump()
+    october = Month(2026, 10)
+    statement = (await month_statement(store, month=october, now=NOW)).model_dump()
+    assert sum(line["voicemails"] for line in statement["lines"]) == 1  # the old one
     recent_before = await kept(store, ids["recent"])
+    assert await retention_due(store, NOW, 30) == RetentionCounts(1, 2, 1, 1)  # a dry run
     counts = await apply_retention(store, NOW, 30, batch=1)  # batches of one: the loop runs
     assert counts is not None
     assert counts.as_json() == {"payloads": 1, "recordings": 2, "comments": 1, "errors": 1}
@@ -468,13 +485,16 @@ async def check_retention(store: Store) -> None:
         "comment": None,
         "rating": 4,
         "outcome": "voicemail",
-        "payload": None,
-        "forward": ("failed", "body deleted after 30 days (SWITCHBOARD_RETENTION_DAYS)"),
+        "forwards": [
+            ("failed", None, "body deleted after 30 days (SWITCHBOARD_RETENTION_DAYS)"),
+            ("pending", b"body", None),  # still owed: never emptied nor failed
+        ],
         "attempts": [("delivery", None, None), ("recording", None, None)],
     }
     assert await kept(store, ids["recent"]) == recent_before
-    assert recent_before["payload"] == b"body"
+    assert [payload for _, payload, _ in recent_before["forwards"]] == [b"body", b"body"]
     assert (await contacts_report(store, **period)).model_dump() == before
+    assert (await month_statement(store, month=october, now=NOW)).model_dump() == statement
     assert await apply_retention(store, NOW + timedelta(hours=1), 30) is None  # once a day
     again = await apply_retention(store, NOW + timedelta(days=1), 30)
     assert again is not None and again.total == 0

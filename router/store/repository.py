@@ -921,8 +921,7 @@ def _retention_statements() -> _Retention:
     attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
     outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
     cutoff = sa.bindparam("cutoff", type_=UTCDateTime())
-    now = sa.bindparam("now", type_=UTCDateTime())
-    limit = sa.bindparam("batch", type_=sa.Integer())
+    limit = sa.bindparam("batch", type_=sa.BigInteger())  # _EVERY_ROW is past int32
     old = interactions.c.received_at < cutoff
     contacts = (
         sa.select(
@@ -951,8 +950,9 @@ def _retention_statements() -> _Retention:
         .where(
             old,
             outbox.c.payload.is_not(None),
-            # never a forward a worker is sending right now
-            sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+            # only a forward that failed for good: a pending one is still owed (SPEC §7, an
+            # SMTP outage longer than the retention keeps it), a delivered one has no body
+            outbox.c.status == ForwardStatus.FAILED.value,
         )
         .limit(limit)
     )
@@ -995,18 +995,14 @@ async def _empty_batch(
         )
     if found["outbox"]:
         ids = [row[0] for row in found["outbox"]]
-        pending = ForwardStatus.PENDING.value
         await connection.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(ids))
+            # still failed: `outbox retry` may have made it pending again since the select
+            .where(outbox.c.id.in_(ids), outbox.c.status == ForwardStatus.FAILED.value)
             .values(
                 payload=None,
                 meta="{}",
                 last_error=note,  # the one it had may quote an address
-                status=sa.case(
-                    (outbox.c.status == pending, ForwardStatus.FAILED.value),
-                    else_=outbox.c.status,
-                ),
                 updated_at=now,
             )
         )
@@ -1019,7 +1015,9 @@ def handled_per_day_query(
     """:meth:`Store.handled_per_day`'s statement: a range on the received_at index, then
     grouped (tests/test_statement.py checks the plan)."""
     day = _day_number(col(Interaction.received_at), day_starts).label("day")
-    voicemail = sa.case((col(Interaction.recording_url).is_not(None), 1), else_=0)
+    # by outcome, not by recording_url: retention empties that link, and a dialled call's
+    # recording is no voicemail
+    voicemail = sa.case((col(Interaction.outcome) == Outcome.VOICEMAIL.value, 1), else_=0)
     received = (
         sa.select(
             day,
