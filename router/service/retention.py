@@ -2,7 +2,8 @@
 
 The interaction rows stay, with everything reports, staffing and statements count (so their
 totals for an old period never change); what could hold personal data is emptied: the
-bodies of forwards still kept (a failed or still pending one), recording links (the
+bodies of forwards that failed for good (a pending one is owed and never touched, however
+long its destination has been away), recording links (the
 voicemail's and call recordings'), partner feedback comments, and delivery attempts' error
 texts (an SMTP answer may quote an address).
 
