@@ -28,7 +28,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from integrations.signing import HEADER, sign
 from integrations.twilio_messaging import MESSAGING_PATH
-from router.web.appkeys import store_key
+from router.service.archive import find_interactions
+from router.service.records import InteractionSearch
+from router.web.appkeys import customer_secret_key, store_key
 
 from .background import forwards_delivered
 from .conftest import Clock, app_time, post_twilio, shipped_data, store_document
@@ -328,7 +330,8 @@ async def test_ids_the_sender_chose_keep_no_card_number_and_still_name_their_mes
     ids = [(await response.json())["interaction_id"] for response in answers]
     assert ids[0] == ids[1] and len(set(ids)) == 4  # the redelivered chat is the same one
 
-    await forwards_delivered(client.app[store_key], 4)
+    store = client.app[store_key]
+    await forwards_delivered(store, 4)
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
         rows = connection.execute(
             "SELECT provider_id, conversation_id, category_source FROM interactions ORDER BY id"
@@ -353,3 +356,8 @@ async def test_ids_the_sender_chose_keep_no_card_number_and_still_name_their_mes
     [original, answer] = [received.message for received in smtp.mailbox.received]
     assert original["Message-ID"] == "<x-************1881-x@example.cz>"
     assert answer["In-Reply-To"] == original["Message-ID"]
+    # and the operator finds the chat by the id as the customer's side sent it
+    secret = client.app[customer_secret_key]
+    search = InteractionSearch(provider_id=CARDS[0])
+    matches = await find_interactions(store, search, customer_key=None, secret=secret)
+    assert [row["id"] for row in matches] == [ids[0]]

@@ -314,6 +314,7 @@ def mask_cards(text: str) -> str:
 
 #: how an identifier that held a card number starts once stored (its keyed hash follows)
 MASKED_IDENTIFIER = "masked-"
+_HASHED_IDENTIFIER = re.compile(f"{MASKED_IDENTIFIER}[0-9a-f]{{64}}")
 
 
 def identifier_without_cards(identifier: str, key: bytes) -> str:
@@ -322,8 +323,8 @@ def identifier_without_cards(identifier: str, key: bytes) -> str:
     its keyed hash. Masking it would not do: the id must stay unique (a redelivery is
     recognised by it) and a reply must still find its thread, so every spelling of one id
     maps to one stable value, and without *key* nobody can search the hashes for a card."""
-    if mask_cards(identifier) == identifier:
-        return identifier
+    if _HASHED_IDENTIFIER.fullmatch(identifier) or mask_cards(identifier) == identifier:
+        return identifier  # stored already (chat hands its ids through twice), or no card
     digest = hmac.new(key, identifier.encode("utf-8", "surrogatepass"), hashlib.sha256)
     return MASKED_IDENTIFIER + digest.hexdigest()
 

@@ -5,7 +5,8 @@ to their contact?" A customer is looked up by the keyed hash of their key (the r
 or address is never stored, so it cannot be searched for as such): the operator's text is
 normalised by the core (:func:`router.core.contact.searched_customer_key`) and hashed here
 with the service's own secret, exactly as :func:`router.service.contacts.customer_hash`
-hashed it when the contact arrived.
+hashed it when the contact arrived. A provider id holding a card number was stored as its
+keyed hash (:func:`router.core.masking.identifier_without_cards`), so it is searched as one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from router.core.masking import identifier_without_cards
 from router.service.contacts import customer_hash
 from router.service.records import InteractionSearch
 from router.service.views import interaction_detail_json, interaction_json
@@ -26,6 +28,8 @@ async def find_interactions(
     prints them; with *customer_key* (normalised) only that customer's."""
     if customer_key is not None:
         search = replace(search, customer_hash=customer_hash(secret, customer_key))
+    if search.provider_id is not None:  # as stored: one holding a card number, its hash
+        search = replace(search, provider_id=identifier_without_cards(search.provider_id, secret))
     return [interaction_json(row) for row in await store.search_interactions(search)]
 
 
