@@ -119,7 +119,7 @@ async def test_a_customer_is_found_by_the_hash_of_the_number_as_typed(
     assert await found("outcome=answered") == []
 
 
-async def test_pages_run_newest_first_below_the_last_id_and_link_the_next(
+async def test_pages_run_newest_first_after_the_last_row_and_link_the_next(
     client: Client, tokens: Tokens
 ) -> None:
     for number in range(1, 6):
@@ -137,6 +137,33 @@ async def test_pages_run_newest_first_below_the_last_id_and_link_the_next(
     )
     assert [row["provider_id"] for row in last.body] == ["CA1"]
     assert "Link" not in last.headers
+
+
+async def test_newest_means_received_last_and_pages_follow_it(migrated: Store) -> None:
+    """A call abandoned in the menu is recorded when it ends, after contacts that rang
+    later: it is listed where it was received, and a page boundary between contacts received
+    at the same moment loses none and repeats none."""
+    minute = timedelta(minutes=1)
+    ids = await seed(
+        migrated,
+        contact("CA-late", received_at=NOW),
+        contact("CA-tie-1", received_at=NOW - minute),
+        contact("CA-tie-2", received_at=NOW - minute),
+        contact("CA-abandoned", received_at=NOW - 2 * minute, outcome=Outcome.ABANDONED),
+    )
+    assert ids == sorted(ids)  # recorded in this order
+    expected = ["CA-late", "CA-tie-2", "CA-tie-1", "CA-abandoned"]
+    every = await migrated.search_interactions(InteractionSearch(limit=None))
+    assert [row.provider_id for row in every] == expected
+    seen: list[str] = []
+    before = None
+    for _ in range(5):  # bounded: four rows, pages of one
+        page = await migrated.search_interactions(InteractionSearch(before=before, limit=1))
+        if not page:
+            break
+        seen.append(page[0].provider_id)
+        before = page[0].id
+    assert seen == expected
 
 
 async def test_bad_search_values_are_422_listing_each(client: Client, tokens: Tokens) -> None:
@@ -158,8 +185,11 @@ async def test_the_customer_search_reads_the_index_on_sqlite(migrated: Store) ->
         await store.search_interactions(InteractionSearch(provider_id="CA1", limit=10))
 
     customer, destination, provider = await query_plans(migrated.engine, "interactions", reads)
-    assert "ix_interactions_customer_hash_id" in customer and "TEMP B-TREE" not in customer
-    assert "ix_interactions_destination_id" in destination and "TEMP B-TREE" not in destination
+    for plan, index in (
+        (customer, "ix_interactions_customer_hash_received_at"),
+        (destination, "ix_interactions_destination_received_at"),
+    ):
+        assert index in plan and "TEMP B-TREE" not in plan, plan
     assert "uq_interaction_provider" in provider or "autoindex" in provider, provider
 
 
@@ -181,7 +211,7 @@ async def test_the_customer_search_reads_the_index_on_postgresql(
                     {"h": "x"},
                 )
             )
-    assert "ix_interactions_customer_hash_id" in plan, plan
+    assert "ix_interactions_customer_hash_received_at" in plan, plan
 
 
 def test_the_cli_searches_pages_and_shows_one_contact(env: dict[str, str], tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ class NewAttempt(_Row):
 @dataclass(frozen=True, slots=True)
 class InteractionSearch:
     """What ``interactions`` and ``GET /api/interactions`` look for; None: any. Newest
-    (highest id) first, only ids below *before* (the previous page's last id)."""
+    (last received, then highest id) first, only the rows after *before* (the previous page's last
+    row) in that order."""
 
     since: datetime | None = None
     channel: str | None = None

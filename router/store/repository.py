@@ -792,9 +792,10 @@ class Store:
         )
 
     async def search_interactions(self, search: InteractionSearch) -> list[InteractionRecord]:
-        """The interactions *search* names, newest (highest id) first: a page ends at
-        *search.limit* rows and the next one starts below its last id, so pages stay put
-        while new contacts arrive."""
+        """The interactions *search* names, newest first (by received_at, then id): a page
+        ends at *search.limit* rows and the next one starts after its last row (*before*,
+        its id), so pages stay put while new contacts arrive. Received, not recorded: a call
+        abandoned in the menu is recorded at its end but received when it rang."""
         table: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
         columns = table.c
         conditions: list[sa.ColumnElement[bool]] = []
@@ -812,8 +813,22 @@ class Store:
             if wanted is not None:
                 conditions.append(columns[name] == wanted)
         if search.before is not None:
-            conditions.append(columns.id < search.before)
-        query = sa.select(table).where(*conditions).order_by(columns.id.desc())
+            # after the previous page's last row: an older received_at, or the same one and
+            # a lower id (an id that does not exist gives an empty page)
+            last = (
+                sa.select(columns.received_at).where(columns.id == search.before).scalar_subquery()
+            )
+            conditions.append(
+                sa.or_(
+                    columns.received_at < last,
+                    sa.and_(columns.received_at == last, columns.id < search.before),
+                )
+            )
+        query = (
+            sa.select(table)
+            .where(*conditions)
+            .order_by(columns.received_at.desc(), columns.id.desc())
+        )
         if search.limit is not None:
             query = query.limit(search.limit)
         async with self.connected() as connection:

@@ -58,9 +58,9 @@ class Interaction(SQLModel, table=True):
         ),
         # status: each conversation's last contact in a window; a chat's thread look-up
         sa.Index("ix_interactions_conversation_id_received_at", "conversation_id", "received_at"),
-        # the archive's searches, newest (highest id) first: one customer, one destination
-        sa.Index("ix_interactions_customer_hash_id", "customer_hash", "id"),
-        sa.Index("ix_interactions_destination_id", "destination", "id"),
+        # the archive's searches, newest (received_at, id) first: one customer, one destination
+        sa.Index("ix_interactions_customer_hash_received_at", "customer_hash", "received_at", "id"),
+        sa.Index("ix_interactions_destination_received_at", "destination", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

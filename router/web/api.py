@@ -1096,7 +1096,7 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             list[RecordedInteraction],
             Role.VIEWER,
             query=InteractionsQuery,
-            description="Filters combine; newest (highest id) first. A full page carries "
+            description="Filters combine; newest (received, then id) first. A full page carries "
             '`Link: <…&before=ID>; rel="next"`: the next page, stable while contacts arrive.',
             link=True,
         ),

@@ -55,13 +55,21 @@ def upgrade() -> None:
         sa.Column("finished_at", _TIME, nullable=True),
         sa.Column("counts", sa.Text(), nullable=True),
     )
-    op.create_index("ix_interactions_customer_hash_id", "interactions", ["customer_hash", "id"])
-    op.create_index("ix_interactions_destination_id", "interactions", ["destination", "id"])
+    op.create_index(
+        "ix_interactions_customer_hash_received_at",
+        "interactions",
+        ["customer_hash", "received_at", "id"],
+    )
+    op.create_index(
+        "ix_interactions_destination_received_at",
+        "interactions",
+        ["destination", "received_at", "id"],
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_interactions_destination_id", table_name="interactions")
-    op.drop_index("ix_interactions_customer_hash_id", table_name="interactions")
+    op.drop_index("ix_interactions_destination_received_at", table_name="interactions")
+    op.drop_index("ix_interactions_customer_hash_received_at", table_name="interactions")
     op.drop_table("scheduled_runs")
     op.drop_index("ix_attempts_interaction_id", table_name="attempts")
     op.drop_table("attempts")
