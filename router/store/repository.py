@@ -883,8 +883,8 @@ class Store:
         claim: tuple[str, str] | None = None,
     ) -> RetentionCounts | None:
         """Empty, in one transaction, up to *batch* rows of each kind of personal data kept
-        for contacts received before *cutoff*: forwards' bodies (a forward still pending
-        fails with *note* as its error: it cannot be sent without one), recording links,
+        for contacts received before *cutoff*: the bodies of forwards that failed for good
+        (*note* becomes their error; a pending one is owed and never touched), recording links,
         partner comments, attempts' errors. With *claim* (job, period) the transaction first
         claims that run; None when another replica already has (nothing is done). Rows and
         their outcomes stay: reports over old periods do not change."""
