@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, email, rollback, scaling, soak, webhook
+from bench import classify, email, replicas, rollback, scaling, soak, webhook
 from bench.harness import (
     LoadOptions,
     Section,
@@ -74,6 +74,13 @@ BENCHMARKS: dict[str, Benchmark] = {
             "/api/traffic at 10k and 1M stored interactions (--scaling-sizes); flat and <= 1 s",
             scaling.scaling,
             goals="6",
+        ),
+        Benchmark(
+            "replicas",
+            "signed /route on 1 SQLite process, 1 and 3 PostgreSQL replicas (round robin): "
+            "rps, CPU per call (serve, PostgreSQL), statements per call; CLI rollback/resume "
+            "-> every replica p50/max (--replica-flips)",
+            replicas.replicas,
         ),
         Benchmark(
             "soak",
@@ -144,6 +151,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive,
         default=defaults.flips,
         help="rollback-propagation: routing changes per path, CLI and HTTP API "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--replica-flips",
+        type=positive,
+        default=defaults.replica_flips,
+        help="replicas: CLI routing changes timed until every replica uses them "
         "(default: %(default)s)",
     )
     parser.add_argument(
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         rounds=args.rounds,
         flips=args.flips,
+        replica_flips=args.replica_flips,
         emails=args.emails,
         email_warmup=args.email_warmup,
         scaling_sizes=args.scaling_sizes,

@@ -32,7 +32,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -114,7 +114,14 @@ def _traversable_by_others(directory: Path) -> bool:
 class PostgresServer:
     """One throwaway PostgreSQL cluster. Use :meth:`start` (or :func:`start_postgres`)."""
 
-    def __init__(self, bindir: Path, base_dir: Path, port: int, dbname: str) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        base_dir: Path,
+        port: int,
+        dbname: str,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.bindir = bindir
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
@@ -124,6 +131,8 @@ class PostgresServer:
         self.host = HOST
         self.user = SUPERUSER
         self.dbname = dbname
+        #: the server's settings (``-c`` options); the tests' defaults unless overridden
+        self.settings = {**_SERVER_SETTINGS, **(settings or {})}
         self._run_as: list[str] = []
         self._owner: tuple[int, int] | None = None
         self._running = False
@@ -134,9 +143,14 @@ class PostgresServer:
     # -- public API -------------------------------------------------------------------
 
     @classmethod
-    def start(cls, dbname: str = DEFAULT_DATABASE) -> PostgresServer:
+    def start(
+        cls, dbname: str = DEFAULT_DATABASE, settings: Mapping[str, str] | None = None
+    ) -> PostgresServer:
         """initdb + start a server and create ``dbname``; raises PostgresUnavailable or
-        PostgresStartError. The caller must call :meth:`stop` (or use ``with``)."""
+        PostgresStartError. The caller must call :meth:`stop` (or use ``with``).
+
+        *settings* override the tests' server settings (fsync and synchronous_commit off):
+        the benchmarks measure with the durable defaults, ``fsync=on`` and so on."""
         bindir = find_pg_bindir()
         if bindir is None:
             raise PostgresUnavailable(
@@ -148,7 +162,7 @@ class PostgresServer:
                 raise PostgresUnavailable(f"PostgreSQL is incomplete: {bindir / tool} is missing")
         run_as, owner = cls._privileges()
         base_dir = cls._make_base_dir(owner)
-        server = cls(bindir, base_dir, port=0, dbname=_safe_identifier(dbname))
+        server = cls(bindir, base_dir, port=0, dbname=_safe_identifier(dbname), settings=settings)
         server._run_as, server._owner = run_as, owner
         atexit.register(server.stop)
         try:
@@ -227,7 +241,7 @@ class PostgresServer:
         pg_ctl = [str(self.bindir / "pg_ctl"), "start", "-D", str(self.data_dir)]
         options = " ".join(
             [f"-p {self.port}", f"-k {self.socket_dir}"]
-            + [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
+            + [f"-c {key}={value}" for key, value in self.settings.items()]
         )
         self._run(
             [*pg_ctl, "-l", str(self.log_file), "-o", options, "-w", "-t", str(READY_TIMEOUT)]
@@ -345,7 +359,7 @@ class PostgresServer:
             self.port = _free_port()
             options = " ".join(
                 [f"-p {self.port}", f"-k {self.socket_dir}"]
-                + [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
+                + [f"-c {key}={value}" for key, value in self.settings.items()]
             )
             try:
                 self._run([*pg_ctl, "-l", str(self.log_file), "-o", options, *wait])
@@ -392,6 +406,8 @@ def _safe_identifier(name: str) -> str:
     return ident[:_MAX_IDENTIFIER]
 
 
-def start_postgres(dbname: str = DEFAULT_DATABASE) -> PostgresServer:
+def start_postgres(
+    dbname: str = DEFAULT_DATABASE, settings: Mapping[str, str] | None = None
+) -> PostgresServer:
     """Start a throwaway server; see :meth:`PostgresServer.start`."""
-    return PostgresServer.start(dbname)
+    return PostgresServer.start(dbname, settings)
