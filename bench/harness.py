@@ -180,6 +180,8 @@ class LoadOptions:
     scaling_sizes: tuple[int, ...] = (10_000, 1_000_000)
     #: ``scaling``: timed sequential calls, and as many emails, per size
     scaling_calls: int = 300
+    #: ``sizing``: contacts of the generated day
+    sizing_interactions: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, email, replicas, rollback, scaling, soak, webhook
+from bench import classify, email, replicas, rollback, scaling, sizing, soak, webhook
 from bench.harness import (
     LoadOptions,
     Section,
@@ -81,6 +81,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             "rps, CPU per call (serve, PostgreSQL), statements per call; CLI rollback/resume "
             "-> every replica p50/max (--replica-flips)",
             replicas.replicas,
+        ),
+        Benchmark(
+            "sizing",
+            "one generated day of --sizing-interactions contacts (calls, emails, chats with "
+            "their replies, forwards and attempts) on PostgreSQL and SQLite: rows, heap, index "
+            "and total bytes per table and per contact (only with --only sizing)",
+            sizing.sizing,
+            default=False,
         ),
         Benchmark(
             "soak",
@@ -186,6 +194,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=defaults.scaling_calls,
         help="scaling: timed calls, and as many emails, per size (default: %(default)s)",
     )
+    parser.add_argument(
+        "--sizing-interactions",
+        type=positive,
+        default=defaults.sizing_interactions,
+        help="sizing: contacts of the generated day (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -245,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         email_warmup=args.email_warmup,
         scaling_sizes=args.scaling_sizes,
         scaling_calls=args.scaling_calls,
+        sizing_interactions=args.sizing_interactions,
     )
     names = (
         list(dict.fromkeys(args.only))

@@ -142,3 +142,43 @@ async def test_replicas_benchmark_runs_end_to_end_on_sqlite_and_postgresql() -> 
     assert len(inserts) == 2  # one per PostgreSQL setup
     assert all(line.split("|")[3].strip() == "1.00" for line in inserts)
     assert "2 CLI flips" in rendered
+
+
+def test_a_generated_day_leaves_the_rows_counted_by_hand() -> None:
+    from bench.sizing import Expected, expected_rows, generate
+
+    # per 100 contacts: replies 2x1 (abandoned) + 37x2 + 4x3 + 2x4 = 96; attempts 37 + 4x2 +
+    # 2x(2 dials + voicemail + delivery) + 35 + 20 = 108; forwards 2 + 35 + 20 = 57
+    assert expected_rows(1000) == Expected(1000, 960, 1080, 570)
+    day = generate(1000)
+    assert (
+        len(day.interactions),
+        len(day.webhook_replies),
+        len(day.attempts),
+        len(day.outbox),
+    ) == (1000, 960, 1080, 570)
+    channels = [row[1] for row in day.interactions]
+    assert (channels.count("phone"), channels.count("email"), channels.count("chat")) == (
+        450,
+        350,
+        200,
+    )
+
+
+async def test_sizing_benchmark_measures_the_generated_day_on_both_databases() -> None:
+    from bench.harness import LoadOptions
+    from bench.sizing import sizing
+    from tests.conftest_pg import postgres_unavailable
+    from tests.pg_server import PostgresUnavailable, find_pg_bindir
+
+    if find_pg_bindir() is None:
+        postgres_unavailable(str(PostgresUnavailable("PostgreSQL is not installed")))
+    section = await sizing(LoadOptions(sizing_interactions=1000))
+    # the benchmark compares the tables' counts with the hand-counted ones above
+    assert section.failures == []
+    rows = {row[0]: row for row in section.rows}
+    assert rows["interactions"][1:3] == ["1,000", "1.00"]
+    assert rows["attempts"][1:3] == ["1,080", "1.08"]
+    assert rows["webhook_replies"][1:3] == ["960", "0.96"]
+    assert rows["outbox"][1:3] == ["570", "0.57"]
+    assert float(rows["interactions"][-1]) > 0  # SQLite's pages of the table (dbstat)
