@@ -169,6 +169,8 @@ class LoadOptions:
     rounds: int = 3
     #: routing changes per path (CLI, HTTP API) in ``rollback-propagation``
     flips: int = 50
+    #: ``replicas``: routing changes from the CLI, each timed until all three replicas use it
+    replica_flips: int = 20
     #: ``email``: timed emails per server, split over the rounds (20 KB each, and every one
     #: is delivered afterwards: fewer than ``requests`` keep the benchmark near a minute)
     emails: int = 2000
@@ -178,6 +180,8 @@ class LoadOptions:
     scaling_sizes: tuple[int, ...] = (10_000, 1_000_000)
     #: ``scaling``: timed sequential calls, and as many emails, per size
     scaling_calls: int = 300
+    #: ``sizing``: contacts of the generated day
+    sizing_interactions: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +249,15 @@ def process_cpu_seconds(pid: int | None) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def processes_cpu_seconds(pids: Sequence[int]) -> float | None:
+    """The CPU seconds of every process in *pids* together; None when there are none or one
+    cannot be read."""
+    seconds = [process_cpu_seconds(pid) for pid in pids]
+    if not seconds or any(value is None for value in seconds):
+        return None
+    return sum(value for value in seconds if value is not None)
+
+
 def percentile(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank percentile *q* (0 < q <= 100) of an ascending sequence; NaN if empty."""
     if not ordered:
@@ -273,17 +286,17 @@ async def measured(
     label: str,
     latencies: list[float],
     errors: Counter[str],
-    server_pid: int | None,
+    server_pids: Sequence[int],
 ) -> LoadResult:
     """Run ``send_all(start time)``, which fills *latencies* and *errors*, and measure the
-    wall time, this process's CPU and (with *server_pid*) the server's CPU meanwhile."""
-    server_before = process_cpu_seconds(server_pid)
+    wall time, this process's CPU and (with *server_pids*) the servers' CPU meanwhile."""
+    server_before = processes_cpu_seconds(server_pids)
     client_before = time.process_time()
     started = time.perf_counter()
     await send_all(started)
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
-    server_after = process_cpu_seconds(server_pid)
+    server_after = processes_cpu_seconds(server_pids)
     latencies.sort()
     return LoadResult(
         label=label,
@@ -337,7 +350,11 @@ async def paced(
             tasks.append(asyncio.create_task(one(request, due)))
         await asyncio.gather(*tasks)
 
-    return await measured(send_all, label, latencies, errors, server_pid)
+    return await measured(send_all, label, latencies, errors, pids_of(server_pid))
+
+
+def pids_of(server_pid: int | None) -> list[int]:
+    return [] if server_pid is None else [server_pid]
 
 
 async def drive(
@@ -355,15 +372,41 @@ async def drive(
 
     Success is a 200 whose body contains *expect*; anything else is an error, by kind.
     With *server_pid*, the server process's CPU time over the run is measured too."""
-    pending: Iterator[PreparedRequest] = iter(requests)
+    return await drive_spread(
+        session,
+        [url],
+        requests,
+        concurrency=concurrency,
+        label=label,
+        expect=expect,
+        server_pids=pids_of(server_pid),
+    )
+
+
+async def drive_spread(
+    session: aiohttp.ClientSession,
+    urls: Sequence[str],
+    requests: Sequence[PreparedRequest],
+    *,
+    concurrency: int,
+    label: str,
+    expect: bytes,
+    server_pids: Sequence[int] = (),
+) -> LoadResult:
+    """:func:`drive` over several replicas: request *i* goes to ``urls[i % len(urls)]``
+    (round robin, as a load balancer without affinity would), and the CPU time of every
+    process in *server_pids* is summed."""
+    if not urls:
+        raise ValueError("no urls")
+    pending: Iterator[tuple[int, PreparedRequest]] = enumerate(requests)
     latencies: list[float] = []
     errors: Counter[str] = Counter()
 
     async def worker() -> None:
         # one shared iterator: asyncio hands it to one worker at a time
-        for request in pending:
+        for index, request in pending:
             started = time.perf_counter()
-            error = await post_checked(session, url, request, expect)
+            error = await post_checked(session, urls[index % len(urls)], request, expect)
             if error is None:
                 latencies.append(time.perf_counter() - started)
             else:
@@ -372,7 +415,7 @@ async def drive(
     async def send_all(started: float) -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
-    return await measured(send_all, label, latencies, errors, server_pid)
+    return await measured(send_all, label, latencies, errors, server_pids)
 
 
 def median_round(rounds: Sequence[LoadResult]) -> LoadResult:

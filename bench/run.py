@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import classify, email, rollback, scaling, soak, sync_commit, webhook
+from bench import classify, email, replicas, rollback, scaling, sizing, soak, sync_commit, webhook
 from bench.harness import (
     LoadOptions,
     Section,
@@ -80,6 +80,21 @@ BENCHMARKS: dict[str, Benchmark] = {
             "signed Twilio Gathers -> real service on PostgreSQL with a streaming standby, "
             "synchronous vs asynchronous in alternating rounds; and one connection's commits",
             sync_commit.sync_commit,
+        ),
+        Benchmark(
+            "replicas",
+            "signed /route on 1 SQLite process, 1 and 3 PostgreSQL replicas (round robin): "
+            "rps, CPU per call (serve, PostgreSQL), statements per call; CLI rollback/resume "
+            "-> every replica p50/max (--replica-flips)",
+            replicas.replicas,
+        ),
+        Benchmark(
+            "sizing",
+            "one generated day of --sizing-interactions contacts (calls, emails, chats with "
+            "their replies, forwards and attempts) on PostgreSQL and SQLite: rows, heap, index "
+            "and total bytes per table and per contact (only with --only sizing)",
+            sizing.sizing,
+            default=False,
         ),
         Benchmark(
             "soak",
@@ -153,6 +168,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--replica-flips",
+        type=positive,
+        default=defaults.replica_flips,
+        help="replicas: CLI routing changes timed until every replica uses them "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--emails",
         type=positive,
         default=defaults.emails,
@@ -177,6 +199,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive,
         default=defaults.scaling_calls,
         help="scaling: timed calls, and as many emails, per size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sizing-interactions",
+        type=positive,
+        default=defaults.sizing_interactions,
+        help="sizing: contacts of the generated day (default: %(default)s)",
     )
     return parser.parse_args(argv)
 
@@ -232,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         rounds=args.rounds,
         flips=args.flips,
+        replica_flips=args.replica_flips,
         emails=args.emails,
         email_warmup=args.email_warmup,
         scaling_sizes=args.scaling_sizes,
         scaling_calls=args.scaling_calls,
+        sizing_interactions=args.sizing_interactions,
     )
     names = (
         list(dict.fromkeys(args.only))

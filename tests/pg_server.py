@@ -157,7 +157,8 @@ class PostgresServer:
     ) -> PostgresServer:
         """initdb + start a server and create ``dbname``; raises PostgresUnavailable or
         PostgresStartError. The caller must call :meth:`stop` (or use ``with``). *settings*
-        replace the test defaults (``{"synchronous_commit": "on"}``)."""
+        replace the tests' server settings (fsync and synchronous_commit off): a failover
+        test turns synchronous_commit on, the benchmarks measure with fsync=on and so on."""
         bindir = find_pg_bindir()
         if bindir is None:
             raise PostgresUnavailable(
