@@ -43,9 +43,12 @@ from router.service.views import STATUS_CONVERSATIONS, iso
 from router.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from router.core.classify import Classification
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 FORMAT = click.option(
     "--format",
@@ -122,6 +125,34 @@ def through_api() -> bool:
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def table_format_option(help_text: str | None = None) -> Callable[[F], F]:
+    """``--format table|json|csv`` of the commands that print a figures table."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def print_figures(
+    result: BaseModel,
+    output_format: str,
+    table: Callable[[Any], str],
+    csv: Callable[[Any], str],
+) -> None:
+    """*result* as JSON (the API's answer), CSV (a file's bytes, as the API downloads it)
+    or the table for people."""
+    if output_format == "json":
+        emit_json(result.model_dump(mode="json"))
+    elif output_format == "csv":
+        click.echo(csv(result), nl=False)
+    else:
+        click.echo(table(result))
 
 
 def load_or_fail(path: Path) -> Any:
@@ -476,14 +507,7 @@ def report_command(since: str, until: str | None, output_format: str, per_day: b
     default=None,
     help="YYYY-MM, a month of the routing timezone  [default: the previous month].",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="csv: one row per line, to hold against the invoice.",
-)
+@table_format_option("csv: one row per line, to hold against the invoice.")
 def statement_command(month: str | None, output_format: str) -> None:
     """A month's handled contacts at external destinations, priced line by line.
 
@@ -497,12 +521,7 @@ def statement_command(month: str | None, output_format: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--month") from exc
     result = on_backend(lambda backend: backend.statement(chosen))
-    if output_format == "json":
-        emit_json(result.model_dump(mode="json"))
-    elif output_format == "csv":
-        click.echo(render_csv(result), nl=False)
-    else:
-        click.echo(render_table(result))
+    print_figures(result, output_format, render_table, render_csv)
 
 
 @cli.command("staffing")
@@ -525,13 +544,7 @@ def statement_command(month: str | None, output_format: str) -> None:
     help="Callers' mean patience (60s, 2m): Erlang A, callers hang up when kept waiting "
     "[default: Erlang C, nobody hangs up].",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@table_format_option()
 def staffing_command(
     since: str, until: str | None, target: str, patience: str | None, output_format: str
 ) -> None:
@@ -556,12 +569,7 @@ def staffing_command(
             since=since_at, until=until_at, target=wanted, patience=mean_patience
         )
     )
-    if output_format == "json":
-        emit_json(result.model_dump(mode="json"))
-    elif output_format == "csv":
-        click.echo(render_csv(result), nl=False)
-    else:
-        click.echo(render_table(result))
+    print_figures(result, output_format, render_table, render_csv)
 
 
 @cli.command("sla")
@@ -572,13 +580,7 @@ def staffing_command(
     help="Start of the period of contacts received: ISO 8601 time or a duration back from now.",
 )
 @UNTIL
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@table_format_option()
 def sla_command(since: str, until: str | None, output_format: str) -> None:
     """Did the partner keep the contract? Service levels of the external destinations.
 
@@ -588,12 +590,7 @@ def sla_command(since: str, until: str | None, output_format: str) -> None:
 
     since_at, until_at = period_options(since, until)
     result = on_backend(lambda backend: backend.sla(since=since_at, until=until_at))
-    if output_format == "json":
-        emit_json(result.model_dump(mode="json"))
-    elif output_format == "csv":
-        click.echo(render_csv(result), nl=False)
-    else:
-        click.echo(render_table(result))
+    print_figures(result, output_format, render_table, render_csv)
 
 
 # -- config -------------------------------------------------------------------------------

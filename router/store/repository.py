@@ -1024,15 +1024,24 @@ async def _empty_batch(
     return _counted(found)
 
 
+#: the outcomes of a call whose caller left a voicemail: the voicemail itself, then its email
+#: delivered or failed (core/lifecycle.py); a call reaches them no other way
+_VOICEMAIL_OUTCOMES = (Outcome.VOICEMAIL.value, Outcome.DELIVERED.value, Outcome.FAILED.value)
+
+
 def handled_per_day_query(
     since: datetime, until: datetime, day_starts: Sequence[datetime]
 ) -> sa.Select[Any]:
     """:meth:`Store.handled_per_day`'s statement: a range on the received_at index, then
     grouped (tests/test_statement.py checks the plan)."""
     day = _day_number(col(Interaction.received_at), day_starts).label("day")
-    # by outcome, not by recording_url: retention empties that link, and a dialled call's
-    # recording is no voicemail
-    voicemail = sa.case((col(Interaction.outcome) == Outcome.VOICEMAIL.value, 1), else_=0)
+    # by outcome, not by recording_url (retention empties that link): a call whose caller
+    # left a voicemail ends as the voicemail's email does, and a call ends so no other way
+    left_one = sa.and_(
+        col(Interaction.channel) == Channel.PHONE.value,
+        col(Interaction.outcome).in_(_VOICEMAIL_OUTCOMES),
+    )
+    voicemail = sa.case((left_one, 1), else_=0)
     received = (
         sa.select(
             day,
