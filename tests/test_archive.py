@@ -29,6 +29,7 @@ from router.service.records import (
     NewInteraction,
     PartnerFeedback,
     RetentionCounts,
+    RetentionCursor,
     Target,
     new_forward,
 )
@@ -528,6 +529,30 @@ async def check_retention(store: Store) -> None:
     assert await apply_retention(store, NOW + timedelta(hours=1), 30) is None  # once a day
     again = await apply_retention(store, NOW + timedelta(days=1), 30)
     assert again is not None and again.total == 0
+
+
+async def test_retention_batches_go_on_after_the_rows_read_before(migrated: Store) -> None:
+    """Each batch starts after the last row the one before read, so a large backlog is read
+    once, and the run ends with the batch that finds nothing left."""
+    ids = await seed_for_retention(migrated)
+    cutoff = NOW - timedelta(days=30)
+    note = "emptied"
+    first = await migrated.retention_batch(cutoff=cutoff, now=NOW, batch=1, note=note)
+    assert first is not None
+    counts, cursor = first
+    assert cursor == RetentionCursor(ids["old"], cursor.attempts, cursor.outbox)
+    # one row of each table: the old contact (its voicemail link and comment), its failed
+    # forward's body, its first attempt (an error)
+    assert counts == RetentionCounts(payloads=1, recordings=1, comments=1, errors=1)
+    second = await migrated.retention_batch(
+        cutoff=cutoff, now=NOW, batch=1, note=note, cursor=cursor
+    )
+    assert second is not None
+    more, after = second
+    # then its second attempt (a recording link); the rest was read already
+    assert after.attempts > cursor.attempts and more == RetentionCounts(recordings=1)
+    last = await migrated.retention_batch(cutoff=cutoff, now=NOW, batch=1, note=note, cursor=after)
+    assert last == (RetentionCounts(), after)  # nothing left after it: the run ends
 
 
 async def test_retention_empties_old_personal_data_and_keeps_counts_on_sqlite(

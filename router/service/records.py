@@ -218,6 +218,16 @@ class InteractionSearch:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionCursor:
+    """Where retention's next batch starts: the last row id it looked at in each table, so
+    a run over a large backlog reads each old row once, not once per batch."""
+
+    interactions: int = 0
+    attempts: int = 0
+    outbox: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionCounts:
     """What retention emptied (or, on a dry run, would empty) of the contacts older than
     its window: forwards' bodies, recording links, partner comments, attempts' errors."""

@@ -11,7 +11,8 @@ Due work (:func:`router.service.scheduler.run_due_work`) runs it once a UTC day,
 across replicas: the day's run is claimed in ``scheduled_runs`` by the transaction of its
 first batch, so a replica that loses the claim does nothing, and a run that fails before
 its first commit leaves the day free for another. Rows are emptied in batches of their own
-transactions, so a large backlog never holds one long transaction; what a crash leaves is
+transactions, each after the last row the one before read (a backlog is read once), so a
+large backlog never holds one long transaction; what a crash leaves is
 emptied by the next day's run. ``switchboard retention run`` runs it by hand.
 """
 
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from router.service.ports import DatabaseUnavailable
-from router.service.records import RetentionCounts
+from router.service.records import RetentionCounts, RetentionCursor
 from router.store import Store
 
 log = structlog.get_logger(__name__)
@@ -64,11 +65,17 @@ async def apply_retention(
     )
     if first is None:
         return None
-    total: RetentionCounts = first
-    last: RetentionCounts | None = first
-    while last is not None and last.total:  # a batch that emptied nothing was the last
-        last = await store.retention_batch(cutoff=cutoff, now=now, batch=batch, note=note)
-        total += last or RetentionCounts()
+    total, cursor = first
+    previous = RetentionCursor()
+    while cursor != previous:  # a batch that found nothing left was the last
+        previous = cursor
+        step = await store.retention_batch(
+            cutoff=cutoff, now=now, batch=batch, note=note, cursor=cursor
+        )
+        if step is None:  # only a claim is refused; none is asked for here
+            break
+        counts, cursor = step
+        total += counts
     if claim:
         await store.finish_run(JOB, period, now, json.dumps(total.as_json()))
     log.info(

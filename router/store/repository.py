@@ -43,6 +43,7 @@ from router.service.records import (
     PartnerFeedback,
     PlanStepRecord,
     RetentionCounts,
+    RetentionCursor,
     TokenRecord,
     VersionRecord,
 )
@@ -82,6 +83,10 @@ def read_as(record: type[_Record], row: object) -> _Record:
 
 def read_all(record: type[_Record], rows: Iterable[object]) -> list[_Record]:
     return [read_as(record, row) for row in rows]
+
+
+#: retention's first batch starts at the first row of each table
+_START = RetentionCursor()
 
 
 class Store:
@@ -881,22 +886,24 @@ class Store:
         batch: int,
         note: str,
         claim: tuple[str, str] | None = None,
-    ) -> RetentionCounts | None:
+        cursor: RetentionCursor = _START,
+    ) -> tuple[RetentionCounts, RetentionCursor] | None:
         """Empty, in one transaction, up to *batch* rows of each kind of personal data kept
-        for contacts received before *cutoff*: the bodies of forwards that failed for good
-        (*note* becomes their error; a pending one is owed and never touched), recording links,
-        partner comments, attempts' errors. With *claim* (job, period) the transaction first
-        claims that run; None when another replica already has (nothing is done). Rows and
-        their outcomes stay: reports over old periods do not change."""
+        for contacts received before *cutoff*, after *cursor*: the bodies of forwards that
+        failed for good (*note* becomes their error; a pending one is owed and never
+        touched), recording links, partner comments, attempts' errors; with the cursor of
+        the next batch (unchanged: nothing was left). With *claim* (job, period) the
+        transaction first claims that run; None when another replica already has (nothing
+        is done). Rows and their outcomes stay: reports over old periods do not change."""
         async with self.transaction() as connection:
             if claim is not None and not await _claim_run(connection, *claim, now):
                 return None
-            return await _empty_batch(connection, cutoff, now, batch, note)
+            return await _empty_batch(connection, cutoff, now, batch, note, cursor)
 
     async def retention_due(self, *, cutoff: datetime, now: datetime) -> RetentionCounts:
         """What :meth:`retention_batch` would empty, counted (a dry run)."""
         statements = _retention_statements()
-        parameters = {"cutoff": cutoff, "now": now, "batch": _EVERY_ROW}
+        parameters = _retention_parameters(cutoff, _EVERY_ROW, RetentionCursor())
         async with self.connected() as connection:
             found = {
                 name: (await connection.execute(query, parameters)).all()
@@ -937,6 +944,10 @@ def _retention_statements() -> _Retention:
     outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
     cutoff = sa.bindparam("cutoff", type_=UTCDateTime())
     limit = sa.bindparam("batch", type_=sa.BigInteger())  # _EVERY_ROW is past int32
+
+    def after(table: sa.Table) -> sa.ColumnElement[bool]:  # the cursor: rows not yet read
+        return table.c.id > sa.bindparam(f"after_{table.name}", type_=sa.BigInteger())
+
     old = interactions.c.received_at < cutoff
     contacts = (
         sa.select(
@@ -945,30 +956,39 @@ def _retention_statements() -> _Retention:
             interactions.c.partner_comment.is_not(None),
         )
         .where(
+            after(interactions),
             old,
             sa.or_(
                 interactions.c.recording_url.is_not(None),
                 interactions.c.partner_comment.is_not(None),
             ),
         )
+        .order_by(interactions.c.id)
         .limit(limit)
     )
     their_attempts = (
         sa.select(attempts.c.id, attempts.c.url.is_not(None), attempts.c.error.is_not(None))
         .join(interactions, interactions.c.id == attempts.c.interaction_id)
-        .where(old, sa.or_(attempts.c.url.is_not(None), attempts.c.error.is_not(None)))
+        .where(
+            after(attempts),
+            old,
+            sa.or_(attempts.c.url.is_not(None), attempts.c.error.is_not(None)),
+        )
+        .order_by(attempts.c.id)
         .limit(limit)
     )
     forwards = (
         sa.select(outbox.c.id)
         .join(interactions, interactions.c.id == outbox.c.interaction_id)
         .where(
+            after(outbox),
             old,
             outbox.c.payload.is_not(None),
             # only a forward that failed for good: a pending one is still owed (SPEC §7, an
             # SMTP outage longer than the retention keeps it), a delivered one has no body
             outbox.c.status == ForwardStatus.FAILED.value,
         )
+        .order_by(outbox.c.id)
         .limit(limit)
     )
     return _Retention({"interactions": contacts, "attempts": their_attempts, "outbox": forwards})
@@ -984,13 +1004,39 @@ def _counted(found: dict[str, Sequence[Any]]) -> RetentionCounts:
     )
 
 
+def _retention_parameters(cutoff: datetime, batch: int, cursor: RetentionCursor) -> dict[str, Any]:
+    return {
+        "cutoff": cutoff,
+        "batch": batch,
+        "after_interactions": cursor.interactions,
+        "after_attempts": cursor.attempts,
+        "after_outbox": cursor.outbox,
+    }
+
+
+def _moved(cursor: RetentionCursor, found: dict[str, Sequence[Any]]) -> RetentionCursor:
+    def last(name: str, before: int) -> int:
+        return max((row[0] for row in found[name]), default=before)
+
+    return RetentionCursor(
+        last("interactions", cursor.interactions),
+        last("attempts", cursor.attempts),
+        last("outbox", cursor.outbox),
+    )
+
+
 async def _empty_batch(
-    connection: AsyncConnection, cutoff: datetime, now: datetime, batch: int, note: str
-) -> RetentionCounts:
+    connection: AsyncConnection,
+    cutoff: datetime,
+    now: datetime,
+    batch: int,
+    note: str,
+    cursor: RetentionCursor,
+) -> tuple[RetentionCounts, RetentionCursor]:
     interactions: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
     attempts: sa.Table = AttemptRow.__table__  # type: ignore[attr-defined]
     outbox: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
-    parameters = {"cutoff": cutoff, "now": now, "batch": batch}
+    parameters = _retention_parameters(cutoff, batch, cursor)
     statements = _retention_statements()
     found = {
         name: (await connection.execute(query, parameters)).all()
@@ -1021,7 +1067,7 @@ async def _empty_batch(
                 updated_at=now,
             )
         )
-    return _counted(found)
+    return _counted(found), _moved(cursor, found)
 
 
 #: the outcomes of a call whose caller left a voicemail: the voicemail itself, then its email
