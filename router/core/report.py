@@ -38,8 +38,6 @@ says which price is missing; the other channels keep their figures.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from functools import partial
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.core.contact import Category, Channel
+from router.core.figures_text import csv_text, notes_lines
 from router.core.prices import Kind, PriceList, PriceRun, kind_of, price_runs, unit_prices
 
 __all__ = [
@@ -659,10 +658,7 @@ def render_text(report: Report) -> str:
         lines.append(
             f"  {day.date:10} {day.admin:>7} {day.product:>7} {day.unknown:>7} {shown:>12}"
         )
-    if report.notes:
-        lines.append("")
-        lines.append("notes:")
-        lines.extend(f"  - {note}" for note in report.notes)
+    lines.extend(notes_lines(report.notes))
     return "\n".join(lines)
 
 
@@ -686,22 +682,16 @@ CSV_COLUMNS = (
 DAYS_CSV_COLUMNS = ("date", "admin", "product", "unknown", "contacts", "admin_share")
 
 
-def _cell(value: object) -> object:
-    return "" if value is None else value
-
-
 def _cents(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
 def render_csv(report: Report) -> str:
     """The per-destination figures, one table (RFC 4180; empty cells for null)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[object]] = []
     for channel, section in [*report.channels.items(), ("total", report.total)]:
         for line in section.destinations:
-            writer.writerow(
+            rows.append(
                 [
                     channel,
                     line.name,
@@ -710,14 +700,14 @@ def render_csv(report: Report) -> str:
                     line.handled,
                     line.redirected_in,
                     line.redirected_out,
-                    _cell(line.unit_cost),
+                    line.unit_cost,
                     _cents(line.cost),
                     "",
                     "",
-                    _cell(report.currency),
+                    report.currency,
                 ]
             )
-        writer.writerow(
+        rows.append(
             [
                 channel,
                 "(all)",
@@ -730,23 +720,21 @@ def render_csv(report: Report) -> str:
                 _cents(section.cost.actual),
                 _cents(section.cost.all_in_house),
                 _cents(section.cost.difference),
-                _cell(report.currency),
+                report.currency,
             ]
         )
-    return out.getvalue()
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def render_days_csv(report: Report) -> str:
     """The per-day series: contacts per day by category, and the admin share (0-1)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(DAYS_CSV_COLUMNS)
+    rows = []
     for day in report.days:
         contacts = day.admin + day.product + day.unknown
         share = admin_share(day)
-        shown = "" if share is None else f"{share:.4f}"
-        writer.writerow([day.date, day.admin, day.product, day.unknown, contacts, shown])
-    return out.getvalue()
+        shown = None if share is None else f"{share:.4f}"
+        rows.append([day.date, day.admin, day.product, day.unknown, contacts, shown])
+    return csv_text(DAYS_CSV_COLUMNS, rows)
 
 
 def csv_filename(report: Report, *, per_day: bool = False) -> str:

@@ -42,8 +42,6 @@ answer when it is at most the target: a target met exactly is met.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from router.core.contact import Channel
 from router.core.document import ForwardTargets, PhoneTargets, RoutingDocument
+from router.core.figures_text import csv_text, notes_lines
 from router.core.lifecycle import ForwardStatus, Outcome
 
 __all__ = [
@@ -426,11 +425,7 @@ def render_table(sla: Sla) -> str:
             )
     elif not sla.notes:
         lines.append("(no targets in the sla section)")
-    if sla.notes:
-        if sla.rows:
-            lines.append("")
-        lines.append("notes:")
-        lines.extend(f"  - {note}" for note in sla.notes)
+    lines.extend(notes_lines(sla.notes, gap=bool(sla.rows)))
     return "\n".join(lines).rstrip("\n")
 
 
@@ -448,13 +443,8 @@ CSV_COLUMNS = (
 
 def render_csv(sla: Sla) -> str:
     """One line per destination, channel and target (RFC 4180; an empty cell for null)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in sla.rows:
-        values = row.model_dump()
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
-    return out.getvalue()
+    values = (row.model_dump() for row in sla.rows)
+    return csv_text(CSV_COLUMNS, ([row[c] for c in CSV_COLUMNS] for row in values))
 
 
 def csv_filename(sla: Sla) -> str:

@@ -40,8 +40,6 @@ What is counted, and why:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections import Counter
@@ -56,6 +54,7 @@ from router.core.contact import Category, Channel
 from router.core.document import RoutingDocument
 from router.core.erlang import agents_needed
 from router.core.erlang_a import agents_needed_a
+from router.core.figures_text import csv_text, notes_lines
 from router.core.lifecycle import Outcome
 from router.core.migration import rolled_back
 
@@ -449,10 +448,7 @@ def render_table(staffing: Staffing) -> str:
             f"{_cell(scenario.peak_agents, 'd')} agent(s), "
             f"{_cell(scenario.agent_hours, 'd')} agent-hours a week"
         )
-    if staffing.notes:
-        lines.append("")
-        lines.append("notes:")
-        lines.extend(f"  - {note}" for note in staffing.notes)
+    lines.extend(notes_lines(staffing.notes))
     return "\n".join(lines)
 
 
@@ -490,16 +486,14 @@ CSV_COLUMNS = (
 
 def render_csv(staffing: Staffing) -> str:
     """One line per scenario and hour of the week (RFC 4180; empty cells for null)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for name, scenario in staffing.scenarios.items():
-        for hour in scenario.hours:
-            values = hour.model_dump()
-            writer.writerow(
-                [name, *("" if values[c] is None else values[c] for c in CSV_COLUMNS[1:])]
-            )
-    return out.getvalue()
+    return csv_text(
+        CSV_COLUMNS,
+        (
+            [name, *(values[c] for c in CSV_COLUMNS[1:])]
+            for name, scenario in staffing.scenarios.items()
+            for values in (hour.model_dump() for hour in scenario.hours)
+        ),
+    )
 
 
 def csv_filename(staffing: Staffing) -> str:

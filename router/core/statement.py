@@ -24,8 +24,6 @@ a note says which price is missing; a total over such a line is null too, never 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +34,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.core.contact import Channel
+from router.core.figures_text import csv_text, notes_lines
 from router.core.prices import CENT, PriceList, PriceRun, day_starts, price_runs
 from router.core.report import is_handled
 
@@ -367,10 +366,7 @@ def render_table(statement: Statement) -> str:
         f"{'total':47} {statement.total.handled:>8} {statement.total.voicemails:>10} "
         f"{'':>10} {_money(statement.total.amount):>12}  {currency}"
     )
-    if statement.notes:
-        lines.append("")
-        lines.append("notes:")
-        lines.extend(f"  - {note}" for note in statement.notes)
+    lines.extend(notes_lines(statement.notes))
     return "\n".join(lines)
 
 
@@ -390,24 +386,23 @@ CSV_COLUMNS = (
 
 def render_csv(statement: Statement) -> str:
     """One row per line (RFC 4180; empty cells for null)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for line in statement.lines:
-        writer.writerow(
+    return csv_text(
+        CSV_COLUMNS,
+        (
             [
                 line.destination,
                 line.channel,
                 line.first_day,
                 line.last_day,
                 line.handled,
-                "" if line.unit_price is None else line.unit_price,
-                "" if line.amount is None else line.amount,
-                line.currency or "",
+                line.unit_price,
+                line.amount,
+                line.currency,
                 line.voicemails,
             ]
-        )
-    return out.getvalue()
+            for line in statement.lines
+        ),
+    )
 
 
 def csv_filename(statement: Statement) -> str:
