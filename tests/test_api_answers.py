@@ -96,6 +96,8 @@ async def test_every_route_answers_what_its_published_model_declares(
     interactions = await check("GET", "/api/interactions", tokens.viewer)
     assert interactions.body
     await check("GET", f"/api/interactions/{interactions.body[0]['id']}", tokens.viewer)
+    searched = {"customer": "+420601234567", "limit": 1}
+    assert (await check("POST", "/api/interactions/search", tokens.viewer, searched)).body
     await check("GET", "/api/traffic?hours=24", tokens.viewer)
     await check("GET", "/api/report?since=30d", tokens.viewer)
     await check("GET", "/api/staffing?since=7d", tokens.viewer)

@@ -132,6 +132,9 @@ log = structlog.get_logger(__name__)
 
 BODY_PATH = "(body)"  # the path of a problem with the body (or query) as a whole
 ALL = "all"
+#: The answer header of a full page of ``POST /api/interactions/search``: the ``before`` of
+#: the next page (the POST has no URL to name it in, as the GET's Link header does).
+NEXT_BEFORE = "X-Next-Before"
 #: The largest whole number a query or body may carry (the database's integer): above it
 #: no version or row can exist; it is also the "no cap" of a limit.
 MAX_INT = MAX_ROW_INTEGER
@@ -454,7 +457,9 @@ Customer = Annotated[
 ]
 
 
-class InteractionsQuery(Body):
+class InteractionFilters(Body):
+    """What the archive is searched by, as a query string (GET) or a body (POST)."""
+
     since: Since | None = None
     channel: Channel | None = None
     customer: Customer | None = None
@@ -464,6 +469,19 @@ class InteractionsQuery(Body):
     destination: str | None = Field(default=None, min_length=1, max_length=200)
     category: Category | None = None
     outcome: Outcome | None = None
+
+
+class InteractionsQuery(InteractionFilters):
+    """``GET /api/interactions``: the filters as query parameters."""
+
+    # A query string is part of the URL, which reverse proxies and load balancers log:
+    # the description sends whoever reads the document to the POST for a customer search.
+    customer: Customer | None = Field(
+        default=None,
+        description="Travels in the URL, which proxies and load balancers log: to keep the "
+        "customer's number or address out of URLs and logs, send it in the body of "
+        "POST /api/interactions/search instead.",
+    )
     before: int | None = Field(
         default=None,
         ge=1,
@@ -473,6 +491,33 @@ class InteractionsQuery(Body):
     )
     limit: int = Field(
         default=100, ge=1, le=MAX_INT, description="No upper cap (but the database's integer)."
+    )
+
+
+class InteractionsSearch(InteractionFilters):
+    """``POST /api/interactions/search``: the GET's filters as a JSON body, so that nothing
+    searched for (a customer's number or address above all) is in a URL."""
+
+    customer: Customer | None = Field(
+        default=None,
+        description="In the body, so it stays out of URLs and of the logs of proxies and "
+        "load balancers.",
+    )
+    # strict, as every number of an API body: "5" or true is a mistake, not a limit
+    before: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_INT,
+        description="Only the contacts after this one, newest first: the previous page's "
+        f"{NEXT_BEFORE} header names it.",
+    )
+    limit: int = Field(
+        default=100,
+        strict=True,
+        ge=1,
+        le=MAX_INT,
+        description="No upper cap (but the database's integer).",
     )
 
 
@@ -807,28 +852,46 @@ async def post_classify(request: web.Request, token: TokenRecord) -> web.Respons
 
 async def get_interactions(request: web.Request, token: TokenRecord) -> web.Response:
     query = query_of(request, InteractionsQuery)
-    since = parse_since(query.since, now_of(request)) if query.since is not None else None
-    search = InteractionSearch(
-        since=since,
-        channel=query.channel.value if query.channel is not None else None,
-        provider_id=query.provider_id,
-        destination=query.destination,
-        category=query.category.value if query.category is not None else None,
-        outcome=query.outcome.value if query.outcome is not None else None,
-        before=query.before,
-        limit=query.limit,
-    )
-    rows = await find_interactions(
-        request.app[store_key],
-        search,
-        customer_key=query.customer,
-        secret=request.app[customer_secret_key],
-    )
+    rows = await interactions_found(request, query)
     headers = {}
     if len(rows) == query.limit:  # maybe more: the next page starts below the last id
         following = request.rel_url.update_query(before=str(rows[-1]["id"]))
         headers["Link"] = f'<{following}>; rel="next"'
     return web.json_response(rows, headers=headers)
+
+
+async def post_interactions_search(request: web.Request, token: TokenRecord) -> web.Response:
+    """The GET's search with the filters in the body: a customer's key in a query string
+    would be in every proxy's access log (SPEC §6: the raw key is never kept)."""
+    body = await body_of(request, InteractionsSearch)
+    rows = await interactions_found(request, body)
+    headers = {}
+    if len(rows) == body.limit:  # as the GET's Link, without a URL to put the filters in
+        headers[NEXT_BEFORE] = str(rows[-1]["id"])
+    return web.json_response(rows, headers=headers)
+
+
+async def interactions_found(
+    request: web.Request, filters: InteractionsQuery | InteractionsSearch
+) -> list[dict[str, Any]]:
+    """One page of what *filters* name, newest first, as ``interactions --format json``."""
+    since = parse_since(filters.since, now_of(request)) if filters.since is not None else None
+    search = InteractionSearch(
+        since=since,
+        channel=filters.channel.value if filters.channel is not None else None,
+        provider_id=filters.provider_id,
+        destination=filters.destination,
+        category=filters.category.value if filters.category is not None else None,
+        outcome=filters.outcome.value if filters.outcome is not None else None,
+        before=filters.before,
+        limit=filters.limit,
+    )
+    return await find_interactions(
+        request.app[store_key],
+        search,
+        customer_key=filters.customer,
+        secret=request.app[customer_secret_key],
+    )
 
 
 async def get_interaction(request: web.Request, token: TokenRecord) -> web.Response:
@@ -1097,10 +1160,30 @@ ROUTES: list[tuple[Operation, ApiHandler]] = [
             Role.VIEWER,
             query=InteractionsQuery,
             description="Filters combine; newest (received, then id) first. A full page carries "
-            '`Link: <…&before=ID>; rel="next"`: the next page, stable while contacts arrive.',
+            '`Link: <…&before=ID>; rel="next"`: the next page, stable while contacts arrive. '
+            "A query string is part of the URL, which proxies and load balancers log: to "
+            "search by customer, `POST /api/interactions/search` takes the same filters in "
+            "its body and keeps the number or address out of URLs and logs.",
             link=True,
         ),
         get_interactions,
+    ),
+    (
+        Operation(
+            "POST",
+            "/api/interactions/search",
+            "What was routed where, and why (newest first): the filters in the body",
+            list[RecordedInteraction],
+            Role.VIEWER,
+            body=InteractionsSearch,
+            description="Answers what `GET /api/interactions` answers for the same filters, "
+            "which travel in the body: a customer's phone number or email address stays out "
+            "of URLs, and so out of the access logs of proxies and load balancers. A full "
+            f"page carries `{NEXT_BEFORE}: ID`: send the same body with `before: ID` for "
+            "the next page, stable while contacts arrive.",
+            next_before=NEXT_BEFORE,
+        ),
+        post_interactions_search,
     ),
     (
         Operation(

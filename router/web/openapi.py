@@ -51,6 +51,8 @@ class Operation:
     #: other media types the 200 may have, as text (``text/csv`` with ``format=csv``)
     text_answers: tuple[str, ...] = ()
     link: bool = False  # a full page's answer carries Link: <…>; rel="next"
+    #: the header a full page's answer names the next page's ``before`` in (a POST search)
+    next_before: str | None = None
 
 
 def ref(name: str) -> dict[str, str]:
@@ -204,20 +206,24 @@ def responses(operation: Operation, answer: dict[str, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": answer}}}
     for media_type in operation.text_answers:
         ok["content"][media_type] = {"schema": {"type": "string"}}
+    headers: dict[str, Any] = {}
     if operation.etag:
-        ok["headers"] = {
-            "ETag": {
-                "description": "The current routing version, quoted; send it back as If-Match.",
-                "schema": {"type": "string"},
-            }
+        headers["ETag"] = {
+            "description": "The current routing version, quoted; send it back as If-Match.",
+            "schema": {"type": "string"},
         }
     if operation.link:
-        ok["headers"] = {
-            "Link": {
-                "description": 'On a full page: `<the same query with before=ID>; rel="next"`.',
-                "schema": {"type": "string"},
-            }
+        headers["Link"] = {
+            "description": 'On a full page: `<the same query with before=ID>; rel="next"`.',
+            "schema": {"type": "string"},
         }
+    if operation.next_before is not None:
+        headers[operation.next_before] = {
+            "description": "On a full page: the id to send as `before` for the next page.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    if headers:
+        ok["headers"] = headers
     answers: dict[str, Any] = {"200": ok}
     for status in error_statuses(operation):
         answers[str(status)] = {"$ref": f"#/components/responses/{status}"}
