@@ -357,8 +357,17 @@ def _deletions(word: str) -> set[str]:
 class Classifier:
     """Rules compiled for matching; build one with :func:`compile_rules`."""
 
-    def __init__(self, rules: Iterable[Rule], model: TextModel | None = None) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        model: TextModel | None = None,
+        service: Classifier | None = None,
+    ) -> None:
         self.model = model
+        #: rules of contacts about the shop's service (a person, opening hours, a complaint,
+        #: the profile, a code): with a model, they decide "admin" where they outweigh the
+        #: rules' product evidence and the model did not say admin (:func:`shipped_service`)
+        self.service = service
         # a later rule with the same phrase replaces an earlier one (operator overrides)
         by_phrase: dict[str, Rule] = {}
         langs: dict[str, set[str]] = {}  # languages whose files list the phrase
@@ -657,6 +666,7 @@ class Classifier:
             detected = _best_language(known_votes) if any(known_votes) else None
         factors = self._factors(detected or hint)
         return self._decide_with_model(
+            text,
             found,
             language,
             min_confidence,
@@ -773,6 +783,7 @@ class Classifier:
 
     def _decide_with_model(
         self,
+        text: str,
         found: set[int],
         language: str | None,
         min_confidence: float,
@@ -782,7 +793,8 @@ class Classifier:
         factors: tuple[float, tuple[float, ...]],
     ) -> Classification:
         """Operators' rules decide where they match and do not tie; else the model, with
-        the shipped rules' totals among its inputs."""
+        the shipped rules' totals among its inputs; where it does not say admin, service
+        phrases that outweigh the rules' product evidence say admin (:meth:`_as_service`)."""
         ordered = self._matched(found)
         matches = tuple(map(self._outcomes.__getitem__, ordered))
         if self._has_overrides:
@@ -797,6 +809,10 @@ class Classifier:
         z, contributions = combine(
             word_factor, signal_factors, word_total, signals(admin, product, count), count
         )
+        if z >= 0 and self.service is not None:
+            service = self._as_service(text, admin, product, matches, language, min_confidence)
+            if service is not None:
+                return service
         if not z:
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
         p = TextModel.probability(z)
@@ -824,11 +840,40 @@ class Classifier:
             category = _UNKNOWN
         return Classification(category, confidence, _TEXT, matches + explained, language)
 
+    def _as_service(
+        self,
+        text: str,
+        admin: float,
+        product: float,
+        matches: tuple[RuleMatch, ...],
+        language: str | None,
+        min_confidence: float,
+    ) -> Classification | None:
+        """Admin, when *text* is about the shop's service: a service phrase matched, and
+        with it the rules' *admin* evidence outweighs their *product* evidence, weighed as
+        the rules are without a model (the same confidence); else None. Its matches come
+        first, marked ``service:``, then the shipped rules' (*matches*)."""
+        assert self.service is not None
+        found = self.service.classify(text, language)
+        if found.category is not _ADMIN:
+            return None
+        admin += math.fsum(m.weight for m in found.matches if m.category is _ADMIN)
+        if admin <= product:
+            return None
+        marked = tuple(
+            _new_match((f"{SERVICE_PREFIX}{m.rule}", m.category, m.weight)) for m in found.matches
+        )
+        confidence = round(admin / (admin + product + EVIDENCE_PRIOR), 4)
+        category = _ADMIN if confidence >= min_confidence else _UNKNOWN
+        return Classification(category, confidence, _TEXT, marked + matches, language)
+
     def knows(self, text: str) -> bool:
         """Whether any rule mentions a word of *text* (as a word of a phrase, too), or the
         model has a weight for a feature of one: a text it does not know changes no
         category when added to a message (nor, without a model, any confidence)."""
         if any(any(chunk.terms) for chunk in self._chunks(text)):
+            return True
+        if self.service is not None and self.model is not None and self.service.knows(text):
             return True
         model = self.model
         return model is not None and any(model.knows(word) for word in words(text))
@@ -886,35 +931,46 @@ def _language_tag(lang: str) -> str:
     return lang.replace("_", "-").split("-", 1)[0].lower()
 
 
-_COMPILED_BY_ID: dict[tuple[int, TextModel | None], tuple[tuple[Rule, ...], Classifier]] = {}
-_COMPILED_BY_VALUE: dict[tuple[tuple[Rule, ...], TextModel | None], Classifier] = {}
+_CacheKey = tuple[TextModel | None, "Classifier | None"]
+_COMPILED_BY_ID: dict[tuple[int, _CacheKey], tuple[tuple[Rule, ...], Classifier]] = {}
+_COMPILED_BY_VALUE: dict[tuple[tuple[Rule, ...], _CacheKey], Classifier] = {}
 _COMPILED_LIMIT = 16
 
 
-def compile_rules(rules: Iterable[Rule] | Classifier, model: TextModel | None = None) -> Classifier:
-    """The compiled form of *rules* (with *model*, when given); cached, so calling it per
-    message is cheap when the same tuple of rules is passed each time (as routing does).
-    A :class:`Classifier` is returned as it is, unless another *model* is given."""
+def compile_rules(
+    rules: Iterable[Rule] | Classifier,
+    model: TextModel | None = None,
+    service: Classifier | None = None,
+) -> Classifier:
+    """The compiled form of *rules* (with *model* and *service*, when given); cached, so
+    calling it per message is cheap when the same tuple of rules is passed each time (as
+    routing does). A :class:`Classifier` is returned as it is, unless another *model* or
+    *service* is given."""
     if isinstance(rules, Classifier):
-        if model is None or model is rules.model:
+        if (model is None or model is rules.model) and (
+            service is None or service is rules.service
+        ):
             return rules
+        model = model if model is not None else rules.model
+        service = service if service is not None else rules.service
         rules = rules.rules
+    extras: _CacheKey = (model, service)
     if type(rules) is tuple:
-        known = _COMPILED_BY_ID.get((id(rules), model))
+        known = _COMPILED_BY_ID.get((id(rules), extras))
         if known is not None and known[0] is rules:
             return known[1]
         key: tuple[Rule, ...] = rules
     else:
         key = tuple(rules)
-    compiled = _COMPILED_BY_VALUE.get((key, model))
+    compiled = _COMPILED_BY_VALUE.get((key, extras))
     if compiled is None:
-        compiled = Classifier(key, model)
+        compiled = Classifier(key, model, service)
         if len(_COMPILED_BY_VALUE) >= _COMPILED_LIMIT:
             _COMPILED_BY_VALUE.pop(next(iter(_COMPILED_BY_VALUE)))
-        _COMPILED_BY_VALUE[key, model] = compiled
+        _COMPILED_BY_VALUE[key, extras] = compiled
     if len(_COMPILED_BY_ID) >= _COMPILED_LIMIT:
         _COMPILED_BY_ID.pop(next(iter(_COMPILED_BY_ID)))
-    _COMPILED_BY_ID[id(key), model] = (key, compiled)
+    _COMPILED_BY_ID[id(key), extras] = (key, compiled)
     return compiled
 
 
@@ -1014,10 +1070,32 @@ def shipped_model() -> TextModel:
     return load_model(shipped_path(MODEL_FILE))
 
 
+#: The shipped service phrases' file under ``config/`` (see :func:`shipped_service`).
+SERVICE_FILE = "classifier/service.yaml"
+#: How a service phrase is named among a result's matches.
+SERVICE_PREFIX = "service:"
+
+
+@cache
+def shipped_service() -> Classifier:
+    """The shipped service phrases (``config/classifier/service.yaml``), compiled: contacts
+    about the shop's service rather than a purchase (a person to talk to, a call back,
+    opening hours, a complaint, the profile, a discount code, a move). They name no product,
+    so no rule matches them, and the model, whose unmatched training messages were nearly
+    all product questions, leans to product there. Not the model's inputs (those are
+    :func:`shipped_rules`, which the model was trained with), so they can change without
+    retraining it."""
+    from router.core.shipped import shipped_path
+
+    return compile_rules(load_rules(shipped_path(SERVICE_FILE)))
+
+
 def shipped_classifier(rules: Iterable[Rule] | None = None) -> Classifier:
-    """*rules* (default: the shipped ones) compiled with the shipped model: what routing,
-    the API and the CLI classify with."""
-    return compile_rules(shipped_rules() if rules is None else rules, shipped_model())
+    """*rules* (default: the shipped ones) compiled with the shipped model and service
+    phrases: what routing, the API and the CLI classify with."""
+    return compile_rules(
+        shipped_rules() if rules is None else rules, shipped_model(), shipped_service()
+    )
 
 
 # -- evaluation -------------------------------------------------------------------------------
