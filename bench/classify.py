@@ -33,6 +33,7 @@ from router.core.classify import (
     compile_rules,
     shipped_model,
     shipped_rules,
+    shipped_service,
 )
 from router.core.classify_model import load_model
 from router.core.contact import Category
@@ -100,12 +101,13 @@ async def classify(options: LoadOptions) -> Section:
     load = statistics.median(r.wall for r in loads)
     compiling = statistics.median(r.wall for r in compiles)
 
-    # first sight: a fresh classifier learns every distinct chunk while classifying
-    fresh = Classifier(rules, model)
+    # first sight: a fresh classifier learns every distinct chunk while classifying (its
+    # service phrases too: what routing classifies with, shipped_classifier)
+    fresh = Classifier(rules, model, Classifier(shipped_service().rules))
     first: list[Classification] = []
     cold = timed(lambda text: first.append(fresh.classify(text)), texts, len(texts))
 
-    compiled = compile_rules(rules, model)
+    compiled = compile_rules(rules, model, shipped_service())
     for text in texts:  # warm-up: every chunk learned
         compiled.classify(text)
     ours: list[Round] = []
