@@ -486,8 +486,8 @@ class InteractionsQuery(InteractionFilters):
         default=None,
         ge=1,
         le=MAX_INT,
-        description="Only ids below this one: the next page starts below the last id "
-        "(the Link header's rel=next names it).",
+        description="Only the contacts after this one, newest first (by received time, "
+        "then id): the previous page's last id, which its Link header's rel=next names.",
     )
     limit: int = Field(
         default=100, ge=1, le=MAX_INT, description="No upper cap (but the database's integer)."
