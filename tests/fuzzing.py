@@ -3,9 +3,10 @@ that providers and operators send us, valid and broken.
 
 ``make test`` runs each fuzz test with the handful of examples given to :func:`examples`;
 ``make soak`` sets ``SWITCHBOARD_FUZZ=soak``, which multiplies them by :data:`SOAK_FACTOR`
-(``SWITCHBOARD_FUZZ=5`` by five; README, "Testing"). The examples are random each run
-(no Hypothesis database is kept in CI), so a longer soak finds what the short runs
-missed; a failure prints the example to turn into a regression test.
+(``SWITCHBOARD_FUZZ=5`` by five; README, "Testing"). Local runs draw fresh examples each
+time, so a longer soak finds what the short runs missed; with ``CI`` set they are the same
+every run (the "ci" profile of tests/conftest.py), so a landing is never refused for a
+counterexample met by chance. A failure prints the example to turn into a regression test.
 """
 
 from __future__ import annotations

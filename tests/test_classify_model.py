@@ -509,11 +509,27 @@ TEXTS = [
 
 #: Contacts that name no product: without the service phrases the model calls them product.
 SERVICE_CONTACTS = [
-    ("what are your opening hours", "opening hours"),
+    ("what are your opening hours", "your opening hours"),
     ("I need to speak to someone", "speak to someone"),
     ("Chci mluvit s živým člověkem", "zivym clovek"),
-    ("Перезвоните мне, пожалуйста", "перезвон"),
+    ("Перезвоните мне, пожалуйста", "перезвоните$"),
     ("Ich möchte mich über Ihren Service beschweren", "beschwer"),
+]
+
+#: Product questions in words close to the service phrases (gadgets call back, keep "my
+#: data", have opening times and operators of their own): the phrases must leave them be.
+GADGET_QUESTIONS = [
+    "Is the charger Qi compliant?",
+    "Can I call back from the smartwatch?",
+    "Speichert das Fitnessband meine Daten offline?",
+    "Can I set opening hours on the smart lock?",
+    "Je telefon odemčený pro všechny operátory?",
+    "Does the app have a password manager?",
+    "Hodí se tyto poklice na Škodu Octavia?",
+    "Jak usunąć kontakty z zegarka?",
+    "Gibt es eine Rückrufaktion für dieses Modell?",
+    "Можно ли перезвонить с часов?",
+    "Czy opaska zapisuje moje dane o śnie?",
 ]
 
 
@@ -538,14 +554,51 @@ def test_product_evidence_that_outweighs_a_service_phrase_leaves_it_to_the_model
     assert not any(m.rule.startswith(SERVICE_PREFIX) for m in result.matches)
 
 
+@pytest.mark.parametrize("text", GADGET_QUESTIONS)
+def test_product_questions_near_the_service_phrases_keep_their_category(text: str) -> None:
+    threshold = shipped_document().classifier.min_confidence
+    result = CLASSIFIER.classify(text, min_confidence=threshold)
+    without = compile_rules(shipped_rules(), MODEL).classify(text, min_confidence=threshold)
+    assert result == without
+    assert result.category is P
+
+
+def test_service_phrases_too_weak_for_the_threshold_leave_it_to_the_model() -> None:
+    # "to a manager" (2.5) against "how do i" and "app" (3.0): the rules would say product
+    text = "Does the app have a password manager?"
+    threshold = shipped_document().classifier.min_confidence
+    assert CLASSIFIER.classify(text, min_confidence=threshold).category is P
+    # "delete my profile" (2) against "how do i" (1.5): 2 / 4.5 is below 0.55
+    weak = CLASSIFIER.classify("how do I delete my profile", min_confidence=threshold)
+    assert not any(m.rule.startswith(SERVICE_PREFIX) for m in weak.matches)
+
+
+def test_a_weak_admin_of_the_model_is_made_admin_by_a_service_phrase() -> None:
+    text = "Slevový kód mi nefunguje"  # "slev" (admin) against "nefunguje" (product)
+    threshold = shipped_document().classifier.min_confidence
+    without = compile_rules(shipped_rules(), MODEL).classify(text, min_confidence=threshold)
+    assert without.category is U  # the model leans admin, below the threshold
+    result = CLASSIFIER.classify(text, min_confidence=threshold)
+    assert result.category is A
+    assert result.matches[0].rule == f"{SERVICE_PREFIX}slevov* kod"
+
+
 def test_where_the_model_says_admin_the_service_phrases_change_nothing() -> None:
     text = "I want to complain, my order never arrived"
     assert CLASSIFIER.classify(text) == compile_rules(shipped_rules(), MODEL).classify(text)
 
 
-def test_an_operators_rule_overrides_a_service_phrase() -> None:
-    rules = document_with_rules({"phrase": "opening hours", "category": "product", "weight": 2})
-    assert shipped_classifier(rules).classify("what are your opening hours").category is P
+def test_an_operators_rule_with_a_service_phrases_words_replaces_it() -> None:
+    text = "what are your opening hours"
+    assert CLASSIFIER.classify(text).category is A
+    rules = document_with_rules(
+        {"phrase": "your opening hours", "category": "product", "weight": 2}
+    )
+    replaced = shipped_classifier(rules).classify(text)
+    assert replaced.category is P
+    assert not any(m.rule.startswith(SERVICE_PREFIX) for m in replaced.matches)
+    # the other phrases stay
+    assert shipped_classifier(rules).classify("I need to speak to someone").category is A
 
 
 def test_the_service_phrases_are_not_the_models_inputs_and_repeat_none_of_its_rules() -> None:
@@ -569,7 +622,7 @@ def test_the_service_probes_stay_where_the_phrases_brought_them() -> None:
     report = evaluate(
         examples, lambda t, lang: CLASSIFIER.classify(t, lang, min_confidence=threshold)
     )
-    assert report.correct >= 35, report.correct
+    assert report.correct >= 32, report.correct
 
 
 @settings(max_examples=1500, deadline=None)

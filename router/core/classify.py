@@ -372,7 +372,7 @@ class Classifier:
         by_phrase: dict[str, Rule] = {}
         langs: dict[str, set[str]] = {}  # languages whose files list the phrase
         for rule in rules:
-            key = " ".join(fold(rule.phrase).split())
+            key = _phrase_key(rule.phrase)
             by_phrase.pop(key, None)
             by_phrase[key] = rule
             if rule.lang:
@@ -793,8 +793,9 @@ class Classifier:
         factors: tuple[float, tuple[float, ...]],
     ) -> Classification:
         """Operators' rules decide where they match and do not tie; else the model, with
-        the shipped rules' totals among its inputs; where it does not say admin, service
-        phrases that outweigh the rules' product evidence say admin (:meth:`_as_service`)."""
+        the shipped rules' totals among its inputs; where it does not say admin (or says it
+        below *min_confidence*), service phrases that outweigh the rules' product evidence
+        say admin (:meth:`_as_service`)."""
         ordered = self._matched(found)
         matches = tuple(map(self._outcomes.__getitem__, ordered))
         if self._has_overrides:
@@ -809,7 +810,10 @@ class Classifier:
         z, contributions = combine(
             word_factor, signal_factors, word_total, signals(admin, product, count), count
         )
-        if z >= 0 and self.service is not None:
+        # the service phrases where the model does not say admin, or says it too weakly
+        if self.service is not None and (
+            z >= 0 or round(1.0 - TextModel.probability(z), 4) < min_confidence
+        ):
             service = self._as_service(text, admin, product, matches, language, min_confidence)
             if service is not None:
                 return service
@@ -851,8 +855,9 @@ class Classifier:
     ) -> Classification | None:
         """Admin, when *text* is about the shop's service: a service phrase matched, and
         with it the rules' *admin* evidence outweighs their *product* evidence, weighed as
-        the rules are without a model (the same confidence); else None. Its matches come
-        first, marked ``service:``, then the shipped rules' (*matches*)."""
+        the rules are without a model, with a confidence of at least *min_confidence*;
+        else None (the model decides). Its matches come first, marked ``service:``, then
+        the shipped rules' (*matches*)."""
         assert self.service is not None
         found = self.service.classify(text, language)
         if found.category is not _ADMIN:
@@ -864,8 +869,9 @@ class Classifier:
             _new_match((f"{SERVICE_PREFIX}{m.rule}", m.category, m.weight)) for m in found.matches
         )
         confidence = round(admin / (admin + product + EVIDENCE_PRIOR), 4)
-        category = _ADMIN if confidence >= min_confidence else _UNKNOWN
-        return Classification(category, confidence, _TEXT, marked + matches, language)
+        if confidence < min_confidence:
+            return None
+        return Classification(_ADMIN, confidence, _TEXT, marked + matches, language)
 
     def knows(self, text: str) -> bool:
         """Whether any rule mentions a word of *text* (as a word of a phrase, too), or the
@@ -1092,10 +1098,25 @@ def shipped_service() -> Classifier:
 
 def shipped_classifier(rules: Iterable[Rule] | None = None) -> Classifier:
     """*rules* (default: the shipped ones) compiled with the shipped model and service
-    phrases: what routing, the API and the CLI classify with."""
-    return compile_rules(
-        shipped_rules() if rules is None else rules, shipped_model(), shipped_service()
-    )
+    phrases: what routing, the API and the CLI classify with. An operator's rule with a
+    service phrase's words replaces that phrase."""
+    chosen = shipped_rules() if rules is None else tuple(rules)
+    return compile_rules(chosen, shipped_model(), _service_for(chosen))
+
+
+def _service_for(rules: tuple[Rule, ...]) -> Classifier:
+    """The shipped service phrases less those an operator's rule in *rules* names."""
+    service = shipped_service()
+    named = {_phrase_key(rule.phrase) for rule in rules if rule.override}
+    if not named:
+        return service
+    kept = tuple(rule for rule in service.rules if _phrase_key(rule.phrase) not in named)
+    return service if len(kept) == len(service.rules) else compile_rules(kept)
+
+
+def _phrase_key(phrase: str) -> str:
+    """A rule's phrase as the classifier tells phrases apart (folded, single spaces)."""
+    return " ".join(fold(phrase).split())
 
 
 # -- evaluation -------------------------------------------------------------------------------
