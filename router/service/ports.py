@@ -44,6 +44,14 @@ class RolledBack(DatabaseUnavailable):
     another unit of work in it failed. Running it again is expected to succeed."""
 
 
+class ConnectionLost(DatabaseUnavailable):
+    """The connection broke under this unit of work (the server closed it, or turned
+    read-only in a failover), and the pool has been emptied: run again, it gets a new
+    connection, and when the server is really gone that one fails plainly. Nothing of a
+    rolled-back unit of work was kept; one whose commit went through before the break is
+    recognised by its provider id when run again."""
+
+
 class TokenReplayed(RuntimeError):
     """A provider token (Mailgun's) was accepted before: the request is a replay."""
 

@@ -18,7 +18,9 @@ the database does, so always within Twilio's 15 s (SPEC §7: a call still gets i
 
 A unit of work rolled back only because another one sharing its transaction failed
 (:class:`~router.service.ports.RolledBack`: SQLite's group commit) is run again, within the
-same budget, so one bad contact cannot cost the others their records.
+same budget, so one bad contact cannot cost the others their records. So, once, is one
+whose connection broke under it (:class:`~router.service.ports.ConnectionLost`: a server
+that closed a pooled connection used a moment ago, which the pool does not ping).
 
 Nothing here knows SQL: it runs the service's own functions over the
 :class:`~router.service.ports.ContactUnitOfWork` port.
@@ -32,7 +34,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from router.service.ports import ContactUnitOfWork, DatabaseUnavailable, RolledBack
+from router.service.ports import ConnectionLost, ContactUnitOfWork, DatabaseUnavailable, RolledBack
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +85,7 @@ async def _awaited(start: Callable[[], Awaitable[_T]]) -> _T:
 
 
 async def _runs(uow: ContactUnitOfWork, work: Callable[[ContactUnitOfWork], Awaitable[_T]]) -> _T:
-    run = 1
+    run, reconnected = 1, False
     while True:
         try:
             async with uow:
@@ -93,6 +95,13 @@ async def _runs(uow: ContactUnitOfWork, work: Callable[[ContactUnitOfWork], Awai
                 raise
             log.warning("store.run_again", run=run, error=str(exc))
             run += 1
+        except ConnectionLost as exc:
+            # once: a pooled connection the server had closed (the pool pings only rested
+            # ones); a second loss means the server is gone, and that is an outage
+            if reconnected:
+                raise
+            log.warning("store.connection_lost", error=str(exc).split("\n", 1)[0])
+            reconnected = True
 
 
 def _detach(task: asyncio.Task[Any]) -> None:

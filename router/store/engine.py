@@ -52,6 +52,9 @@ def create_engine(
     if url.get_backend_name() != "sqlite":
         engine = create_async_engine(
             database_url,
+            # an error's text leaves out the statement's parameters: it is logged (and
+            # DatabaseUnavailable carries it), and a contact's are its message and addresses
+            hide_parameters=True,
             pool_size=pool_size,
             max_overflow=0,
             # the most recently used connection first: under moderate load the same few
@@ -73,7 +76,10 @@ def create_engine(
         except OSError as exc:  # an unwritable place is an unusable database, said plainly
             raise DatabaseUnavailable(f"cannot create the folder of {url.database}: {exc}") from exc
     busy_ms = int(timeout_seconds * 1000)
-    engine = create_async_engine(one_trip_url(url), connect_args={"timeout": timeout_seconds})
+    # (the parameters left out of an error's text, as above)
+    engine = create_async_engine(
+        one_trip_url(url), connect_args={"timeout": timeout_seconds}, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.core.contact import Category
 from router.core.lifecycle import Outcome
-from router.service.ports import DatabaseUnavailable
+from router.service.ports import ConnectionLost, DatabaseUnavailable
 from router.service.records import NewAttempt, NewForward, NewInteraction, Reply, StoredContact
 from router.store.tables import AttemptRow, Interaction, OutboxRow, SeenToken, WebhookReply
 
@@ -72,6 +72,10 @@ async def database_errors(timeout_seconds: float | None) -> AsyncIterator[None]:
     except PoolTimeout as exc:
         _pool_exhausted(exc)
         raise DatabaseUnavailable(f"no free database connection: {exc}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:  # a disconnect: SQLAlchemy has emptied the pool
+            raise ConnectionLost(str(exc) or type(exc).__name__) from exc
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
