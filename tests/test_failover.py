@@ -257,15 +257,18 @@ async def test_the_cli_and_db_upgrade_work_on_the_multi_host_url(tmp_path: Path)
 
 
 async def test_a_server_turned_read_only_sends_the_pool_to_the_host_that_takes_writes() -> None:
-    """pool_pre_ping's SELECT 1 succeeds on a server that has become read-only: the first
-    refused write must empty the pool, so the next connect chooses the writable host."""
+    """The pool's ping succeeds on a server that has become read-only: the first refused
+    write must empty the pool, so the next connect chooses the writable host."""
     with running_postgres() as first, running_postgres() as second:
         for server in (first, second):
             server.psql("CREATE TABLE written (n integer)", "switchboard")
         settings = load_settings(
             {"SWITCHBOARD_DATABASE_URL": multi_host_url(first, second, "switchboard")}
         )
-        engine = create_engine(settings.database_url, pool_size=3)
+        # pinged on every reuse: a backend applies a reloaded setting from its next command
+        # on, not to the one it is already reading, so without a command in between the
+        # first write after the reload could still pass (PostgreSQL's timing, not ours)
+        engine = create_engine(settings.database_url, pool_size=3, ping_after_idle_seconds=0.0)
         try:
 
             async def write(n: int) -> int:
