@@ -9,6 +9,7 @@ connection, as a restart or a failover does, and show what the next unit of work
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import cast
 
 import pytest
@@ -41,6 +42,16 @@ async def backend_pid(engine: AsyncEngine) -> int:
         return int((await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
 
 
+@asynccontextmanager
+async def pooled(url: str, ping_after_idle_seconds: float) -> AsyncIterator[AsyncEngine]:
+    """An engine of one pooled connection, pinged after it rested that long."""
+    engine = create_engine(url, pool_size=1, ping_after_idle_seconds=ping_after_idle_seconds)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 async def cut_pooled_connections(killer: AsyncEngine) -> None:
     async with killer.connect() as connection:
         cut = (await connection.execute(_CUT_THE_OTHERS)).scalar_one()
@@ -50,21 +61,17 @@ async def cut_pooled_connections(killer: AsyncEngine) -> None:
 async def test_a_rested_connection_the_server_closed_is_replaced_before_use(
     postgres_database_url: str, killer: AsyncEngine
 ) -> None:
-    engine = create_engine(postgres_database_url, pool_size=1, ping_after_idle_seconds=0.0)
-    try:
+    async with pooled(postgres_database_url, 0.0) as engine:
         first = await backend_pid(engine)
         await cut_pooled_connections(killer)
         # no error: the ping found the connection dead and the pool connected afresh
         assert await backend_pid(engine) != first
-    finally:
-        await engine.dispose()
 
 
 async def test_a_connection_in_use_a_moment_ago_is_not_pinged_and_recovers_after_one_error(
     postgres_database_url: str, killer: AsyncEngine
 ) -> None:
-    engine = create_engine(postgres_database_url, pool_size=1, ping_after_idle_seconds=3600.0)
-    try:
+    async with pooled(postgres_database_url, 3600.0) as engine:
         first = await backend_pid(engine)
         await cut_pooled_connections(killer)
         # not pinged (under load that ping was a transaction per call): the statement meets
@@ -73,16 +80,13 @@ async def test_a_connection_in_use_a_moment_ago_is_not_pinged_and_recovers_after
             await backend_pid(engine)
         assert raised.value.connection_invalidated
         assert await backend_pid(engine) != first  # the pool was emptied: a fresh connection
-    finally:
-        await engine.dispose()
 
 
 async def test_a_contact_whose_connection_broke_under_it_is_recorded_on_a_new_one(
     postgres_database_url: str, killer: AsyncEngine
 ) -> None:
-    engine = create_engine(postgres_database_url, pool_size=1, ping_after_idle_seconds=3600.0)
-    store = Store(engine, timeout_seconds=5.0)
-    try:
+    async with pooled(postgres_database_url, 3600.0) as engine:
+        store = Store(engine, timeout_seconds=5.0)
         await migrate.upgrade(engine)
 
         async def add(provider_id: str) -> int | None:
@@ -104,8 +108,6 @@ async def test_a_contact_whose_connection_broke_under_it_is_recorded_on_a_new_on
         with structlog.testing.capture_logs() as logs, pytest.raises(DatabaseUnavailable):
             await add_when_unreachable(store)
         assert [line["event"] for line in logs] == ["store.connection_lost"]
-    finally:
-        await engine.dispose()
 
 
 async def add_when_unreachable(store: Store) -> None:

@@ -810,16 +810,14 @@ class Classifier:
         z, contributions = combine(
             word_factor, signal_factors, word_total, signals(admin, product, count), count
         )
+        p = TextModel.probability(z)
         # the service phrases where the model does not say admin, or says it too weakly
-        if self.service is not None and (
-            z >= 0 or round(1.0 - TextModel.probability(z), 4) < min_confidence
-        ):
+        if self.service is not None and (z >= 0 or round(1.0 - p, 4) < min_confidence):
             service = self._as_service(text, admin, product, matches, language, min_confidence)
             if service is not None:
                 return service
         if not z:
             return Classification(_UNKNOWN, 0.0, _TEXT, matches, language)
-        p = TextModel.probability(z)
         category, confidence = (_PRODUCT, p) if z > 0 else (_ADMIN, 1.0 - p)
         # the explanation: the words and signals that moved the logit most, by how much
         root = math.sqrt(count)
@@ -865,12 +863,12 @@ class Classifier:
         admin += math.fsum(m.weight for m in found.matches if m.category is _ADMIN)
         if admin <= product:
             return None
-        marked = tuple(
-            _new_match((f"{SERVICE_PREFIX}{m.rule}", m.category, m.weight)) for m in found.matches
-        )
         confidence = round(admin / (admin + product + EVIDENCE_PRIOR), 4)
         if confidence < min_confidence:
             return None
+        marked = tuple(
+            _new_match((f"{SERVICE_PREFIX}{m.rule}", m.category, m.weight)) for m in found.matches
+        )
         return Classification(_ADMIN, confidence, _TEXT, marked + matches, language)
 
     def knows(self, text: str) -> bool:
